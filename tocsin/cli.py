@@ -1,0 +1,270 @@
+"""The `tocsin` command line (click). Heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from tocsin.errors import TocsinError
+
+
+def _fail(exc: Exception) -> None:
+    click.secho(f"error: {exc}", fg="red", err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TocsinError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="tocsin")
+def main() -> None:
+    """Tocsin: streaming alarms from plants and payment switches, on Kafka."""
+    logging.basicConfig(level=os.environ.get("TOCSIN_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # asyncua logs every connect step at INFO and security notes at WARNING
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+
+
+# --------------------------------------------------------------------------- services
+@main.group(cls=_Group)
+def services() -> None:
+    """Start, stop and inspect the local services (Kafka) on 127.0.0.1."""
+
+
+@services.command("up")
+@click.option("--kafka-port", default=9092, show_default=True)
+@click.option("--controller-port", default=9093, show_default=True)
+@click.option("--heap", default="1g", show_default=True, help="JVM heap for the broker")
+@click.option("--timeout", default=120.0, show_default=True, help="seconds to wait for ready")
+def services_up(kafka_port: int, controller_port: int, heap: str, timeout: float) -> None:
+    """Provision (first time: from Maven Central into the cache) and start Kafka."""
+    from tocsin.services.registry import kafka_up
+
+    state = kafka_up(kafka_port, controller_port, heap=heap, timeout=timeout)
+    click.echo(f"kafka: up at {state['bootstrap']} (pid {state['pid']}, log {state['log']})")
+
+
+@services.command("down")
+def services_down() -> None:
+    """Stop the services `up` started."""
+    from tocsin.services.registry import kafka_down
+
+    click.echo("kafka: stopped" if kafka_down() else "kafka: was not running")
+
+
+@services.command("status")
+def services_status() -> None:
+    """Say what is running; exit 1 when Kafka is not."""
+    from tocsin.services.registry import kafka_status
+
+    state = kafka_status()
+    if state is None:
+        click.echo("kafka: down")
+        sys.exit(1)
+    click.echo(f"kafka: up at {state['bootstrap']} (pid {state['pid']}, "
+               f"Kafka {state['version']}, data {state['data_dir']})")
+
+
+# --------------------------------------------------------------------------- worker
+def _settings(broker, prefix, plant_config):
+    from tocsin.streams.settings import load_settings
+
+    return load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config)
+
+
+_broker_opt = click.option("--broker", default=None, help="Kafka host:port (env TOCSIN_BROKER)")
+_prefix_opt = click.option("--prefix", default=None, help="topic prefix (env TOCSIN_TOPIC_PREFIX)")
+
+
+@main.command()
+@_broker_opt
+@_prefix_opt
+@click.option("--plant-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="plant YAML with limits (env TOCSIN_PLANT_CONFIG; default: the demo plant)")
+def worker(broker, prefix, plant_config) -> None:
+    """Run the stream worker (Faust): thresholds on plant.readings -> plant.alerts."""
+    from faust.worker import Worker
+
+    from tocsin.streams import metrics, topics
+    from tocsin.streams.app import create_app
+
+    settings = _settings(broker, prefix, plant_config)
+    topics.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
+                         settings.partitions)
+    app = create_app(settings)
+    metrics.serve(settings.metrics_port)
+    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+@main.group(cls=_Group)
+def topics() -> None:
+    """Manage Tocsin's topics."""
+
+
+@topics.command("create")
+@_broker_opt
+@_prefix_opt
+def topics_create(broker, prefix) -> None:
+    """Create every Tocsin topic that is missing."""
+    from tocsin.streams import topics as t
+
+    s = _settings(broker, prefix, None)
+    names = [s.topic(n) for n in t.ALL]
+    t.ensure_topics(s.broker, names, s.partitions)
+    click.echo("topics: " + ", ".join(names))
+
+
+# --------------------------------------------------------------------------- simulator
+@main.group(cls=_Group)
+def sim() -> None:
+    """The simulated plant."""
+
+
+@sim.command("opcua")
+@click.option("--port", default=4840, show_default=True)
+@click.option("--rate", default=10.0, show_default=True, help="samples per second per tag")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--inject", "injects", multiple=True, metavar="ASSET:FAULT@SECONDS",
+              help="schedule a fault, e.g. pump-1:over_temperature@20")
+def sim_opcua(port: int, rate: float, seed: int, injects: tuple[str, ...]) -> None:
+    """Serve the simulated plant over OPC UA until Ctrl-C."""
+    from tocsin.connectors.simulator.opcua_server import PlantOpcUaServer, call_fault
+    from tocsin.connectors.simulator.plant import Plant
+
+    schedule = [_parse_inject(s) for s in injects]
+
+    async def run():
+        srv = await PlantOpcUaServer(Plant(seed=seed), port=port, rate_hz=rate).start()
+        click.echo(f"simulator: serving {sorted(srv.plant.assets)} at {srv.endpoint}")
+        for asset, fault, at in schedule:
+            asyncio.get_running_loop().call_later(
+                at, lambda a=asset, f=fault: asyncio.ensure_future(call_fault(srv.endpoint, a, f)))
+        try:
+            await _until_signal()
+        finally:
+            await srv.stop()
+
+    asyncio.run(run())
+
+
+def _parse_inject(spec: str) -> tuple[str, str, float]:
+    try:
+        asset, rest = spec.split(":", 1)
+        fault, at = rest.split("@", 1)
+        return asset, fault, float(at)
+    except ValueError:
+        raise click.BadParameter(f"{spec!r}: expected ASSET:FAULT@SECONDS") from None
+
+
+@sim.command("inject")
+@click.option("--endpoint", default="opc.tcp://127.0.0.1:4840/tocsin/", show_default=True)
+@click.option("--asset", default="pump-1", show_default=True)
+@click.option("--fault", required=True, help="e.g. over_temperature, bearing_wear, leak")
+@click.option("--clear", is_flag=True, help="clear the fault instead (empty --fault: all)")
+def sim_inject(endpoint: str, asset: str, fault: str, clear: bool) -> None:
+    """Inject (or clear) a fault on a running simulator through its OPC UA method."""
+    from tocsin.connectors.simulator.opcua_server import call_fault
+
+    try:
+        asyncio.run(call_fault(endpoint, asset, fault, clear=clear))
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0])) from None
+    click.echo(f"{'cleared' if clear else 'injected'} {fault} on {asset}")
+
+
+# --------------------------------------------------------------------------- connectors
+@main.group(cls=_Group)
+def connect() -> None:
+    """Run a connector: read a PLC and publish frames to plant.readings."""
+
+
+@connect.command("opcua")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="connector YAML (default: the simulated plant's)")
+@_broker_opt
+@_prefix_opt
+def connect_opcua(config_path, broker, prefix) -> None:
+    """Subscribe to an OPC UA server and publish frames until Ctrl-C."""
+    from tocsin.connectors.base import run_source
+    from tocsin.connectors.kafka_sink import KafkaFrameSink
+    from tocsin.connectors.opcua import OpcUaSource, load_opcua_config
+    from tocsin.streams import topics
+
+    cfg = load_opcua_config(config_path or Path(__file__).parent / "data" / "opcua.yaml")
+    s = _settings(broker, prefix, None)
+    sink = KafkaFrameSink(s.broker, s.topic(topics.READINGS))
+
+    async def run():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        n = await run_source(OpcUaSource(cfg), sink, stop)
+        click.echo(f"connector: published {n} frames ({sink.delivered} acknowledged)")
+
+    asyncio.run(run())
+
+
+# --------------------------------------------------------------------------- alerts
+@main.group(cls=_Group)
+def alerts() -> None:
+    """Watch alerts."""
+
+
+@alerts.command("tail")
+@_broker_opt
+@_prefix_opt
+@click.option("--from-beginning", is_flag=True)
+def alerts_tail(broker, prefix, from_beginning: bool) -> None:
+    """Print alert events as they arrive until Ctrl-C."""
+    from tocsin.streams import topics
+    from tocsin.streams.tail import tail_alerts
+
+    s = _settings(broker, prefix, None)
+    tail_alerts(s.broker, s.topic(topics.ALERTS), from_beginning=from_beginning)
+
+
+# --------------------------------------------------------------------------- demo
+@main.command()
+@click.option("--duration", default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
+@click.option("--fault", default="over_temperature", show_default=True,
+              help="fault to inject on pump-1")
+@click.option("--fault-after", default=15.0, show_default=True, help="seconds")
+@click.option("--kafka-port", default=9092, show_default=True)
+@click.option("--opcua-port", default=4840, show_default=True)
+@click.option("--broker", default=None, help="use this Kafka instead of starting one")
+@_prefix_opt
+def demo(duration, fault, fault_after, kafka_port, opcua_port, broker, prefix) -> None:
+    """Start everything on embedded defaults and show the alerts of an injected fault.
+
+    Exits 0 when at least one alert was raised, 1 otherwise.
+    """
+    from tocsin.demo import run_demo
+
+    sys.exit(run_demo(duration=duration, fault=fault, fault_after=fault_after,
+                      kafka_port=kafka_port, opcua_port=opcua_port, broker=broker,
+                      prefix=prefix or ""))
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The simulated plant served over OPC UA (asyncua), with fault injection by method call.
+
+Address space (namespace ``urn:tocsin:simulator``, index 2 on a fresh server)::
+
+    Objects/Plant/<asset>/<tag>    Double variables, node id ``ns=2;s=<asset>.<tag>``
+    Objects/Plant.InjectFault(asset, fault) -> Boolean
+    Objects/Plant.ClearFault(asset, fault)  -> Boolean   (fault "" clears all)
+
+Values carry the simulation's source timestamp (wall clock, UTC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+
+from asyncua import Client, Server, ua
+from asyncua.common.methods import uamethod
+
+from tocsin.connectors.simulator.plant import FAULTS, Plant
+
+NAMESPACE = "urn:tocsin:simulator"
+log = logging.getLogger(__name__)
+
+
+def endpoint_url(port: int, host: str = "127.0.0.1") -> str:
+    return f"opc.tcp://{host}:{port}/tocsin/"
+
+
+def node_id(asset: str, tag: str, ns: int = 2) -> str:
+    return f"ns={ns};s={asset}.{tag}"
+
+
+class PlantOpcUaServer:
+    def __init__(self, plant: Plant | None = None, port: int = 4840, rate_hz: float = 10.0,
+                 host: str = "127.0.0.1"):
+        self.plant = plant or Plant()
+        self.port = port
+        self.host = host
+        self.rate_hz = rate_hz
+        self.server = Server()
+        self._vars: dict[tuple[str, str], ua.NodeId] = {}
+        self._task: asyncio.Task | None = None
+        self._t0 = time.time()
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint_url(self.port, self.host)
+
+    async def start(self) -> "PlantOpcUaServer":
+        srv = self.server
+        await srv.init()
+        srv.set_endpoint(self.endpoint)
+        srv.set_server_name("Tocsin simulated plant")
+        srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        idx = await srv.register_namespace(NAMESPACE)
+        plant_obj = await srv.nodes.objects.add_object(ua.NodeId("Plant", idx), "Plant")
+        for aid, asset in self.plant.assets.items():
+            obj = await plant_obj.add_object(ua.NodeId(aid, idx), aid)
+            for tag, value in zip(asset.names, asset.state.tolist()):
+                var = await obj.add_variable(ua.NodeId(f"{aid}.{tag}", idx), tag,
+                                             ua.Variant(value, ua.VariantType.Double))
+                self._vars[(aid, tag)] = var.nodeid
+
+        @uamethod
+        def inject(parent, asset: str, fault: str) -> bool:
+            self.plant.inject(asset, fault, time.time() - self._t0)
+            log.info("fault %s injected on %s", fault, asset)
+            return True
+
+        @uamethod
+        def clear(parent, asset: str, fault: str) -> bool:
+            self.plant.clear(asset, fault or None, time.time() - self._t0)
+            log.info("fault %s cleared on %s", fault or "(all)", asset)
+            return True
+
+        s = ua.VariantType.String
+        await plant_obj.add_method(ua.NodeId("InjectFault", idx), "InjectFault", inject,
+                                   [s, s], [ua.VariantType.Boolean])
+        await plant_obj.add_method(ua.NodeId("ClearFault", idx), "ClearFault", clear,
+                                   [s, s], [ua.VariantType.Boolean])
+        await srv.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        period = 1.0 / self.rate_hz
+        nxt = time.monotonic()
+        last = time.time()
+        while True:
+            now = time.time()
+            values = self.plant.step(now - self._t0, max(now - last, 1e-3))
+            last = now
+            stamp = datetime.fromtimestamp(now, timezone.utc)
+            for aid, tags in values.items():
+                for tag, v in tags.items():
+                    dv = ua.DataValue(ua.Variant(v, ua.VariantType.Double),
+                                      SourceTimestamp=stamp, ServerTimestamp=stamp)
+                    await self.server.write_attribute_value(self._vars[(aid, tag)], dv)
+            nxt += period
+            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.server.stop()
+
+
+async def call_fault(endpoint: str, asset: str, fault: str, *, clear: bool = False) -> bool:
+    """Inject (or clear) a fault on a running simulator through its OPC UA method."""
+    if not clear and fault not in FAULTS:
+        raise KeyError(f"unknown fault {fault!r}; known: {sorted(FAULTS)}")
+    async with Client(endpoint, timeout=5) as client:
+        idx = await client.get_namespace_index(NAMESPACE)
+        plant = client.get_node(ua.NodeId("Plant", idx))
+        method = "ClearFault" if clear else "InjectFault"
+        return bool(await plant.call_method(ua.NodeId(method, idx), asset, fault))

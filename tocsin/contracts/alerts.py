@@ -1,0 +1,95 @@
+"""Alert lifecycle events (topic ``plant.alerts``, keyed by alert id).
+
+An alert id is deterministic per asset, rule and episode (the source timestamp of the sample
+that opened it), so a redelivered or replayed input never opens a second alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+import orjson
+
+from tocsin.contracts._codec import check_schema, loads
+from tocsin.contracts._codec import field as get_field
+from tocsin.errors import SchemaError
+
+NAME = "tocsin.alert"
+VERSION = 1
+
+
+class AlertEvent(str, Enum):
+    RAISED = "raised"
+    UPDATED = "updated"
+    ACKNOWLEDGED = "acknowledged"
+    CLEARED = "cleared"
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+def alert_id(asset: str, kind: str, rule: str, tag: str, opened_ts: int) -> str:
+    h = hashlib.blake2b(f"{asset}|{kind}|{rule}|{tag}|{opened_ts}".encode(), digest_size=10)
+    return f"{asset}:{h.hexdigest()}"
+
+
+@dataclass(slots=True)
+class Alert:
+    alert_id: str
+    event: AlertEvent
+    asset: str
+    kind: str  # "threshold" today; "fusion" later
+    rule: str  # "high", "low", "rate"
+    tag: str
+    severity: Severity
+    value: float
+    limit: float
+    source_ts: int  # ns, the sample that caused this event
+    opened_ts: int  # ns, the sample that opened the episode
+    emitted_ts: int  # ns, wall clock when the worker emitted it (for latency only)
+    message: str = ""
+    details: dict = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        d = asdict(self)
+        d["event"] = self.event.value
+        d["severity"] = self.severity.value
+        d["schema"] = f"{NAME}/{VERSION}"
+        return orjson.dumps(d)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Alert":
+        obj = loads(data, NAME)
+        check_schema(obj, NAME, VERSION)
+        event = _enum(AlertEvent, obj, "event")
+        severity = _enum(Severity, obj, "severity")
+        return cls(
+            alert_id=get_field(obj, "alert_id", str, NAME),
+            event=event,
+            asset=get_field(obj, "asset", str, NAME),
+            kind=get_field(obj, "kind", str, NAME),
+            rule=get_field(obj, "rule", str, NAME),
+            tag=get_field(obj, "tag", str, NAME),
+            severity=severity,
+            value=float(get_field(obj, "value", (int, float), NAME)),
+            limit=float(get_field(obj, "limit", (int, float), NAME)),
+            source_ts=get_field(obj, "source_ts", int, NAME),
+            opened_ts=get_field(obj, "opened_ts", int, NAME),
+            emitted_ts=get_field(obj, "emitted_ts", int, NAME),
+            message=obj.get("message", ""),
+            details=obj.get("details", {}) or {},
+        )
+
+
+def _enum(cls, obj: dict, key: str):
+    raw = get_field(obj, key, str, NAME)
+    try:
+        return cls(raw)
+    except ValueError:
+        allowed = ", ".join(m.value for m in cls)
+        raise SchemaError(f"{NAME}: field '{key}' must be one of {allowed}; got {raw!r}") from None

@@ -1,0 +1,126 @@
+"""`tocsin demo`: the whole slice on embedded defaults.
+
+Kafka (started through `tocsin services` unless --broker points at one) -> simulated plant
+served over OPC UA -> OPC UA connector -> plant.readings -> Faust worker (thresholds) ->
+plant.alerts, shown here as they arrive. A fault is injected on pump-1 after a short while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
+from tocsin.services.registry import kafka_status, kafka_up, run_dir
+from tocsin.streams import topics
+from tocsin.streams.tail import tail_alerts
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _spawn(args: list[str], log: Path, env: dict) -> subprocess.Popen:
+    fh = open(log, "ab")
+    return subprocess.Popen([sys.executable, "-m", "tocsin.cli", *args], stdout=fh,
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
+    from asyncua import Client
+
+    async def probe():
+        async with Client(endpoint, timeout=2):
+            return True
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(probe())
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
+             fault_after: float = 15.0, kafka_port: int = 9092, opcua_port: int = 4840,
+             broker: str | None = None, prefix: str = "") -> int:
+    console = Console()
+    logs = run_dir() / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    started_kafka = False
+    if broker is None:
+        if kafka_status() is None:
+            console.print(f"[bold]kafka[/]: starting on 127.0.0.1:{kafka_port} "
+                          "(first run downloads it from Maven Central) ...")
+            started_kafka = True
+        broker = kafka_up(kafka_port, kafka_port + 1)["bootstrap"]
+    console.print(f"[bold]kafka[/]: {broker}")
+    topics.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
+
+    endpoint = endpoint_url(opcua_port)
+    cfg = yaml.safe_load((DATA / "opcua.yaml").read_text())
+    cfg["endpoint"] = endpoint
+    cfg_path = logs / "opcua.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
+               TOCSIN_DATA_DIR=str(logs / "worker-data"), PYTHONUNBUFFERED="1")
+    procs = {
+        "simulator": _spawn(["sim", "opcua", "--port", str(opcua_port)], logs / "sim.log", env),
+        "worker": _spawn(["worker"], logs / "worker.log", env),
+    }
+    seen: list = []
+    try:
+        _wait_opcua(endpoint)
+        console.print(f"[bold]simulator[/]: pump-1 served at {endpoint}")
+        procs["connector"] = _spawn(["connect", "opcua", "--config", str(cfg_path)],
+                                    logs / "connector.log", env)
+        console.print(f"[bold]connector + worker[/]: running (logs in {logs})")
+        t0 = time.monotonic()
+        injected = False
+
+        def until() -> bool:
+            nonlocal injected
+            now = time.monotonic() - t0
+            if not injected and now >= fault_after:
+                asyncio.run(call_fault(endpoint, "pump-1", fault))
+                console.print(f"[bold magenta]>>> injected fault {fault!r} on pump-1 "
+                              f"at t={now:.0f}s[/]")
+                injected = True
+            for name, p in procs.items():
+                if p.poll() is not None:
+                    console.print(f"[red]{name} exited with code {p.returncode}; "
+                                  f"see {logs / (name[:3] if name == 'simulator' else name)}*.log[/]")
+                    return True
+            return bool(duration) and now >= duration
+
+        console.print(f"[bold]alerts[/] on {prefix}{topics.ALERTS} "
+                      f"(fault {fault!r} in {fault_after:.0f}s; Ctrl-C to stop):")
+        tail_alerts(broker, prefix + topics.ALERTS, until=until, on_alert=seen.append,
+                    console=console)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        if started_kafka:
+            from tocsin.services.registry import kafka_down
+
+            kafka_down()
+    raised = sum(1 for a in seen if a.event.value == "raised")
+    console.print(f"[bold]demo finished[/]: {len(seen)} alert events, {raised} raised")
+    return 0 if raised else 1

@@ -1,0 +1,149 @@
+"""The fast threshold stream: per-tag high / low / rate-of-change limits with hysteresis.
+
+Pure numpy: a frame's samples go in as arrays, alarm transitions come out. State (whether a
+rule is active, the last value for rate of change) is explicit and lives in the object, so
+the same frames in the same order always give the same transitions (event time only).
+
+Semantics per tag and rule (ISA-18.2 style):
+- high: raise when value > high; clear when value < high - deadband.
+- low:  raise when value < low;  clear when value > low + deadband.
+- rate: raise when |dv/dt| (units per second, between consecutive source timestamps of the
+  tag) > rate; clear when it falls to <= rate * (1 - rate_clear_fraction), by default half
+  the limit, so noise on a slowly decaying rate does not flap the alarm.
+Samples of bad quality and NaN values are ignored; they neither raise nor clear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+RULES = ("high", "low", "rate")
+
+
+@dataclass(frozen=True, slots=True)
+class TagLimits:
+    high: float | None = None
+    low: float | None = None
+    rate: float | None = None  # units per second
+    deadband: float = 0.0
+    rate_clear_fraction: float = 0.5
+    severity: str = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    tag: str
+    rule: str
+    raised: bool  # True: the rule became active; False: it cleared
+    value: float  # the value (or |rate| for the rate rule) at the transition
+    limit: float
+    ts: int  # ns, source timestamp of the sample that caused it
+    opened_ts: int  # ns, source timestamp of the sample that opened the episode
+    severity: str
+
+
+class ThresholdDetector:
+    """Threshold state of one asset; feed it frames in arrival order with :meth:`update`."""
+
+    def __init__(self, limits: Mapping[str, TagLimits]):
+        self.tags = list(limits)
+        self.index = {t: i for i, t in enumerate(self.tags)}
+        n = len(self.tags)
+        nan = np.nan
+
+        def arr(get):
+            return np.array([nan if get(limits[t]) is None else get(limits[t])
+                             for t in self.tags], dtype=np.float64).reshape(n)
+
+        self.high = arr(lambda l: l.high)
+        self.low = arr(lambda l: l.low)
+        self.rate = arr(lambda l: l.rate)
+        self.deadband = arr(lambda l: l.deadband)
+        self.rate_clear = self.rate * (1.0 - arr(lambda l: l.rate_clear_fraction))
+        self.severity = [limits[t].severity for t in self.tags]
+        # explicit state
+        self.active = np.zeros((len(RULES), n), dtype=bool)
+        self.opened = np.zeros((len(RULES), n), dtype=np.int64)
+        self.last_value = np.full(n, np.nan)
+        self.last_ts = np.zeros(n, dtype=np.int64)
+        self.unknown_tags = 0
+
+    def update(self, tags: list[str], ts: np.ndarray, values: np.ndarray,
+               quality: np.ndarray) -> list[Transition]:
+        """Evaluate one frame; return the transitions it causes, in source-time order."""
+        get = self.index.get
+        idx = np.fromiter((get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
+        keep = (idx >= 0) & (quality != 2) & ~np.isnan(values)
+        self.unknown_tags += int((idx < 0).sum())
+        if not keep.all():
+            idx, ts, values = idx[keep], ts[keep], values[keep]
+        if idx.size == 0:
+            return []
+        order = np.lexsort((ts, idx))
+        idx, ts, values = idx[order], ts[order], values[order]
+        n = idx.size
+        start = np.empty(n, dtype=bool)
+        start[0] = True
+        np.not_equal(idx[1:], idx[:-1], out=start[1:])
+        end = np.empty(n, dtype=bool)
+        end[-1] = True
+        end[:-1] = start[1:]
+
+        # rate of change against the previous sample of the same tag (or the stored one)
+        prev_v = np.empty(n)
+        prev_t = np.empty(n, dtype=np.int64)
+        prev_v[1:], prev_t[1:] = values[:-1], ts[:-1]
+        prev_v[start], prev_t[start] = self.last_value[idx[start]], self.last_ts[idx[start]]
+        dt = (ts - prev_t) / 1e9
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(dt > 0, np.abs(values - prev_v) / dt, np.nan)
+
+        hi, lo, db = self.high[idx], self.low[idx], self.deadband[idx]
+        with np.errstate(invalid="ignore"):
+            signals = (
+                (values > hi, values < hi - db, hi, values),
+                (values < lo, values > lo + db, lo, values),
+                (rate > self.rate[idx], rate <= self.rate_clear[idx], self.rate[idx], rate),
+            )
+        out: list[Transition] = []
+        for r, (set_m, reset_m, limit, shown) in enumerate(signals):
+            was = self.active[r, idx[start]]
+            if not set_m.any() and not was.any():
+                continue
+            out.extend(self._transitions(r, idx, ts, start, end, set_m, reset_m, limit, shown))
+        self.last_value[idx[end]] = values[end]
+        self.last_ts[idx[end]] = ts[end]
+        if len(out) > 1:
+            out.sort(key=lambda t: t.ts)
+        return out
+
+    def _transitions(self, r, idx, ts, start, end, set_m, reset_m, limit, shown):
+        n = idx.size
+        sig = np.zeros(n, dtype=np.int8)
+        sig[reset_m] = -1
+        sig[set_m] = 1
+        stored = np.where(self.active[r, idx], 1, -1).astype(np.int8)
+        # a group start with no signal inherits the stored state, so the forward fill below
+        # never leaks one tag's state into the next tag's samples
+        sig[start & (sig == 0)] = stored[start & (sig == 0)]
+        pos = np.where(sig != 0, np.arange(n), 0)
+        np.maximum.accumulate(pos, out=pos)
+        state = sig[pos]
+        prev = np.empty(n, dtype=np.int8)
+        prev[1:] = state[:-1]
+        prev[start] = stored[start]
+        changed = np.flatnonzero(state != prev)
+        out = []
+        for i in changed.tolist():
+            t = int(idx[i])
+            raised = bool(state[i] > 0)
+            if raised:
+                self.opened[r, t] = ts[i]
+            out.append(Transition(self.tags[t], RULES[r], raised, float(shown[i]),
+                                  float(limit[i]), int(ts[i]), int(self.opened[r, t]),
+                                  self.severity[t]))
+        self.active[r, idx[end]] = state[end] > 0
+        return out

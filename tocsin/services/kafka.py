@@ -1,0 +1,262 @@
+"""A real Apache Kafka broker (KRaft, single node) provisioned from Maven Central.
+
+No Docker engine is assumed. The broker's runtime classpath is assembled once with
+`mvn dependency:copy-dependencies` into a cache outside the git tree
+(``$TOCSIN_CACHE``, default ``~/.cache/tocsin``) and reused on every later start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tocsin.errors import ServiceError
+from tocsin.services import toolchain
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"  # the version kafka_2.13 4.1.1 itself pulls in
+READY_MARKER = "Kafka Server started"
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>io.tocsin</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <!-- kafka_2.13 does not pull a logging binding; slf4j is 1.7.x in Kafka 4.0-4.2 -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.controller.name = org.apache.kafka.controller
+logger.controller.level = WARN
+"""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TOCSIN_CACHE", Path.home() / ".cache" / "tocsin"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def provision(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
+    """Return the folder of broker jars, downloading them through Maven on first use."""
+    home = cache_dir() / f"kafka-{version}"
+    libs = home / "libs"
+    done = home / ".complete"
+    if done.exists() and any(libs.glob("kafka_2.13-*.jar")):
+        return libs
+    mvn = toolchain.require("mvn")
+    toolchain.require("java")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pom.xml").write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
+    tmp = home / "libs.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not quiet:
+        print(f"tocsin: fetching Apache Kafka {version} from Maven Central into {libs} ...",
+              flush=True)
+    cmd = [mvn, "-B", "-q", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
+           "-DincludeScope=runtime", f"-DoutputDirectory={tmp}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
+        raise ServiceError(
+            f"Maven could not assemble Kafka {version} (exit {proc.returncode}):\n"
+            f"{(proc.stdout + proc.stderr)[-3000:]}"
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    done.write_text(version)
+    return libs
+
+
+@dataclass
+class KafkaBroker:
+    """One KRaft broker+controller on 127.0.0.1 with replication factor 1 everywhere."""
+
+    data_dir: Path
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "1g"
+    version: str = KAFKA_VERSION
+    extra: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def _properties(self) -> str:
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                         f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir / "logs"),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "log.retention.hours": "24",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+        }
+        props.update(self.extra)
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _java(self, libs: Path, main: str, *args: str, **popen) -> subprocess.Popen:
+        java = toolchain.require("java")
+        log4j = self.data_dir / "log4j2.properties"
+        cmd = [java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+               "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
+               "-cp", f"{libs}/*", main, *args]
+        return subprocess.Popen(cmd, **popen)
+
+    def start(self, timeout: float = 90.0) -> "KafkaBroker":
+        libs = provision(self.version)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        props = self.data_dir / "server.properties"
+        props.write_text(self._properties())
+        (self.data_dir / "log4j2.properties").write_text(_LOG4J2)
+        if not (self.data_dir / "logs" / "meta.properties").exists():
+            cluster_id = _cluster_id()
+            fmt = self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                             "-c", str(props), "-g", stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+            out, _ = fmt.communicate(timeout=120)
+            if fmt.returncode != 0:
+                raise ServiceError(f"Kafka storage format failed:\n{out[-3000:]}")
+        for p in (self.port, self.controller_port):
+            if _port_open(p):
+                raise ServiceError(f"port {p} on 127.0.0.1 is already in use; "
+                                   "choose another with --kafka-port/--controller-port")
+        log = open(self.log_path, "ab")
+        self.proc = self._java(libs, "kafka.Kafka", str(props), stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        offset = 0
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ServiceError(f"Kafka exited with code {self.proc.returncode} before it "
+                                   f"was ready; last log lines:\n{self.tail_log()}")
+            text = self.log_path.read_text(errors="replace")
+            if READY_MARKER in text[offset:]:
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise ServiceError(f"Kafka was not ready within {timeout:.0f}s on {self.bootstrap}; "
+                           f"last log lines:\n{self.tail_log()}")
+
+    def tail_log(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None:
+            return
+        stop_pid(self.proc.pid, timeout)
+        try:
+            self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc = None
+
+
+def stop_pid(pid: int, timeout: float = 30.0) -> bool:
+    """SIGTERM a process (Kafka shuts down cleanly on it), SIGKILL after `timeout`."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _cluster_id() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

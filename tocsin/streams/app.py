@@ -1,0 +1,89 @@
+"""The Faust app: topic declarations and thin agent shells around the pure detectors.
+
+Each agent decodes, calls a pure object, and sends the result. Anything that cannot be decoded
+or processed goes to the dead-letter topic with the reason, and the agent keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+
+from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.readings import ReadingsFrame
+from tocsin.detectors.threshold_alerts import alerter_from_plant
+from tocsin.errors import SchemaError
+from tocsin.plantconfig import load_plant
+from tocsin.streams import metrics, topics
+from tocsin.streams.settings import Settings
+
+log = logging.getLogger("tocsin.worker")
+
+
+def raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=partitions)
+
+
+def create_app(settings: Settings) -> faust.App:
+    plant = load_plant(settings.plant_config)
+    alerter = alerter_from_plant(plant)
+    app = faust.App(
+        f"{settings.app_id}-{settings.topic_prefix}".rstrip("-"),
+        broker=settings.kafka_url,
+        datadir=str(settings.data_dir),
+        web_enabled=False,
+        producer_linger=0.0,
+        producer_acks=-1,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        consumer_auto_offset_reset="earliest",
+    )
+    readings = raw_topic(app, settings.topic(topics.READINGS), settings.partitions)
+    alerts = raw_topic(app, settings.topic(topics.ALERTS), settings.partitions)
+    deadletter = raw_topic(app, settings.topic(topics.DEADLETTER), settings.partitions)
+    worker = settings.worker_name
+
+    async def dead_letter(event, error: str, stage: str) -> None:
+        msg = event.message
+        dl = DeadLetter.wrap(source_topic=msg.topic, partition=msg.partition,
+                             offset=msg.offset, key=msg.key, payload=msg.value, error=error,
+                             stage=stage, worker=worker, ts=time.time_ns())
+        await deadletter.send(key=msg.topic.encode(), value=dl.encode())
+        metrics.DEADLETTERS.labels(msg.topic, stage).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+
+    @app.agent(readings, name="thresholds")
+    async def thresholds(stream):
+        async for event in stream.events():
+            try:
+                frame = ReadingsFrame.decode(event.value)
+            except SchemaError as exc:
+                await dead_letter(event, str(exc), "decode")
+                continue
+            t0 = time.perf_counter()
+            try:
+                out = alerter.process(frame, time.time_ns())
+            except Exception as exc:  # a bug must not stop the stream; keep the input
+                log.exception("threshold processing failed for asset %s", frame.asset)
+                await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
+                continue
+            metrics.PROCESS_SECONDS.labels("thresholds").observe(time.perf_counter() - t0)
+            metrics.FRAMES.labels("thresholds").inc()
+            metrics.SAMPLES.labels("thresholds").inc(len(frame))
+            if frame.asset in alerter.unknown_assets:
+                metrics.UNKNOWN_ASSETS.labels(frame.asset).inc()
+                if alerter.unknown_assets[frame.asset] == 1:
+                    log.warning("asset %r has no limits in the plant config; its frames are "
+                                "counted (tocsin_unconfigured_asset_frames_total) but not "
+                                "checked", frame.asset)
+            for alert in out:
+                await alerts.send(key=alert.alert_id.encode(), value=alert.encode())
+                metrics.ALERTS.labels(alert.kind, alert.event.value).inc()
+
+    app.tocsin_settings = settings  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,20 @@
+"""Prometheus metrics of the worker (prometheus-client), served on TOCSIN_METRICS_PORT."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+FRAMES = Counter("tocsin_frames_total", "Readings frames processed", ["agent"])
+SAMPLES = Counter("tocsin_samples_total", "Samples processed", ["agent"])
+ALERTS = Counter("tocsin_alert_events_total", "Alert events emitted", ["kind", "event"])
+DEADLETTERS = Counter("tocsin_deadletters_total", "Messages sent to the dead-letter topic",
+                      ["source_topic", "stage"])
+UNKNOWN_ASSETS = Counter("tocsin_unconfigured_asset_frames_total",
+                         "Frames of assets that have no limits in the plant config", ["asset"])
+PROCESS_SECONDS = Histogram("tocsin_frame_process_seconds", "Pure processing time per frame",
+                            ["agent"], buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2))
+
+
+def serve(port: int) -> None:
+    if port:
+        start_http_server(port, addr="127.0.0.1")

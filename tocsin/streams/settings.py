@@ -1,0 +1,40 @@
+"""Worker settings, read once from the environment (prefix ``TOCSIN_``) and validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tocsin.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOCSIN_", extra="ignore")
+
+    broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port[,host:port]")
+    topic_prefix: str = Field("", description="prepended to every topic name (isolated runs)")
+    partitions: int = Field(4, ge=1, description="partitions of the topics Tocsin creates")
+    plant_config: Path | None = Field(None, description="plant YAML (assets, tags, limits)")
+    app_id: str = "tocsin"
+    worker_name: str = "worker-1"
+    metrics_port: int = Field(0, ge=0, description="Prometheus metrics port; 0 = off")
+    data_dir: Path = Path("/tmp/tocsin-worker")
+    log_level: str = "info"
+
+    @property
+    def kafka_url(self) -> str:
+        return ",".join(f"kafka://{h}" for h in self.broker.split(",") if h)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(**overrides) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = [f"  TOCSIN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                 for e in exc.errors()]
+        raise ConfigError("invalid worker settings:\n" + "\n".join(lines)) from exc

@@ -1,0 +1,72 @@
+"""Follow an alert topic and print each event readably (rich)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from confluent_kafka import Consumer, KafkaError
+from rich.console import Console
+
+from tocsin.contracts.alerts import Alert
+from tocsin.errors import SchemaError
+
+_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+_EVENT = {"raised": "RAISED", "updated": "UPDATED", "acknowledged": "ACKED", "cleared": "cleared"}
+
+
+def format_alert(a: Alert) -> str:
+    when = datetime.fromtimestamp(a.source_ts / 1e9, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    lat_ms = (a.emitted_ts - a.source_ts) / 1e6
+    style = _STYLE.get(a.severity.value, "")
+    return (f"{when} [{style}]{_EVENT[a.event.value]:>8} {a.severity.value:<8}[/] "
+            f"{a.alert_id}  {a.message}  [dim](source->worker {lat_ms:.1f} ms)[/]")
+
+
+def alert_consumer(bootstrap: str, topic: str, *, from_beginning: bool) -> Consumer:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tocsin-tail-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest" if from_beginning else "latest",
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    return c
+
+
+def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
+                until: Callable[[], bool] = lambda: False,
+                on_alert: Callable[[Alert], None] | None = None,
+                console: Console | None = None) -> int:
+    """Print alerts until Ctrl-C or `until()` is true; return how many were shown."""
+    console = console or Console()
+    consumer = alert_consumer(bootstrap, topic, from_beginning=from_beginning)
+    shown = 0
+    try:
+        while not until():
+            msg = consumer.poll(0.2)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    console.print(f"[red]kafka: {msg.error()}[/]")
+                continue
+            try:
+                alert = Alert.decode(msg.value())
+            except SchemaError as exc:
+                console.print(f"[red]undecodable alert at offset {msg.offset()}: {exc}[/]")
+                continue
+            console.print(format_alert(alert), highlight=False)
+            shown += 1
+            if on_alert:
+                on_alert(alert)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()
+    return shown
+
+
+def wait_assigned(consumer: Consumer, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.1)

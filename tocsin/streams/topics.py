@@ -1,0 +1,35 @@
+"""Topic names (see DESIGN.md) and their creation with the Kafka admin API."""
+
+from __future__ import annotations
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tocsin.errors import ServiceError
+
+READINGS = "plant.readings"
+FEATURES = "plant.features"
+SCORES = "plant.scores"
+ALERTS = "plant.alerts"
+DEADLETTER = "tocsin.deadletter"
+ALL = (READINGS, FEATURES, SCORES, ALERTS, DEADLETTER)
+
+
+def ensure_topics(bootstrap: str, names: list[str], partitions: int,
+                  timeout: float = 30.0) -> None:
+    """Create missing topics (replication factor 1 on the local broker); idempotent."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except Exception as exc:
+        raise ServiceError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    missing = [n for n in names if n not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in missing],
+                                  operation_timeout=timeout)
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise ServiceError(f"cannot create topic {name}: {exc}") from exc
