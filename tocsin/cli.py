@@ -104,7 +104,7 @@ def worker(broker, prefix, plant_config) -> None:
     topics.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
                          settings.partitions)
     app = create_app(settings)
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
 
@@ -134,11 +134,13 @@ def sim() -> None:
 
 @sim.command("opcua")
 @click.option("--port", default=4840, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0 inside a container)")
 @click.option("--rate", default=10.0, show_default=True, help="samples per second per tag")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--inject", "injects", multiple=True, metavar="ASSET:FAULT@SECONDS",
               help="schedule a fault, e.g. pump-1:over_temperature@20")
-def sim_opcua(port: int, rate: float, seed: int, injects: tuple[str, ...]) -> None:
+def sim_opcua(port: int, host: str, rate: float, seed: int, injects: tuple[str, ...]) -> None:
     """Serve the simulated plant over OPC UA until Ctrl-C."""
     from tocsin.connectors.simulator.opcua_server import PlantOpcUaServer, call_fault
     from tocsin.connectors.simulator.plant import Plant
@@ -146,7 +148,8 @@ def sim_opcua(port: int, rate: float, seed: int, injects: tuple[str, ...]) -> No
     schedule = [_parse_inject(s) for s in injects]
 
     async def run():
-        srv = await PlantOpcUaServer(Plant(seed=seed), port=port, rate_hz=rate).start()
+        srv = await PlantOpcUaServer(Plant(seed=seed), port=port, rate_hz=rate,
+                                     host=host).start()
         click.echo(f"simulator: serving {sorted(srv.plant.assets)} at {srv.endpoint}")
         for asset, fault, at in schedule:
             asyncio.get_running_loop().call_later(

@@ -7,7 +7,7 @@ that opened it), so a redelivered or replayed input never opens a second alert.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import Enum
 
 import orjson
@@ -18,6 +18,7 @@ from tocsin.errors import SchemaError
 
 NAME = "tocsin.alert"
 VERSION = 1
+_SCHEMA = f"{NAME}/{VERSION}"
 
 
 class AlertEvent(str, Enum):
@@ -56,11 +57,14 @@ class Alert:
     details: dict = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        d = asdict(self)
-        d["event"] = self.event.value
-        d["severity"] = self.severity.value
-        d["schema"] = f"{NAME}/{VERSION}"
-        return orjson.dumps(d)
+        # a literal dict: dataclasses.asdict deep-copies and costs ~10x more on the hot path
+        return orjson.dumps({
+            "schema": _SCHEMA, "alert_id": self.alert_id, "event": self.event.value,
+            "asset": self.asset, "kind": self.kind, "rule": self.rule, "tag": self.tag,
+            "severity": self.severity.value, "value": self.value, "limit": self.limit,
+            "source_ts": self.source_ts, "opened_ts": self.opened_ts,
+            "emitted_ts": self.emitted_ts, "message": self.message, "details": self.details,
+        })
 
     @classmethod
     def decode(cls, data: bytes) -> "Alert":

@@ -64,61 +64,89 @@ class ThresholdDetector:
         self.deadband = arr(lambda l: l.deadband)
         self.rate_clear = self.rate * (1.0 - arr(lambda l: l.rate_clear_fraction))
         self.severity = [limits[t].severity for t in self.tags]
+        self._limit = (self.high, self.low, self.rate)
+        self._has_rule = [bool((~np.isnan(x)).any()) for x in self._limit]
         # explicit state
         self.active = np.zeros((len(RULES), n), dtype=bool)
         self.opened = np.zeros((len(RULES), n), dtype=np.int64)
         self.last_value = np.full(n, np.nan)
         self.last_ts = np.zeros(n, dtype=np.int64)
         self.unknown_tags = 0
+        self._layouts: dict[tuple[str, ...], tuple] = {}
+
+    def _layout(self, tags: list[str]):
+        """Tag indices, sort order and group bounds of a frame layout, cached: a source
+        usually sends the same tag sequence frame after frame."""
+        key = tuple(tags)
+        hit = self._layouts.get(key)
+        if hit is None:
+            get = self.index.get
+            idx = np.fromiter((get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
+            order = np.argsort(idx, kind="stable")
+            hit = (idx, order, *_groups(idx[order]))
+            if len(self._layouts) >= 64:
+                self._layouts.clear()
+            self._layouts[key] = hit
+        return hit
 
     def update(self, tags: list[str], ts: np.ndarray, values: np.ndarray,
                quality: np.ndarray) -> list[Transition]:
         """Evaluate one frame; return the transitions it causes, in source-time order."""
-        get = self.index.get
-        idx = np.fromiter((get(t, -1) for t in tags), dtype=np.int64, count=len(tags))
-        keep = (idx >= 0) & (quality != 2) & ~np.isnan(values)
-        self.unknown_tags += int((idx < 0).sum())
-        if not keep.all():
-            idx, ts, values = idx[keep], ts[keep], values[keep]
-        if idx.size == 0:
+        if not tags:
             return []
-        order = np.lexsort((ts, idx))
-        idx, ts, values = idx[order], ts[order], values[order]
-        n = idx.size
-        start = np.empty(n, dtype=bool)
-        start[0] = True
-        np.not_equal(idx[1:], idx[:-1], out=start[1:])
-        end = np.empty(n, dtype=bool)
-        end[-1] = True
-        end[:-1] = start[1:]
-
-        # rate of change against the previous sample of the same tag (or the stored one)
-        prev_v = np.empty(n)
-        prev_t = np.empty(n, dtype=np.int64)
-        prev_v[1:], prev_t[1:] = values[:-1], ts[:-1]
-        prev_v[start], prev_t[start] = self.last_value[idx[start]], self.last_ts[idx[start]]
-        dt = (ts - prev_t) / 1e9
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(dt > 0, np.abs(values - prev_v) / dt, np.nan)
-
-        hi, lo, db = self.high[idx], self.low[idx], self.deadband[idx]
-        with np.errstate(invalid="ignore"):
-            signals = (
-                (values > hi, values < hi - db, hi, values),
-                (values < lo, values > lo + db, lo, values),
-                (rate > self.rate[idx], rate <= self.rate_clear[idx], self.rate[idx], rate),
-            )
+        idx, order, start, end = self._layout(tags)
+        keep = (idx >= 0) & (quality != 2) & ~np.isnan(values)
+        if keep.all() and (ts.size < 2 or (ts[1:] >= ts[:-1]).all()):
+            # common case: all samples usable and in source-time order, so a stable sort by
+            # tag (cached with the layout) is the (tag, ts) order
+            idx, ts, values = idx[order], ts[order], values[order]
+        else:
+            self.unknown_tags += int((idx < 0).sum())
+            idx, ts, values = idx[keep], ts[keep], values[keep]
+            if idx.size == 0:
+                return []
+            o = np.lexsort((ts, idx))
+            idx, ts, values = idx[o], ts[o], values[o]
+            start, end = _groups(idx)
         out: list[Transition] = []
-        for r, (set_m, reset_m, limit, shown) in enumerate(signals):
+        for r in range(len(RULES)):
+            if not self._has_rule[r]:
+                continue
+            limit = self._limit[r][idx]
+            if r == 2:
+                shown = self._rates(idx, ts, values, start)
+                set_m = shown > limit
+            else:
+                shown = values
+                set_m = values > limit if r == 0 else values < limit
             was = self.active[r, idx[start]]
             if not set_m.any() and not was.any():
-                continue
+                continue  # the common case: nothing active, nothing crossing
+            if r == 0:
+                reset_m = values < limit - self.deadband[idx]
+            elif r == 1:
+                reset_m = values > limit + self.deadband[idx]
+            else:
+                reset_m = shown <= self.rate_clear[idx]
             out.extend(self._transitions(r, idx, ts, start, end, set_m, reset_m, limit, shown))
         self.last_value[idx[end]] = values[end]
         self.last_ts[idx[end]] = ts[end]
         if len(out) > 1:
             out.sort(key=lambda t: t.ts)
         return out
+
+    def _rates(self, idx, ts, values, start) -> np.ndarray:
+        """|dv/dt| in units/s against the previous sample of the same tag (or the stored one
+        from the previous frame); NaN where there is none or the timestamps are equal."""
+        n = idx.size
+        prev_v = np.empty(n)
+        prev_t = np.empty(n, dtype=np.int64)
+        prev_v[1:], prev_t[1:] = values[:-1], ts[:-1]
+        prev_v[start], prev_t[start] = self.last_value[idx[start]], self.last_ts[idx[start]]
+        dt = (ts - prev_t) / 1e9
+        rate = np.full(n, np.nan)
+        np.divide(np.abs(values - prev_v), dt, out=rate, where=dt > 0)
+        return rate
 
     def _transitions(self, r, idx, ts, start, end, set_m, reset_m, limit, shown):
         n = idx.size
@@ -147,3 +175,14 @@ class ThresholdDetector:
                                   self.severity[t]))
         self.active[r, idx[end]] = state[end] > 0
         return out
+
+
+def _groups(sorted_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the first and last sample of each tag in tag-sorted order."""
+    n = sorted_idx.size
+    start = np.ones(n, dtype=bool)
+    if n:
+        np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=start[1:])
+    end = np.ones(n, dtype=bool)
+    end[:-1] = start[1:]
+    return start, end

@@ -180,22 +180,23 @@ class KafkaBroker:
                 raise ServiceError(f"port {p} on 127.0.0.1 is already in use; "
                                    "choose another with --kafka-port/--controller-port")
         log = open(self.log_path, "ab")
+        offset = log.tell()  # the log is appended to: only this start's lines count
         self.proc = self._java(libs, "kafka.Kafka", str(props), stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        self._wait_ready(timeout)
+        self._wait_ready(timeout, offset)
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, offset: int) -> None:
         deadline = time.monotonic() + timeout
-        offset = 0
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise ServiceError(f"Kafka exited with code {self.proc.returncode} before it "
                                    f"was ready; last log lines:\n{self.tail_log()}")
-            text = self.log_path.read_text(errors="replace")
-            if READY_MARKER in text[offset:]:
-                return
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                if READY_MARKER.encode() in f.read():
+                    return
             time.sleep(0.2)
         self.stop()
         raise ServiceError(f"Kafka was not ready within {timeout:.0f}s on {self.bootstrap}; "

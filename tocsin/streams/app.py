@@ -47,6 +47,11 @@ def create_app(settings: Settings) -> faust.App:
     alerts = raw_topic(app, settings.topic(topics.ALERTS), settings.partitions)
     deadletter = raw_topic(app, settings.topic(topics.DEADLETTER), settings.partitions)
     worker = settings.worker_name
+    m_time = metrics.PROCESS_SECONDS.labels("thresholds")
+    m_frames = metrics.FRAMES.labels("thresholds")
+    m_samples = metrics.SAMPLES.labels("thresholds")
+    m_alerts = {e: metrics.ALERTS.labels("threshold", e) for e in
+                ("raised", "updated", "acknowledged", "cleared")}
 
     async def dead_letter(event, error: str, stage: str) -> None:
         msg = event.message
@@ -72,9 +77,9 @@ def create_app(settings: Settings) -> faust.App:
                 log.exception("threshold processing failed for asset %s", frame.asset)
                 await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
                 continue
-            metrics.PROCESS_SECONDS.labels("thresholds").observe(time.perf_counter() - t0)
-            metrics.FRAMES.labels("thresholds").inc()
-            metrics.SAMPLES.labels("thresholds").inc(len(frame))
+            m_time.observe(time.perf_counter() - t0)
+            m_frames.inc()
+            m_samples.inc(len(frame))
             if frame.asset in alerter.unknown_assets:
                 metrics.UNKNOWN_ASSETS.labels(frame.asset).inc()
                 if alerter.unknown_assets[frame.asset] == 1:
@@ -83,7 +88,7 @@ def create_app(settings: Settings) -> faust.App:
                                 "checked", frame.asset)
             for alert in out:
                 await alerts.send(key=alert.alert_id.encode(), value=alert.encode())
-                metrics.ALERTS.labels(alert.kind, alert.event.value).inc()
+                m_alerts[alert.event.value].inc()
 
     app.tocsin_settings = settings  # type: ignore[attr-defined]
     return app

@@ -15,6 +15,6 @@ PROCESS_SECONDS = Histogram("tocsin_frame_process_seconds", "Pure processing tim
                             ["agent"], buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2))
 
 
-def serve(port: int) -> None:
+def serve(port: int, host: str = "127.0.0.1") -> None:
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)

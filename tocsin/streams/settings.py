@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     app_id: str = "tocsin"
     worker_name: str = "worker-1"
     metrics_port: int = Field(0, ge=0, description="Prometheus metrics port; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics server binds")
     data_dir: Path = Path("/tmp/tocsin-worker")
     log_level: str = "info"
 

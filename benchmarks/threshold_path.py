@@ -1,0 +1,240 @@
+"""Side-by-side benchmark of the threshold path: frames -> Kafka -> worker -> alerts.
+
+Contenders, run in the same invocation on the same broker, each on its own topic prefix:
+  tocsin  the Faust worker (`tocsin worker`), as deployed
+  bare    benchmarks/bare_loop.py: confluent-kafka consume -> same check -> produce (ceiling)
+
+Phases per contender and round:
+  latency     frames of --samples samples at --rate frames/s for --duration s; every frame
+              carries one sample that toggles a high limit, so every frame yields one alert
+              event; latency = alert consumed here - source timestamp of that sample.
+  throughput  --burst frames produced as fast as possible; samples/s = samples between the
+              first and the last alert consumed / that span.
+
+Prints medians over rounds and the ratio tocsin / bare. Usage:
+    python benchmarks/threshold_path.py [--broker HOST:PORT] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from tocsin.contracts.alerts import Alert
+from tocsin.services.kafka import KafkaBroker, free_port
+from tocsin.streams import topics
+
+ASSETS = [f"asset-{i}" for i in range(8)]
+TAGS = ["trigger", "t1", "t2", "t3", "t4"]
+HERE = Path(__file__).resolve().parent
+
+
+def plant_yaml() -> str:
+    lines = ["assets:"]
+    for a in ASSETS:
+        lines += [f"  {a}:", "    tags:", "      trigger: {high: 90.0, deadband: 1.0}"]
+        lines += [f"      {t}: {{high: 1000.0, low: -1000.0}}" for t in TAGS[1:]]
+    return "\n".join(lines) + "\n"
+
+
+class FrameMaker:
+    """Cheap frame generator (the load must not eat the CPU the contenders need): per asset a
+    template of `samples` samples over the last 0.2 ms; the newest sample is the trigger, hot
+    on even frame numbers, so every frame toggles one high alarm."""
+
+    def __init__(self, samples: int):
+        per = max(1, samples // len(TAGS))
+        self.tags = [t for _ in range(per) for t in TAGS]
+        self.offsets = [(per - 1 - i) * 10_000 for i in range(per) for _ in TAGS]
+        rng = np.random.default_rng(1)
+        self.values = [round(v, 3) for v in rng.normal(50.0, 1.0, len(self.tags)).tolist()]
+        self.trigger = max(i for i, t in enumerate(self.tags) if t == "trigger")
+        for i, t in enumerate(self.tags):
+            if t == "trigger":
+                self.values[i] = 50.0
+        self.quality = [0] * len(self.tags)
+
+    def frame(self, asset: str, k: int, now_ns: int) -> bytes:
+        values = list(self.values)
+        values[self.trigger] = 95.0 if k % 2 == 0 else 50.0
+        return orjson.dumps({"schema": "tocsin.readings/1", "asset": asset, "seq": k,
+                             "tag": self.tags, "ts": [now_ns - o for o in self.offsets],
+                             "value": values, "quality": self.quality})
+
+
+def load(broker: str, topic: str, rate: float, count: int, samples: int, k0: int = 0) -> None:
+    """Producer process: `count` frames at `rate` frames/s (0: as fast as possible); frame
+    numbers per asset start at `k0` (even: the first frame of each asset raises)."""
+    p = Producer({"bootstrap.servers": broker, "linger.ms": 0 if rate else 5, "acks": "all",
+                  "enable.idempotence": True})
+    maker = FrameMaker(samples)
+    per_asset = {a: k0 for a in ASSETS}
+    # connect and get the idempotent producer id before the clock starts: frames stamped
+    # while librdkafka still waits for the PID would show up as contender latency
+    p.produce(topic + ".warmup", b"")
+    p.flush(30)
+    t0 = time.perf_counter()
+    for i in range(count):
+        if rate:
+            wait = t0 + i / rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        a = ASSETS[i % len(ASSETS)]
+        data = maker.frame(a, per_asset[a], time.time_ns())
+        per_asset[a] += 1
+        while True:
+            try:
+                p.produce(topic, data, key=a.encode())
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    p.flush(60)
+
+
+def alert_consumer(broker: str, topic: str) -> Consumer:
+    c = Consumer({"bootstrap.servers": broker, "group.id": f"bench-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
+                  "enable.auto.commit": False})
+    c.subscribe([topic])
+    return c
+
+
+def drain(c: Consumer, expected: int, timeout: float):
+    lat, proc_lat, arrivals = [], [], []
+    deadline = time.monotonic() + timeout
+    while len(arrivals) < expected and time.monotonic() < deadline:
+        first = c.poll(0.1)
+        if first is None:
+            continue
+        for msg in [first, *c.consume(999, 0)]:
+            if msg.error():
+                continue
+            now = time.time_ns()
+            a = Alert.decode(msg.value())
+            lat.append((now - a.source_ts) / 1e6)
+            proc_lat.append((a.emitted_ts - a.source_ts) / 1e6)
+            arrivals.append(now)
+    return np.array(lat), np.array(proc_lat), np.array(arrivals)
+
+
+def start_contender(name: str, broker: str, prefix: str, cfg: Path, workdir: Path):
+    env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
+               TOCSIN_PARTITIONS="4", TOCSIN_PLANT_CONFIG=str(cfg), PYTHONUNBUFFERED="1",
+               TOCSIN_DATA_DIR=str(workdir / f"{prefix}data"), TOCSIN_LOG_LEVEL="WARNING")
+    log = open(workdir / f"{prefix}{name}.log", "wb")
+    if name == "tocsin":
+        cmd = [sys.executable, "-m", "tocsin.cli", "worker"]
+        env["TOCSIN_LOG_LEVEL"] = "info"
+        marker = "[^Worker]: Ready"
+    else:
+        cmd = [sys.executable, str(HERE / "bare_loop.py"), "--broker", broker, "--prefix",
+               prefix, "--plant-config", str(cfg)]
+        marker = "ready"
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    path = workdir / f"{prefix}{name}.log"
+    deadline = time.monotonic() + 120
+    while marker not in path.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start:\n{path.read_text()[-2000:]}")
+        time.sleep(0.2)
+    return proc
+
+
+def run_round(name, broker, cfg, workdir, args) -> dict:
+    prefix = f"b{uuid.uuid4().hex[:6]}."
+    topics.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
+    readings = prefix + topics.READINGS
+    # throughput: the burst waits in the topic before the contender starts, so neither the
+    # load generator nor start-up shares the measured span
+    load(broker, readings, 0, args.burst, args.samples)
+    c = alert_consumer(broker, prefix + topics.ALERTS)
+    proc = start_contender(name, broker, prefix, cfg, workdir)
+    try:
+        _, _, arr = drain(c, args.burst, 600)
+        # latency: a fixed rate against the warm contender (frame numbers continue per asset)
+        k0 = args.burst // len(ASSETS)
+        n = int(args.rate * args.duration)
+        prod = mp.Process(target=load, args=(broker, readings, args.rate, n, args.samples, k0))
+        prod.start()
+        lat, plat, _ = drain(c, n, args.duration + 60)
+        prod.join()
+        c.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    span = (arr[-1] - arr[0]) / 1e9 if len(arr) > 1 else float("nan")
+    np.save(workdir / f"{prefix}{name}-latency-ms.npy", lat)
+    return {
+        "received": len(lat), "expected": n,
+        "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+        "proc_p50": float(np.percentile(plat, 50)), "proc_p99": float(np.percentile(plat, 99)),
+        "burst_received": len(arr),
+        "samples_per_s": (len(arr) - 1) * args.samples / span,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--broker", help="use this broker (default: start a private one)")
+    ap.add_argument("--rate", type=float, default=1000.0, help="frames/s in the latency phase")
+    ap.add_argument("--samples", type=int, default=100, help="samples per frame")
+    ap.add_argument("--duration", type=float, default=20.0, help="s of the latency phase")
+    ap.add_argument("--burst", type=int, default=20000,
+                    help="frames in the throughput phase (a multiple of 8)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", choices=["bare", "tocsin"], help="run one contender (diagnosis)")
+    args = ap.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
+    cfg = workdir / "plant.yaml"
+    cfg.write_text(plant_yaml())
+    broker_obj = None
+    broker = args.broker
+    if broker is None:
+        broker_obj = KafkaBroker(workdir / "kafka", port=free_port(),
+                                 controller_port=free_port()).start()
+        broker = broker_obj.bootstrap
+    results: dict[str, list[dict]] = {"bare": [], "tocsin": []}
+    print(f"work dir (logs, per-alert latencies): {workdir}", flush=True)
+    try:
+        for r in range(args.rounds):
+            for name in [args.only] if args.only else ["bare", "tocsin"]:
+                res = run_round(name, broker, cfg, workdir, args)
+                results[name].append(res)
+                print(f"round {r + 1} {name:>6}: {res['received']}/{res['expected']} alerts, "
+                      f"latency p50 {res['p50']:.2f} ms p99 {res['p99']:.2f} ms "
+                      f"(in-worker p99 {res['proc_p99']:.2f} ms); burst "
+                      f"{res['samples_per_s']:,.0f} samples/s", flush=True)
+    finally:
+        if broker_obj:
+            broker_obj.stop()
+
+    def med(name, key):
+        return statistics.median(r[key] for r in results[name])
+
+    print(f"\nthreshold path, {args.rate:.0f} frames/s x {args.samples} samples, "
+          f"{args.duration:.0f} s, {args.rounds} rounds (medians); cpu cores: {os.cpu_count()}")
+    print(f"{'':>8} {'p50 ms':>8} {'p99 ms':>8} {'samples/s':>12}")
+    if args.only:
+        return
+    for name in ("bare", "tocsin"):
+        print(f"{name:>8} {med(name, 'p50'):8.2f} {med(name, 'p99'):8.2f} "
+              f"{med(name, 'samples_per_s'):12,.0f}")
+    print(f"ratio tocsin/bare: throughput {med('tocsin', 'samples_per_s') / med('bare', 'samples_per_s'):.2f}x, "
+          f"p99 {med('tocsin', 'p99') / med('bare', 'p99'):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
