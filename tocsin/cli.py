@@ -239,6 +239,164 @@ def alerts_tail(broker, prefix, from_beginning: bool) -> None:
     tail_alerts(s.broker, s.topic(topics.ALERTS), from_beginning=from_beginning)
 
 
+# --------------------------------------------------------------------------- record/replay
+@main.command()
+@click.argument("topics_", metavar="TOPIC...", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="recording file to write")
+@_broker_opt
+@click.option("--start", default="beginning", show_default=True,
+              help="beginning | end | offset:N | an ISO-8601 time")
+@click.option("--until", default="end", show_default=True,
+              help="end (the end as of now) | live (until Ctrl-C/--duration) | ISO-8601 time")
+@click.option("--duration", type=float, default=None, help="seconds, for --until live")
+def record(topics_, output, broker, start, until, duration) -> None:
+    """Record TOPIC... (every partition) into a compressed recording file."""
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from tocsin.connectors.recorder import RecordSpec
+    from tocsin.connectors.recorder import record as do_record
+
+    s = _settings(broker, None, None)
+    stop = _stop_flag()
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(),
+                  transient=False) as bar:
+        task = bar.add_task("recording", total=None)
+
+        def progress(n, nbytes):
+            bar.update(task, description=f"recording: {n:,} messages, {nbytes / 1e6:.1f} MB")
+
+        n = do_record(s.broker, RecordSpec(list(topics_), start, until, duration), output,
+                      progress=progress, stop=stop)
+    click.echo(f"recorded {n:,} messages from {', '.join(topics_)} to {output}")
+
+
+@main.command("replay")
+@click.argument("recording", type=click.Path(exists=True, dir_okay=False))
+@_broker_opt
+@_prefix_opt
+@click.option("--speed", default="max", show_default=True,
+              help="max (as fast as possible), or a factor: 1 = original timing, 10 = 10x")
+@click.option("--rename", multiple=True, metavar="OLD=NEW", help="publish OLD to NEW")
+@click.option("--topic", "only", multiple=True, help="replay only these recorded topics")
+@click.option("--rebase", is_flag=True, help="shift timestamps so the first message is now")
+@click.option("--allow-truncated", is_flag=True,
+              help="replay the whole blocks of a recording that ends early")
+@click.option("--expect", type=click.Path(dir_okay=False), default=None,
+              help="golden check: run an isolated pipeline and diff its alerts to this file")
+@click.option("--update", is_flag=True, help="with --expect: (re)write the expected file")
+@click.option("--shadow", nargs=2, type=click.Path(exists=True, dir_okay=False),
+              default=None, metavar="PLANT_A PLANT_B",
+              help="run two isolated pipelines with two plant configs and compare alerts")
+@click.option("--plant-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="plant config for the --expect pipeline")
+def replay_cmd(recording, broker, prefix, speed, rename, only, rebase, allow_truncated,
+               expect, update, shadow, plant_config) -> None:
+    """Publish a RECORDING to Kafka, or check it against expected alerts (--expect)."""
+    s = _settings(broker, None, None)
+    if expect or shadow:
+        from tocsin.streams.golden_cli import golden, shadow_run
+
+        if shadow:
+            sys.exit(shadow_run(recording, s.broker, shadow[0], shadow[1], allow_truncated))
+        sys.exit(golden(recording, s.broker, expect, update, plant_config, allow_truncated))
+    from tocsin.connectors.replayer import ReplaySpec, replay
+
+    try:
+        factor = 0.0 if speed == "max" else float(speed)
+        if factor < 0:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{speed!r}: expected 'max' or a positive number",
+                                 param_hint="--speed") from None
+    ren = {}
+    for r in rename:
+        old, sep, new = r.partition("=")
+        if not sep or not old or not new:
+            raise click.BadParameter(f"{r!r}: expected OLD=NEW", param_hint="--rename")
+        ren[old] = new
+
+    def progress(res):
+        click.echo(f"  {res.messages:,} messages, {res.samples:,} samples, "
+                   f"{res.seconds:.1f} s", err=True)
+
+    res = replay(recording, s.broker, ReplaySpec(factor, prefix or "", ren, list(only) or None,
+                                                 rebase, allow_truncated),
+                 progress=progress, stop=_stop_flag())
+    rate = res.messages / res.seconds if res.seconds else 0.0
+    click.echo(f"replayed {res.messages:,} messages ({res.samples:,} samples) in "
+               f"{res.seconds:.2f} s: {rate:,.0f} messages/s")
+
+
+@main.group(cls=_Group)
+def recording() -> None:
+    """Inspect recordings."""
+
+
+@recording.command("info")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--allow-truncated", is_flag=True)
+def recording_info(path, allow_truncated) -> None:
+    """Header, topics and message counts of a recording (reads and checks every block)."""
+    from collections import Counter
+
+    import orjson
+
+    from tocsin.connectors.recording import RecordingReader
+
+    with RecordingReader(path, allow_truncated=allow_truncated) as r:
+        counts = Counter(m.topic for m in r)
+        click.echo(orjson.dumps(r.header, option=orjson.OPT_INDENT_2).decode())
+        for t in r.topics:
+            click.echo(f"{t}: {counts.get(t, 0):,} messages")
+        click.echo(f"blocks: {r.blocks_read}, complete: {r.total is not None}")
+
+
+@recording.command("expected")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def recording_expected(path, output) -> None:
+    """Write the alerts recorded in PATH (its *plant.alerts topic) as an --expect file."""
+    from tocsin.streams.isolated import alerts_in_recording, save_expected
+
+    alerts = alerts_in_recording(path)
+    save_expected(output, alerts)
+    click.echo(f"{len(alerts)} alert events written to {output}")
+
+
+@sim.command("scenario")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--fault", default=None, help="fault to inject (none: normal operation)")
+@click.option("--at", "fault_at", default=30.0, show_default=True, help="seconds")
+@click.option("--until", "fault_until", type=float, default=None, help="clear it at (s)")
+@click.option("--seconds", default=90.0, show_default=True)
+@click.option("--rate", default=10.0, show_default=True, help="samples/s per tag")
+@click.option("--seed", default=7, show_default=True)
+def sim_scenario(output, fault, fault_at, fault_until, seconds, rate, seed) -> None:
+    """Write a deterministic recording of the simulated plant (event time, no servers)."""
+    from tocsin.connectors.simulator.plant import FAULTS
+    from tocsin.connectors.simulator.scenario import write_scenario
+
+    if fault and fault not in FAULTS:
+        raise click.BadParameter(f"{fault!r}; known: {', '.join(sorted(FAULTS))}",
+                                 param_hint="--fault")
+    n = write_scenario(output, fault=fault, fault_at=fault_at, fault_until=fault_until,
+                       seconds=seconds, rate=rate, seed=seed)
+    click.echo(f"wrote {n} frames to {output}")
+
+
+def _stop_flag():
+    """A callable that turns true on Ctrl-C/SIGTERM, for clean stops of long loops."""
+    flag = {"stop": False}
+
+    def handler(*_):
+        flag["stop"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: flag["stop"]
+
+
 # --------------------------------------------------------------------------- demo
 @main.command()
 @click.option("--duration", default=0.0, help="stop after this many seconds (0: until Ctrl-C)")

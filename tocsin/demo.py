@@ -53,7 +53,7 @@ def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
 def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
              fault_after: float = 15.0, kafka_port: int = 9092, opcua_port: int = 4840,
              broker: str | None = None, prefix: str = "") -> int:
-    console = Console()
+    console = Console(soft_wrap=True)
     logs = run_dir() / "demo"
     logs.mkdir(parents=True, exist_ok=True)
     started_kafka = False

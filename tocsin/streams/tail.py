@@ -38,7 +38,7 @@ def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
                 on_alert: Callable[[Alert], None] | None = None,
                 console: Console | None = None) -> int:
     """Print alerts until Ctrl-C or `until()` is true; return how many were shown."""
-    console = console or Console()
+    console = console or Console(soft_wrap=True)
     consumer = alert_consumer(bootstrap, topic, from_beginning=from_beginning)
     shown = 0
     try:
