@@ -333,6 +333,43 @@ def recording() -> None:
     """Inspect recordings."""
 
 
+@main.group("import", cls=_Group)
+def import_() -> None:
+    """Turn exports and public data sets into recordings for `tocsin replay`."""
+
+
+@import_.command("csv")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--asset", required=True, help="asset id the readings belong to")
+@click.option("--timestamp-col", default=None, help="column with ISO-8601 or numeric times")
+@click.option("--timestamp-unit", default="s", show_default=True,
+              type=click.Choice(["s", "ms", "us", "ns"]))
+@click.option("--start", default=None, help="ISO-8601 start, for files without a clock")
+@click.option("--period", type=float, default=None, help="seconds between rows (with --start)")
+@click.option("--sensor-cols", default=None, help="comma-separated (default: all others)")
+@click.option("--label-cols", default="", help="comma-separated label columns")
+@click.option("--sep", default=",", show_default=True, help="a character, or 'whitespace'")
+@click.option("--no-header", is_flag=True, help="the first line is data")
+@click.option("--names", default=None, help="comma-separated column names (no header)")
+@click.option("--frame-rows", default=10, show_default=True, help="rows per readings frame")
+def import_csv_cmd(path, output, asset, timestamp_col, timestamp_unit, start, period,
+                   sensor_cols, label_cols, sep, no_header, names, frame_rows) -> None:
+    """Import a labeled CSV file (timestamp, sensor columns, label columns)."""
+    from tocsin.connectors.csv_import import CsvSpec, import_csv
+
+    def split(v):
+        return [c.strip() for c in v.split(",") if c.strip()] if v else None
+
+    spec = CsvSpec(asset=asset, timestamp_col=timestamp_col, timestamp_unit=timestamp_unit,
+                   start=start, period=period, sensor_cols=split(sensor_cols),
+                   label_cols=split(label_cols) or [], sep=sep, header=not no_header,
+                   names=split(names), frame_rows=frame_rows)
+    rows, frames, labels = import_csv(path, output, spec)
+    click.echo(f"imported {rows:,} rows into {frames:,} frames and {labels:,} label changes: "
+               f"{output}")
+
+
 @recording.command("info")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--allow-truncated", is_flag=True)

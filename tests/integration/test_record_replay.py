@@ -137,3 +137,25 @@ def test_damaged_recordings_are_refused_with_position(kafka, tmp_path):
                "--allow-truncated")
     assert r.returncode == 0, r.stderr
     assert "replayed 4,000 messages" in r.stdout
+
+
+def test_live_recording_stops_cleanly_on_ctrl_c(kafka, prefix, tmp_path):
+    import signal
+
+    from tests.integration.kafka_helpers import produce
+    from tocsin.connectors.recording import RecordingReader
+
+    rec = tmp_path / "live.rec"
+    p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "record", prefix + topics.READINGS,
+                          "-o", str(rec), "--broker", kafka, "--start", "end", "--until", "live"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(4)  # let it assign partitions at their current end
+    produce(kafka, prefix + topics.READINGS, [(b"k", b"m%d" % i) for i in range(50)])
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    assert "recorded 50 messages" in out
+    with RecordingReader(rec) as r:  # complete: trailer written, every block whole
+        assert sorted(m.value for m in r) == sorted(b"m%d" % i for i in range(50))
+        assert r.total == 50
