@@ -114,6 +114,9 @@ class KafkaBroker:
     heap: str = "1g"
     version: str = KAFKA_VERSION
     extra: dict[str, str] = field(default_factory=dict)
+    # detach: outlive this process (`tocsin services up`); otherwise the broker gets SIGTERM
+    # when its parent dies, so a killed test run or benchmark leaves no broker behind
+    detach: bool = False
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -181,8 +184,12 @@ class KafkaBroker:
                                    "choose another with --kafka-port/--controller-port")
         log = open(self.log_path, "ab")
         offset = log.tell()  # the log is appended to: only this start's lines count
+        if self.detach:
+            opts = {"start_new_session": True}
+        else:
+            opts = {"preexec_fn": _die_with_parent}
         self.proc = self._java(libs, "kafka.Kafka", str(props), stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+                               stderr=subprocess.STDOUT, **opts)
         log.close()
         self._wait_ready(timeout, offset)
         return self
@@ -249,6 +256,16 @@ def pid_alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except OSError:
         return True
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the parent exits."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux/glibc: the broker is stopped by stop() or by hand
 
 
 def _port_open(port: int) -> bool:

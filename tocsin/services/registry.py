@@ -41,7 +41,7 @@ def kafka_up(port: int = 9092, controller_port: int = 9093, data_dir: Path | Non
                                f"(pid {running['pid']}); run `tocsin services down` first")
         return running
     broker = KafkaBroker(data_dir or run_dir() / "kafka-data", port=port,
-                         controller_port=controller_port, heap=heap)
+                         controller_port=controller_port, heap=heap, detach=True)
     broker.start(timeout=timeout)
     state = {"pid": broker.proc.pid, "port": port, "controller_port": controller_port,
              "bootstrap": broker.bootstrap, "data_dir": str(broker.data_dir),
