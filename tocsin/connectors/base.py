@@ -43,6 +43,8 @@ async def run_source(source: Source, sink: Sink, stop: asyncio.Event | None = No
     count = 0
     await source.start()
     frames = source.frames()
+    drain = getattr(sink, "drain_forever", None)
+    drainer = asyncio.create_task(drain()) if drain else None
     try:
         while not stop.is_set():
             nxt = asyncio.ensure_future(frames.__anext__())
@@ -59,8 +61,14 @@ async def run_source(source: Source, sink: Sink, stop: asyncio.Event | None = No
             sink.publish(frame)
             count += 1
     finally:
+        if drainer:
+            drainer.cancel()
         await source.close()
         left = sink.flush()
-        if left:
-            log.error("%s: %d frames were not acknowledged by Kafka at shutdown", source.name, left)
+        if left and getattr(sink, "spool", None) is not None:
+            log.warning("%s: %d frames not yet acknowledged by Kafka stay in the spool %s and "
+                        "are sent on the next start", source.name, left, sink.spool.dir)
+        elif left:
+            log.error("%s: %d frames were not acknowledged by Kafka at shutdown", source.name,
+                      left)
     return count

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -55,6 +56,8 @@ class OpcUaConfig(BaseModel):
     # beyond the server's publishing interval
     frame_interval_ms: float = Field(20.0, gt=0)
     timeout_s: float = Field(10.0, gt=0)
+    check_interval_s: float = Field(1.0, gt=0, description="connection check period")
+    backoff_max_s: float = Field(30.0, gt=0, description="longest wait between reconnects")
     assets: dict[str, dict[str, NodeConfig | str]]
 
     def nodes(self) -> list[tuple[str, str, str]]:
@@ -127,14 +130,21 @@ class OpcUaSource:
         self.bad_nodes: dict[str, str] = {}
         self._collector: _Collector | None = None
         self._seq = 0
+        self.reconnects = 0
 
     async def start(self) -> None:
-        cfg = self.config
-        self.client = Client(cfg.endpoint, timeout=cfg.timeout_s)
+        """Connect and subscribe; the first connection must work (a wrong endpoint is an
+        error at start-up), later losses are healed by :meth:`frames`."""
         try:
-            await self.client.connect()
+            await self._connect()
         except (OSError, asyncio.TimeoutError, ua.UaError) as exc:
             raise ConnectorError(f"{self.name}: cannot connect ({exc!r})") from exc
+
+    async def _connect(self) -> None:
+        cfg = self.config
+        self.client = Client(cfg.endpoint, timeout=cfg.timeout_s)
+        await self.client.connect()
+        self.bad_nodes.clear()
         triples = cfg.nodes()
         nodes = [self.client.get_node(nid) for _, _, nid in triples]
         by_node = {n.nodeid: (a, t) for n, (a, t, _) in zip(nodes, triples)}
@@ -150,18 +160,60 @@ class OpcUaSource:
             raise ConnectorError(f"{self.name}: the server rejected every configured node: "
                                  f"{self.bad_nodes}")
 
+    async def _alive(self) -> bool:
+        try:
+            await self.client.check_connection()
+            return self._collector is not None and not self._lost()
+        except Exception:
+            return False
+
+    def _lost(self) -> bool:
+        status = self._collector.status_problem if self._collector else None
+        return bool(status) and "Good" not in status
+
+    async def _reconnect(self) -> None:
+        """Reconnect with exponential backoff and re-create the subscription."""
+        delay = 0.5
+        self.reconnects += 1
+        while True:
+            await self.close()
+            try:
+                await self._connect()
+                log.info("%s: reconnected and re-subscribed", self.name)
+                return
+            except Exception as exc:  # OSError, timeouts, UaError: the server is still away
+                log.warning("%s: server unreachable (%r); retrying in %.1fs", self.name, exc,
+                            delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.backoff_max_s)
+
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
         assert self._collector is not None, "start() first"
         period = self.config.frame_interval_ms / 1000
-        col = self._collector
+        last_check = time.monotonic()
         while True:
             await asyncio.sleep(period)
-            if col.buffers:
-                ready, col.buffers = col.buffers, defaultdict(list)
-                for asset, samples in ready.items():
-                    self._seq += 1
-                    yield ReadingsFrame.from_samples(asset, samples, source=self.config.endpoint,
-                                                     seq=self._seq)
+            if time.monotonic() - last_check >= self.config.check_interval_s:
+                last_check = time.monotonic()
+                if not await self._alive():
+                    log.warning("%s: connection lost; reconnecting", self.name)
+                    for f in self._cut():  # what arrived before the loss is kept
+                        yield f
+                    await self._reconnect()
+            for f in self._cut():
+                yield f
+
+    def _cut(self) -> list[ReadingsFrame]:
+        col = self._collector
+        if col is None or not col.buffers:
+            return []
+        ready, col.buffers = col.buffers, defaultdict(list)
+        out = []
+        for asset, samples in ready.items():
+            self._seq += 1
+            out.append(ReadingsFrame.from_samples(asset, samples, source=self.config.endpoint,
+                                                  seq=self._seq))
+        return out
 
     async def close(self) -> None:
         if self.client is not None:

@@ -1,0 +1,295 @@
+"""Modbus/TCP source (pymodbus, async): poll groups of tags per device, coalesced reads,
+retries with backoff, and errors counted and logged with the device and tag, never stopping
+the other devices.
+
+Config (YAML)::
+
+    name: line-2
+    devices:
+      - name: pump-plc
+        host: 127.0.0.1
+        port: 5020
+        unit_id: 1
+        asset: pump-1              # default asset of the device's tags
+        timeout_s: 1.0
+        retries: 2
+        max_registers_per_read: 125
+        max_gap: 0
+        groups:
+          - interval_ms: 100
+            tags:
+              - {name: bearing_temp, table: holding, address: 0, type: float32, order: ABCD}
+              - {name: motor_current, table: input, address: 0, type: uint16, scale: 0.1}
+              - {name: running, table: coil, address: 0, type: bit}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from tocsin.configfile import load_model
+from tocsin.connectors.modbus_codec import (
+    BIT_TABLES, ReadRequest, Span, decode, plan_reads, width)
+from tocsin.contracts.readings import ReadingsFrame
+
+log = logging.getLogger(__name__)
+
+
+class TagMap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    asset: str | None = None
+    table: Literal["holding", "input", "coil", "discrete"] = "holding"
+    address: int = Field(ge=0, le=65535)
+    type: Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32",
+                  "float64", "string", "bit"] = "uint16"
+    order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = "ABCD"
+    length: int = Field(0, ge=0, le=125, description="registers, for type string")
+    bit: int | None = Field(None, ge=0, le=15, description="bit of a register, type bit")
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> "TagMap":
+        if self.table in BIT_TABLES and self.type != "bit":
+            raise ValueError(f"tag {self.name!r}: table {self.table} holds bits; type must "
+                             "be bit")
+        if self.type == "bit" and self.table not in BIT_TABLES and self.bit is None:
+            raise ValueError(f"tag {self.name!r}: a bit in a register needs 'bit' (0-15)")
+        if self.type == "string" and not self.length:
+            raise ValueError(f"tag {self.name!r}: type string needs 'length' (registers)")
+        return self
+
+    @property
+    def count(self) -> int:
+        return 1 if self.table in BIT_TABLES else width(self.type, self.length)
+
+
+class PollGroup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    interval_ms: float = Field(1000.0, gt=0)
+    tags: list[TagMap]
+
+
+class DeviceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    host: str
+    port: int = Field(502, gt=0, lt=65536)
+    unit_id: int = Field(1, ge=0, le=255)
+    asset: str | None = None
+    timeout_s: float = Field(1.0, gt=0)
+    retries: int = Field(2, ge=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    max_registers_per_read: int = Field(125, ge=1, le=125)
+    max_gap: int = Field(0, ge=0)
+    groups: list[PollGroup]
+
+    @model_validator(mode="after")
+    def _check(self) -> "DeviceConfig":
+        seen = set()
+        for g in self.groups:
+            for t in g.tags:
+                if (t.asset or self.asset) is None:
+                    raise ValueError(f"tag {t.name!r}: no asset (set it on the tag or the "
+                                     "device)")
+                key = (t.asset or self.asset, t.name)
+                if key in seen:
+                    raise ValueError(f"tag {t.name!r} of asset {key[0]!r} is mapped twice")
+                seen.add(key)
+        return self
+
+
+class ModbusConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "modbus"
+    devices: list[DeviceConfig]
+
+
+def load_modbus_config(path: str | Path) -> ModbusConfig:
+    return load_model(path, ModbusConfig)
+
+
+@dataclass
+class DeviceStats:
+    polls: int = 0
+    reads: int = 0
+    exceptions: int = 0  # Modbus exception responses
+    timeouts: int = 0  # no answer / connection lost
+    reconnects: int = 0
+    last_error: str = ""
+    by_tag: dict[str, int] = field(default_factory=dict)
+
+
+def _count(st: DeviceStats, req: ReadRequest) -> bool:
+    """Count a failed read per tag; say whether to log it (1st, 10th, 100th, ... time), so a
+    dead register polled 10 times a second does not flood the log."""
+    for s in req.tags:
+        st.by_tag[s.name] = st.by_tag.get(s.name, 0) + 1
+    n = st.by_tag[req.tags[0].name]
+    return n < 10 and n == 1 or str(n).rstrip("0") == "1"
+
+
+_READERS = {"holding": "read_holding_registers", "input": "read_input_registers",
+            "coil": "read_coils", "discrete": "read_discrete_inputs"}
+
+
+class ModbusSource:
+    """Implements :class:`tocsin.connectors.base.Source` for a set of Modbus/TCP devices."""
+
+    def __init__(self, config: ModbusConfig):
+        self.config = config
+        self.name = f"modbus:{config.name}"
+        self.stats = {d.name: DeviceStats() for d in config.devices}
+        self._queue: asyncio.Queue[ReadingsFrame] = asyncio.Queue(maxsize=10000)
+        self._tasks: list[asyncio.Task] = []
+        self._clients: dict[str, AsyncModbusTcpClient] = {}
+        self._seq = 0
+
+    async def start(self) -> None:
+        for dev in self.config.devices:
+            client = AsyncModbusTcpClient(dev.host, port=dev.port, timeout=dev.timeout_s,
+                                          retries=dev.retries, reconnect_delay=0)
+            self._clients[dev.name] = client
+            for g in dev.groups:
+                tags = {t.name: t for t in g.tags}
+                plan = plan_reads([Span(t.table, t.address, t.count, t.name) for t in g.tags],
+                                  max_registers=dev.max_registers_per_read, max_gap=dev.max_gap)
+                self._tasks.append(asyncio.create_task(
+                    self._poll_group(dev, client, g, tags, plan),
+                    name=f"modbus:{dev.name}:{g.interval_ms}ms"))
+
+    async def _connect(self, dev: DeviceConfig, client: AsyncModbusTcpClient) -> None:
+        """Connect, retrying with exponential backoff until it works (or we are cancelled)."""
+        delay = 0.2
+        st = self.stats[dev.name]
+        while not client.connected:
+            try:
+                await client.connect()
+            except Exception as exc:  # pymodbus raises several types on refusal
+                st.last_error = repr(exc)
+            if client.connected:
+                st.reconnects += 1
+                log.info("modbus device %s (%s:%d) connected", dev.name, dev.host, dev.port)
+                return
+            log.warning("modbus device %s (%s:%d) unreachable; retrying in %.1fs", dev.name,
+                        dev.host, dev.port, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, dev.backoff_max_s)
+
+    async def _poll_group(self, dev: DeviceConfig, client, group: PollGroup,
+                          tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:
+        period = group.interval_ms / 1000.0
+        st = self.stats[dev.name]
+        nxt = time.monotonic()
+        while True:
+            if not client.connected:
+                await self._connect(dev, client)
+            ts = time.time_ns()
+            samples: dict[str, list] = {}
+            for req in list(plan):
+                values = await self._read(dev, client, req, st)
+                if values is None and len(req.tags) > 1 and client.connected:
+                    # one bad address must not take its neighbours down: read this
+                    # request's tags one by one from now on, so only the bad one fails
+                    log.warning("modbus device %s: splitting the read of %s into single-tag "
+                                "reads to find the bad address", dev.name,
+                                ", ".join(t.name for t in req.tags))
+                    i = plan.index(req)
+                    singles = [ReadRequest(s.table, s.address, s.count, (s,)) for s in req.tags]
+                    plan[i:i + 1] = singles
+                    for one in singles:
+                        vals = await self._read(dev, client, one, st)
+                        self._collect(dev, tags, one, vals, ts, samples)
+                    continue
+                self._collect(dev, tags, req, values, ts, samples)
+            st.polls += 1
+            for asset, s in samples.items():
+                self._seq += 1
+                await self._queue.put(ReadingsFrame.from_samples(
+                    asset, s, source=f"modbus://{dev.host}:{dev.port}/{dev.unit_id}",
+                    seq=self._seq))
+            nxt += period
+            now = time.monotonic()
+            if nxt < now:  # overran: skip the missed cycles rather than burst
+                nxt = now + period
+            await asyncio.sleep(nxt - now)
+
+    @staticmethod
+    def _collect(dev: DeviceConfig, tags: dict[str, TagMap], req: ReadRequest,
+                 values: list | None, ts: int, samples: dict[str, list]) -> None:
+        for span in req.tags:
+            t = tags[span.name]
+            asset = t.asset or dev.asset
+            if values is None:
+                samples.setdefault(asset, []).append((t.name, ts, None, 2))
+                continue
+            part = values[span.address - req.address:span.address - req.address + span.count]
+            try:
+                if t.table in BIT_TABLES:
+                    v = float(part[0])
+                else:
+                    v = decode(part, t.type, t.order, bit=t.bit, scale=t.scale,
+                               offset=t.offset)
+            except Exception as exc:
+                log.error("modbus device %s tag %s: cannot decode %s as %s: %s", dev.name,
+                          t.name, part, t.type, exc)
+                v = None
+            if isinstance(v, str):
+                continue  # strings are identity data (serial, model), not readings
+            samples.setdefault(asset, []).append((t.name, ts, v, 0 if v is not None else 2))
+
+    async def _read(self, dev: DeviceConfig, client, req: ReadRequest,
+                    st: DeviceStats) -> list | None:
+        names = ", ".join(s.name for s in req.tags)
+        try:
+            rr = await getattr(client, _READERS[req.table])(req.address, count=req.count,
+                                                            device_id=dev.unit_id)
+        except (ModbusException, asyncio.TimeoutError, OSError) as exc:
+            st.timeouts += 1
+            st.last_error = repr(exc)
+            if _count(st, req):
+                log.warning("modbus device %s: reading %s %d+%d (tags %s) failed: %s (%d "
+                            "failures of these tags so far)", dev.name, req.table, req.address,
+                            req.count, names, exc, st.by_tag[req.tags[0].name])
+            return None
+        st.reads += 1
+        if rr.isError():
+            st.exceptions += 1
+            st.last_error = str(rr)
+            if _count(st, req):
+                log.warning("modbus device %s: exception response for %s %d+%d (tags %s): %s "
+                            "(%d so far)", dev.name, req.table, req.address, req.count, names,
+                            rr, st.by_tag[req.tags[0].name])
+            return None
+        if req.table in BIT_TABLES:
+            return [int(b) for b in rr.bits[:req.count]]
+        return list(rr.registers)
+
+    async def frames(self) -> AsyncIterator[ReadingsFrame]:
+        while True:
+            yield await self._queue.get()
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        for c in self._clients.values():
+            c.close()
+        self._tasks.clear()
