@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -200,3 +201,66 @@ def test_broker_down_for_30s_every_reading_arrives_in_order(own_broker, spawn, t
     during = [f for f in frames if down_from < f.ts[0] < down_to]
     assert len(during) >= 250, f"only {len(during)} frames from the 30 s outage"  # 10/s
     assert "Kafka is not acknowledging" in conn.text() or "spool" in conn.text()
+
+
+async def _opcua_frames(cfg: OpcUaConfig, n: int = 3) -> tuple[OpcUaSource, list[ReadingsFrame]]:
+    src = OpcUaSource(cfg)
+    await src.start()
+    try:
+        return src, await _frames(src, n)
+    finally:
+        await src.close()
+
+
+@pytest.mark.parametrize("mode", ["Sign", "SignAndEncrypt"])
+async def test_opcua_security_modes_with_certificates_and_user(tmp_path, mode):
+    from tocsin.connectors.simulator.opcua_server import make_certificate
+    from tocsin.errors import ConnectorError
+
+    port = free_port()
+    srv = await PlantOpcUaServer(port=port, cert_dir=tmp_path / "server",
+                                 users={"operator": "s3cret"}).start()
+    key, cert = await make_certificate(tmp_path / "client", "client")
+    base = {"endpoint": srv.endpoint, "assets": {"pump-1": {"flow": "ns=2;s=pump-1.flow"}},
+            "security": {"policy": "Basic256Sha256", "mode": mode, "certificate": cert,
+                         "private_key": key}}
+    try:
+        _, frames = await _opcua_frames(OpcUaConfig.model_validate(
+            {**base, "username": "operator", "password": "s3cret"}))
+        assert frames and frames[0].tags[0] == "flow" and frames[0].quality[0] == 0
+        with pytest.raises(ConnectorError, match="cannot connect"):
+            await _opcua_frames(OpcUaConfig.model_validate(
+                {**base, "username": "operator", "password": "wrong"}))
+        with pytest.raises(ConnectorError, match="cannot connect"):  # no security: refused
+            await _opcua_frames(OpcUaConfig.model_validate(
+                {"endpoint": srv.endpoint, "assets": base["assets"], "username": "operator",
+                 "password": "s3cret"}))
+    finally:
+        await srv.stop()
+
+
+async def test_opcua_polling_mode_and_per_tag_deadband():
+    port = free_port()
+    srv = await PlantOpcUaServer(port=port).start()
+    assets = {"pump-1": {"flow": "ns=2;s=pump-1.flow", "ghost": "ns=2;s=pump-1.nope"}}
+    try:
+        src, frames = await _opcua_frames(OpcUaConfig(
+            endpoint=srv.endpoint, mode="poll", poll_interval_ms=100, assets=assets), 5)
+        assert all(f.tags == ["flow"] for f in frames)  # the bad node is skipped
+        assert "pump-1.ghost" in src.bad_nodes
+        gaps = np.diff([f.ts[0] for f in frames]) / 1e6
+        assert np.all((gaps > 30) & (gaps < 400))  # source timestamps of successive polls
+        # a deadband far wider than the noise: only the first value is reported
+        src = OpcUaSource(OpcUaConfig(endpoint=srv.endpoint, assets={"pump-1": {
+            "flow": {"node_id": "ns=2;s=pump-1.flow", "deadband": 1000.0, "queue_size": 5},
+            "bearing_temp": {"node_id": "ns=2;s=pump-1.bearing_temp",
+                             "sampling_interval_ms": 100}}}))
+        await src.start()
+        try:
+            frames = await _frames(src, 15)
+        finally:
+            await src.close()
+        counts = {t: sum(f.tags.count(t) for f in frames) for t in ("flow", "bearing_temp")}
+        assert counts["flow"] == 1 and counts["bearing_temp"] >= 14
+    finally:
+        await srv.stop()

@@ -1,14 +1,25 @@
-"""OPC UA source: subscribe to node ids (asyncua client, subscriptions, not polling) and cut
-the data changes into one readings frame per asset per frame interval.
+"""OPC UA source: subscribe to node ids (asyncua client; or poll servers without
+subscriptions) and cut the values into one readings frame per asset per frame interval.
+Connection losses are healed with backoff, re-creating the subscription.
 
 Config (YAML)::
 
     endpoint: opc.tcp://127.0.0.1:4840/tocsin/
+    mode: subscribe                  # or poll (poll_interval_ms)
     publishing_interval_ms: 100
+    security:                        # optional; mode Sign or SignAndEncrypt
+      policy: Basic256Sha256
+      mode: SignAndEncrypt
+      certificate: client-cert.der   # the client's certificate and private key
+      private_key: client-key.pem
+      server_certificate: server-cert.der   # optional: pin the server's certificate
+    username: operator               # optional
+    password: secret
     assets:
       pump-1:
         bearing_temp: "ns=2;s=pump-1.bearing_temp"
-        vibration_rms: {node_id: "ns=2;s=pump-1.vibration_rms"}
+        vibration_rms: {node_id: "ns=2;s=pump-1.vibration_rms", sampling_interval_ms: 50,
+                        queue_size: 10, deadband: 0.05}
 """
 
 from __future__ import annotations
@@ -22,7 +33,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from asyncua import Client, ua
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tocsin.configfile import load_model
 from tocsin.contracts.readings import ReadingsFrame
@@ -35,6 +48,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 class NodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     node_id: str
+    sampling_interval_ms: float | None = Field(None, ge=0, description="default: publishing")
+    queue_size: int = Field(0, ge=0, description="server-side queue per item (0: 1)")
+    deadband: float | None = Field(None, ge=0, description="absolute deadband")
 
     @field_validator("node_id")
     @classmethod
@@ -44,6 +60,24 @@ class NodeConfig(BaseModel):
         except Exception as exc:  # asyncua raises several types for bad strings
             raise ValueError(f"not an OPC UA node id: {v!r}") from exc
         return v
+
+
+class SecurityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: Literal["Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"] = \
+        "Basic256Sha256"
+    mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    certificate: Path
+    private_key: Path
+    server_certificate: Path | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> "SecurityConfig":
+        for name in ("certificate", "private_key", "server_certificate"):
+            f = getattr(self, name)
+            if f is not None and not Path(f).is_file():
+                raise ValueError(f"security.{name}: no such file {str(f)!r}")
+        return self
 
 
 class OpcUaConfig(BaseModel):
@@ -58,19 +92,32 @@ class OpcUaConfig(BaseModel):
     timeout_s: float = Field(10.0, gt=0)
     check_interval_s: float = Field(1.0, gt=0, description="connection check period")
     backoff_max_s: float = Field(30.0, gt=0, description="longest wait between reconnects")
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    poll_interval_ms: float = Field(1000.0, gt=0)
+    security: SecurityConfig | None = None
+    username: str | None = None
+    password: str | None = None
     assets: dict[str, dict[str, NodeConfig | str]]
 
+    @model_validator(mode="after")
+    def _check(self) -> "OpcUaConfig":
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
     def nodes(self) -> list[tuple[str, str, str]]:
+        return [(a, t, n.node_id) for a, t, n in self.node_configs()]
+
+    def node_configs(self) -> list[tuple[str, str, NodeConfig]]:
         out = []
         for asset, tags in self.assets.items():
             for tag, node in tags.items():
-                nid = node if isinstance(node, str) else node.node_id
                 try:
-                    ua.NodeId.from_string(nid)
-                except Exception as exc:
+                    nc = NodeConfig(node_id=node) if isinstance(node, str) else node
+                except ValueError as exc:
                     raise ConfigError(f"asset {asset!r} tag {tag!r}: not an OPC UA node id: "
-                                      f"{nid!r}") from exc
-                out.append((asset, tag, nid))
+                                      f"{node!r}") from exc
+                out.append((asset, tag, nc))
         return out
 
 
@@ -131,6 +178,7 @@ class OpcUaSource:
         self._collector: _Collector | None = None
         self._seq = 0
         self.reconnects = 0
+        self._nodes: list = []
 
     async def start(self) -> None:
         """Connect and subscribe; the first connection must work (a wrong endpoint is an
@@ -143,22 +191,82 @@ class OpcUaSource:
     async def _connect(self) -> None:
         cfg = self.config
         self.client = Client(cfg.endpoint, timeout=cfg.timeout_s)
+        if cfg.security is not None:
+            from asyncua.crypto import security_policies as sp
+
+            sec = cfg.security
+            policy = getattr(sp, f"SecurityPolicy{sec.policy}")
+            await self.client.set_security(
+                policy, certificate=str(sec.certificate), private_key=str(sec.private_key),
+                server_certificate=str(sec.server_certificate) if sec.server_certificate
+                else None, mode=getattr(ua.MessageSecurityMode, sec.mode))
+        if cfg.username is not None:
+            self.client.set_user(cfg.username)
+            self.client.set_password(cfg.password)
         await self.client.connect()
         self.bad_nodes.clear()
-        triples = cfg.nodes()
-        nodes = [self.client.get_node(nid) for _, _, nid in triples]
+        triples = cfg.node_configs()
+        nodes = [self.client.get_node(nc.node_id) for _, _, nc in triples]
         by_node = {n.nodeid: (a, t) for n, (a, t, _) in zip(nodes, triples)}
         self._collector = _Collector(by_node)
+        self._nodes = list(zip(nodes, triples))
+        if cfg.mode == "poll":
+            await self._check_nodes_by_read()
+            return
         sub = await self.client.create_subscription(cfg.publishing_interval_ms, self._collector)
-        results = await sub.subscribe_data_change(nodes)
-        for (asset, tag, nid), res in zip(triples, results):
-            if isinstance(res, ua.StatusCode):
-                self.bad_nodes[f"{asset}.{tag}"] = f"{nid}: {res.name}"
-                log.error("%s: asset %s tag %s node %s rejected by server: %s; skipping it, "
-                          "the other tags keep flowing", self.name, asset, tag, nid, res.name)
+        # one monitored-item request per distinct (sampling, queue, deadband) setting
+        groups: dict[tuple, list] = defaultdict(list)
+        for node, (asset, tag, nc) in self._nodes:
+            sampling = (nc.sampling_interval_ms if nc.sampling_interval_ms is not None
+                        else cfg.publishing_interval_ms)
+            groups[(sampling, nc.queue_size, nc.deadband)].append((node, asset, tag, nc))
+        for (sampling, queue, deadband), items in groups.items():
+            group_nodes = [n for n, *_ in items]
+            if deadband:
+                results = await sub.deadband_monitor(group_nodes, deadband, 1, queue)
+            else:
+                results = await sub.subscribe_data_change(group_nodes, queuesize=queue,
+                                                          sampling_interval=sampling)
+            if not isinstance(results, list):
+                results = [results]
+            for (_, asset, tag, nc), res in zip(items, results):
+                if isinstance(res, ua.StatusCode):
+                    self._bad(asset, tag, nc.node_id, res.name)
         if len(self.bad_nodes) == len(triples):
             raise ConnectorError(f"{self.name}: the server rejected every configured node: "
                                  f"{self.bad_nodes}")
+
+    def _bad(self, asset: str, tag: str, nid: str, why: str) -> None:
+        self.bad_nodes[f"{asset}.{tag}"] = f"{nid}: {why}"
+        log.error("%s: asset %s tag %s node %s rejected by server: %s; skipping it, the other "
+                  "tags keep flowing", self.name, asset, tag, nid, why)
+
+    async def _check_nodes_by_read(self) -> None:
+        values = await self.client.read_attributes([n for n, _ in self._nodes])
+        keep = []
+        for (node, (asset, tag, nc)), dv in zip(self._nodes, values):
+            status = dv.StatusCode_ if hasattr(dv, "StatusCode_") else dv.StatusCode
+            if status is not None and status.is_bad():
+                self._bad(asset, tag, nc.node_id, status.name)
+            else:
+                keep.append((node, (asset, tag, nc)))
+        if not keep:
+            raise ConnectorError(f"{self.name}: every configured node is bad: {self.bad_nodes}")
+        self._nodes = keep
+
+    async def _poll_once(self) -> None:
+        col = self._collector
+        values = await self.client.read_attributes([n for n, _ in self._nodes])
+        now = time.time_ns()
+        for (node, (asset, tag, _)), dv in zip(self._nodes, values):
+            status = dv.StatusCode_ if hasattr(dv, "StatusCode_") else dv.StatusCode
+            try:
+                v = float(dv.Value.Value) if dv.Value is not None else None
+            except (TypeError, ValueError):
+                v = None
+            q = _quality(status) if v is not None else 2
+            ts = _ts_ns(dv.SourceTimestamp) if dv.SourceTimestamp else now
+            col.buffers[asset].append((tag, ts, v, q))
 
     async def _alive(self) -> bool:
         try:
@@ -189,10 +297,18 @@ class OpcUaSource:
 
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
         assert self._collector is not None, "start() first"
-        period = self.config.frame_interval_ms / 1000
+        polling = self.config.mode == "poll"
+        period = (self.config.poll_interval_ms if polling else self.config.frame_interval_ms)
+        period /= 1000
         last_check = time.monotonic()
         while True:
             await asyncio.sleep(period)
+            if polling:
+                try:
+                    await self._poll_once()
+                except Exception as exc:  # connection trouble: the check below heals it
+                    log.warning("%s: poll failed: %r", self.name, exc)
+                    last_check = 0.0
             if time.monotonic() - last_check >= self.config.check_interval_s:
                 last_check = time.monotonic()
                 if not await self._alive():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from datetime import datetime, timezone
 
 from asyncua import Client, Server, ua
@@ -35,12 +36,17 @@ def node_id(asset: str, tag: str, ns: int = 2) -> str:
 
 class PlantOpcUaServer:
     def __init__(self, plant: Plant | None = None, port: int = 4840, rate_hz: float = 10.0,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", *, cert_dir: Path | None = None,
+                 users: dict[str, str] | None = None):
+        """`cert_dir`: serve Sign and SignAndEncrypt (Basic256Sha256) with a self-signed
+        certificate made there (no None mode); `users`: require username/password."""
         self.plant = plant or Plant()
         self.port = port
         self.host = host
         self.rate_hz = rate_hz
-        self.server = Server()
+        self.cert_dir = cert_dir
+        self.users = users
+        self.server = Server(user_manager=_Users(users) if users else None)
         self._vars: dict[tuple[str, str], ua.NodeId] = {}
         self._task: asyncio.Task | None = None
         self._t0 = time.time()
@@ -54,7 +60,16 @@ class PlantOpcUaServer:
         await srv.init()
         srv.set_endpoint(self.endpoint)
         srv.set_server_name("Tocsin simulated plant")
-        srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.cert_dir is not None:
+            key, cert = await make_certificate(self.cert_dir, "server", self.host)
+            await srv.load_certificate(str(cert))
+            await srv.load_private_key(str(key))
+            srv.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_Sign,
+                                     ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        else:
+            srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.users:
+            srv.set_security_IDs(["Username"])
         idx = await srv.register_namespace(NAMESPACE)
         plant_obj = await srv.nodes.objects.add_object(ua.NodeId("Plant", idx), "Plant")
         for aid, asset in self.plant.assets.items():
@@ -110,6 +125,35 @@ class PlantOpcUaServer:
             except asyncio.CancelledError:
                 pass
         await self.server.stop()
+
+
+class _Users:
+    """asyncua user manager: username/password from a dict."""
+
+    def __init__(self, users: dict[str, str]):
+        self.users = users
+
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        from asyncua.server.user_managers import User, UserRole
+
+        if username in self.users and self.users[username] == password:
+            return User(role=UserRole.User)
+        return None
+
+
+async def make_certificate(directory: Path, name: str, host: str = "127.0.0.1"
+                           ) -> tuple[Path, Path]:
+    """A self-signed application certificate (DER) and key (PEM) for tests and the demo."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / f"{name}-key.pem", directory / f"{name}-cert.der"
+    if not cert.exists():
+        use = ([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+        await setup_self_signed_certificate(key, cert, f"urn:tocsin:{name}", host, use,
+                                            {"commonName": f"tocsin-{name}"})
+    return key, cert
 
 
 async def call_fault(endpoint: str, asset: str, fault: str, *, clear: bool = False) -> bool:
