@@ -35,6 +35,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # asyncua logs every connect step at INFO and security notes at WARNING
     logging.getLogger("asyncua").setLevel(logging.ERROR)
+    logging.getLogger("pymodbus").setLevel(logging.WARNING)
 
 
 # --------------------------------------------------------------------------- services
@@ -140,26 +141,62 @@ def sim() -> None:
 @click.option("--seed", default=7, show_default=True)
 @click.option("--inject", "injects", multiple=True, metavar="ASSET:FAULT@SECONDS",
               help="schedule a fault, e.g. pump-1:over_temperature@20")
-def sim_opcua(port: int, host: str, rate: float, seed: int, injects: tuple[str, ...]) -> None:
+@click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="scenario YAML: faults with start/end seconds after start")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="write the ground truth (CSV) here on exit")
+def sim_opcua(port: int, host: str, rate: float, seed: int, injects: tuple[str, ...],
+              scenario_path, labels) -> None:
     """Serve the simulated plant over OPC UA until Ctrl-C."""
-    from tocsin.connectors.simulator.opcua_server import PlantOpcUaServer, call_fault
+    from tocsin.connectors.simulator.opcua_server import PlantOpcUaServer
     from tocsin.connectors.simulator.plant import Plant
 
-    schedule = [_parse_inject(s) for s in injects]
-
     async def run():
-        srv = await PlantOpcUaServer(Plant(seed=seed), port=port, rate_hz=rate,
-                                     host=host).start()
+        plant = Plant(seed=seed)
+        srv = await PlantOpcUaServer(plant, port=port, rate_hz=rate, host=host).start()
         click.echo(f"simulator: serving {sorted(srv.plant.assets)} at {srv.endpoint}")
-        for asset, fault, at in schedule:
-            asyncio.get_running_loop().call_later(
-                at, lambda a=asset, f=fault: asyncio.ensure_future(call_fault(srv.endpoint, a, f)))
+        _schedule(plant, injects, scenario_path, labels)
         try:
             await _until_signal()
         finally:
             await srv.stop()
 
     asyncio.run(run())
+
+
+def _schedule(plant, injects, scenario_path, labels) -> None:
+    """Schedule --inject faults and a scenario file's faults on a live simulator (seconds
+    after now); on exit write the ground truth to `labels`."""
+    import atexit
+    import time as _time
+
+    from tocsin.connectors.simulator.scenario import load_scenario, write_labels
+
+    loop = asyncio.get_running_loop()
+    t0 = _time.time()
+    events = [(at, "inject", a, f) for a, f, at in (_parse_inject(s) for s in injects)]
+    if scenario_path:
+        for f in load_scenario(scenario_path).faults:
+            events.append((f.start, "inject", f.asset, f.fault))
+            if f.end is not None:
+                events.append((f.end, "clear", f.asset, f.fault))
+    for at, what, asset, fault in events:
+        def fire(what=what, asset=asset, fault=fault):
+            t = _time.time() - t0
+            try:
+                (plant.inject if what == "inject" else plant.clear)(asset, fault, t)
+                click.echo(f"simulator: {what} {fault} on {asset} at t={t:.1f}s")
+            except KeyError as exc:
+                click.secho(f"simulator: {exc.args[0]}", fg="red", err=True)
+        loop.call_later(at, fire)
+    if labels:
+        def dump():
+            base = int(t0 * 1e9)
+            truth = [dict(e, start_ns=base + int(e["start"] * 1e9),
+                          end_ns=None if e["end"] is None else base + int(e["end"] * 1e9))
+                     for e in plant.episodes()]
+            write_labels(labels, truth)
+        atexit.register(dump)
 
 
 def _parse_inject(spec: str) -> tuple[str, str, float]:
@@ -172,34 +209,42 @@ def _parse_inject(spec: str) -> tuple[str, str, float]:
 
 
 @sim.command("modbus")
-@click.option("--port", default=5020, show_default=True)
+@click.option("--port", default=0, show_default=True,
+              help="port of the first device, the next ones follow (0: the config's ports)")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="register map = a connector config (default: the demo's)")
 @click.option("--rate", default=10.0, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--inject", "injects", multiple=True, metavar="ASSET:FAULT@SECONDS")
-def sim_modbus(port, host, config_path, rate, seed, injects) -> None:
-    """Serve the simulated plant over Modbus/TCP (first device of the config) until Ctrl-C."""
+@click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="scenario YAML: faults with start/end seconds after start")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="write the ground truth (CSV) here on exit")
+def sim_modbus(port, host, config_path, rate, seed, injects, scenario_path, labels) -> None:
+    """Serve the simulated plant over Modbus/TCP, one server per device of the register map
+    (the connector's config), until Ctrl-C."""
     from tocsin.connectors.modbus import load_modbus_config
     from tocsin.connectors.simulator.modbus_server import PlantModbusServer
     from tocsin.connectors.simulator.plant import Plant
 
     cfg = load_modbus_config(config_path or Path(__file__).parent / "data" / "modbus.yaml")
-    schedule = [_parse_inject(s) for s in injects]
 
     async def run():
-        srv = await PlantModbusServer(cfg.devices[0], Plant(seed=seed), host=host, port=port,
-                                      rate_hz=rate).start()
-        click.echo(f"simulator: serving {cfg.devices[0].name} over Modbus/TCP at "
-                   f"{host}:{port} unit {cfg.devices[0].unit_id}")
-        for asset, fault, at in schedule:
-            asyncio.get_running_loop().call_later(
-                at, lambda a=asset, f=fault: srv.plant.inject(a, f, at))
+        plant = Plant(seed=seed)
+        servers = []
+        for i, dev in enumerate(cfg.devices):
+            p = port + i if port else dev.port
+            servers.append(await PlantModbusServer(dev, plant, host=host, port=p,
+                                                   rate_hz=rate).start())
+            click.echo(f"simulator: serving {dev.name} ({dev.asset}) over Modbus/TCP at "
+                       f"{host}:{p} unit {dev.unit_id}")
+        _schedule(plant, injects, scenario_path, labels)
         try:
             await _until_signal()
         finally:
-            await srv.stop()
+            for srv in servers:
+                await srv.stop()
 
     asyncio.run(run())
 
@@ -246,7 +291,9 @@ def _run_connector(source, name, broker, prefix, spool_dir, spool_max_mb, spool_
     from tocsin.streams import topics
 
     s = _settings(broker, prefix, None)
-    spool = None if no_spool else (spool_dir or cache_dir() / "spool" / name)
+    # default spool per connector and target topic: frames are never forwarded elsewhere
+    spool = None if no_spool else (spool_dir or
+                                   cache_dir() / "spool" / f"{name}--{s.topic(topics.READINGS)}")
     sink = KafkaFrameSink(s.broker, s.topic(topics.READINGS), spool_dir=spool,
                           spool_max_bytes=spool_max_mb << 20, spool_policy=spool_policy)
     if spool is not None:
@@ -525,23 +572,34 @@ def recording_expected(path, output) -> None:
 
 @sim.command("scenario")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--fault", default=None, help="fault to inject (none: normal operation)")
+@click.option("--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="scenario YAML (faults with start/end); or use --fault")
+@click.option("--fault", default=None, help="one fault (none: normal operation)")
+@click.option("--asset", default="pump-1", show_default=True, help="asset of --fault")
 @click.option("--at", "fault_at", default=30.0, show_default=True, help="seconds")
 @click.option("--until", "fault_until", type=float, default=None, help="clear it at (s)")
 @click.option("--seconds", default=90.0, show_default=True)
 @click.option("--rate", default=10.0, show_default=True, help="samples/s per tag")
 @click.option("--seed", default=7, show_default=True)
-def sim_scenario(output, fault, fault_at, fault_until, seconds, rate, seed) -> None:
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="also write the ground truth as CSV")
+def sim_scenario(output, scenario_path, fault, asset, fault_at, fault_until, seconds, rate,
+                 seed, labels) -> None:
     """Write a deterministic recording of the simulated plant (event time, no servers)."""
-    from tocsin.connectors.simulator.plant import FAULTS
-    from tocsin.connectors.simulator.scenario import write_scenario
+    from pydantic import ValidationError
 
-    if fault and fault not in FAULTS:
-        raise click.BadParameter(f"{fault!r}; known: {', '.join(sorted(FAULTS))}",
-                                 param_hint="--fault")
-    n = write_scenario(output, fault=fault, fault_at=fault_at, fault_until=fault_until,
-                       seconds=seconds, rate=rate, seed=seed)
-    click.echo(f"wrote {n} frames to {output}")
+    from tocsin.connectors.simulator.scenario import load_scenario, single_fault, write_scenario
+
+    if scenario_path:
+        sc = load_scenario(scenario_path)
+    else:
+        try:
+            sc = single_fault(fault, asset=asset, at=fault_at, until=fault_until,
+                              seconds=seconds, rate=rate, seed=seed)
+        except ValidationError as exc:
+            raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--fault") from None
+    n = write_scenario(output, sc, labels=labels)
+    click.echo(f"wrote {n} frames to {output}" + (f"; ground truth in {labels}" if labels else ""))
 
 
 def _stop_flag():
@@ -564,18 +622,31 @@ def _stop_flag():
 @click.option("--fault-after", default=15.0, show_default=True, help="seconds")
 @click.option("--kafka-port", default=9092, show_default=True)
 @click.option("--opcua-port", default=4840, show_default=True)
+@click.option("--modbus-port", default=5020, show_default=True,
+              help="first of three ports (one Modbus server per asset)")
+@click.option("--protocol", default="opcua", show_default=True,
+              type=click.Choice(["opcua", "modbus"]), help="how the plant is read")
+@click.option("--asset", default="pump-1", show_default=True, help="asset of the fault")
 @click.option("--broker", default=None, help="use this Kafka instead of starting one")
 @_prefix_opt
-def demo(duration, fault, fault_after, kafka_port, opcua_port, broker, prefix) -> None:
+def demo(duration, fault, fault_after, kafka_port, opcua_port, modbus_port, protocol, asset,
+         broker, prefix) -> None:
     """Start everything on embedded defaults and show the alerts of an injected fault.
 
     Exits 0 when at least one alert was raised, 1 otherwise.
     """
     from tocsin.demo import run_demo
 
+    from tocsin.connectors.simulator.plant import DEFAULT_ASSETS, FAULTS
+
+    if fault not in FAULTS or DEFAULT_ASSETS.get(asset) not in FAULTS[fault]:
+        ok = sorted(f for f, by in FAULTS.items() if DEFAULT_ASSETS.get(asset) in by)
+        raise click.BadParameter(f"{fault!r} on {asset!r}; faults of {asset}: {ok}",
+                                 param_hint="--fault/--asset")
     sys.exit(run_demo(duration=duration, fault=fault, fault_after=fault_after,
                       kafka_port=kafka_port, opcua_port=opcua_port, broker=broker,
-                      prefix=prefix or ""))
+                      prefix=prefix, protocol=protocol, modbus_port=modbus_port,
+                      asset=asset))
 
 
 async def _until_signal() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,10 +51,22 @@ def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
             time.sleep(0.5)
 
 
+def _wait_log(path: Path, marker: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while marker not in path.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"simulator did not start; see {path}")
+        time.sleep(0.2)
+
+
 def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
              fault_after: float = 15.0, kafka_port: int = 9092, opcua_port: int = 4840,
-             broker: str | None = None, prefix: str = "") -> int:
+             broker: str | None = None, prefix: str | None = None, protocol: str = "opcua",
+             modbus_port: int = 5020, asset: str = "pump-1") -> int:
     console = Console(soft_wrap=True)
+    if prefix is None:
+        # each demo run on its own topics: no frames or alarm states left over from the last
+        prefix = f"demo-{int(time.time())}."
     logs = run_dir() / "demo"
     logs.mkdir(parents=True, exist_ok=True)
     started_kafka = False
@@ -63,26 +76,44 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
                           "(first run downloads it from Maven Central) ...")
             started_kafka = True
         broker = kafka_up(kafka_port, kafka_port + 1)["bootstrap"]
-    console.print(f"[bold]kafka[/]: {broker}")
+    console.print(f"[bold]kafka[/]: {broker}, topics {prefix}* "
+                  f"(follow with: tocsin alerts tail --prefix {prefix})")
     topics.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
 
     endpoint = endpoint_url(opcua_port)
-    cfg = yaml.safe_load((DATA / "opcua.yaml").read_text())
-    cfg["endpoint"] = endpoint
-    cfg_path = logs / "opcua.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
                TOCSIN_DATA_DIR=str(logs / "worker-data"), PYTHONUNBUFFERED="1")
+    spool = logs / f"spool-{protocol}"
+    shutil.rmtree(spool, ignore_errors=True)  # a demo starts afresh
+    if protocol == "modbus":
+        cfg = yaml.safe_load((DATA / "modbus.yaml").read_text())
+        for i, dev in enumerate(cfg["devices"]):
+            dev["port"] = modbus_port + i
+        cfg_path = logs / "modbus.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        sim = ["sim", "modbus", "--config", str(cfg_path),
+               "--inject", f"{asset}:{fault}@{fault_after:.0f}"]
+    else:
+        cfg = yaml.safe_load((DATA / "opcua.yaml").read_text())
+        cfg["endpoint"] = endpoint
+        cfg_path = logs / "opcua.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg))
+        sim = ["sim", "opcua", "--port", str(opcua_port)]
     procs = {
-        "simulator": _spawn(["sim", "opcua", "--port", str(opcua_port)], logs / "sim.log", env),
+        "simulator": _spawn(sim, logs / "sim.log", env),
         "worker": _spawn(["worker"], logs / "worker.log", env),
     }
     seen: list = []
     try:
-        _wait_opcua(endpoint)
-        console.print(f"[bold]simulator[/]: pump-1 served at {endpoint}")
-        procs["connector"] = _spawn(["connect", "opcua", "--config", str(cfg_path)],
-                                    logs / "connector.log", env)
+        if protocol == "modbus":
+            _wait_log(logs / "sim.log", "press-1-plc", procs["simulator"])
+            console.print(f"[bold]simulator[/]: pump-1, motor-1, press-1 served over "
+                          f"Modbus/TCP on ports {modbus_port}-{modbus_port + 2}")
+        else:
+            _wait_opcua(endpoint)
+            console.print(f"[bold]simulator[/]: pump-1, motor-1, press-1 served at {endpoint}")
+        procs["connector"] = _spawn(["connect", protocol, "--config", str(cfg_path),
+                                     "--spool-dir", str(spool)], logs / "connector.log", env)
         console.print(f"[bold]connector + worker[/]: running (logs in {logs})")
         t0 = time.monotonic()
         injected = False
@@ -91,8 +122,10 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             nonlocal injected
             now = time.monotonic() - t0
             if not injected and now >= fault_after:
-                asyncio.run(call_fault(endpoint, "pump-1", fault))
-                console.print(f"[bold magenta]>>> injected fault {fault!r} on pump-1 "
+                if protocol == "opcua":  # through the server's InjectFault method
+                    asyncio.run(call_fault(endpoint, asset, fault))
+                # (over Modbus the simulator was told when, with --inject)
+                console.print(f"[bold magenta]>>> injected fault {fault!r} on {asset} "
                               f"at t={now:.0f}s[/]")
                 injected = True
             for name, p in procs.items():
@@ -103,7 +136,7 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             return bool(duration) and now >= duration
 
         console.print(f"[bold]alerts[/] on {prefix}{topics.ALERTS} "
-                      f"(fault {fault!r} in {fault_after:.0f}s; Ctrl-C to stop):")
+                      f"(fault {fault!r} on {asset} in {fault_after:.0f}s; Ctrl-C to stop):")
         tail_alerts(broker, prefix + topics.ALERTS, until=until, on_alert=seen.append,
                     console=console)
     except KeyboardInterrupt:

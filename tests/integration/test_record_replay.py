@@ -15,8 +15,7 @@ import yaml
 
 from tests.integration.kafka_helpers import collect
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
-from tocsin.connectors.simulator.plant import FAULTS
-from tocsin.connectors.simulator.scenario import write_scenario
+from tocsin.connectors.simulator.scenario import single_fault, write_scenario
 from tocsin.contracts import Alert
 from tocsin.services.kafka import free_port
 from tocsin.streams import topics
@@ -24,12 +23,18 @@ from tocsin.streams.isolated import _wait_committed, run_isolated
 
 pytestmark = pytest.mark.integration
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-# the alarm each fault must raise in its golden case (a sanity check on the expected files)
-SIGNATURE = {"over_temperature": ("bearing_temp", "high"), "bearing_wear": ("vibration_rms", "high"),
-             "motor_overload": ("motor_current", "high"), "leak": ("flow", "low"),
-             # cavitation oscillates flow and vibration inside their limits: no threshold
-             # sees it (spectral features will), so its golden case expects no alert at all
-             "cavitation": None}
+CASES = [tuple(line.split()) for line in (GOLDEN / "cases.txt").read_text().splitlines()]
+# the alarm each golden case must hold (a sanity check on the expected files). None: the
+# fault stays inside every limit (cavitation oscillates flow, imbalance and valve stiction
+# show in spectra and deviations): thresholds see nothing, spectral features will
+SIGNATURE = {("pump-1", "over_temperature"): ("bearing_temp", "high"),
+             ("pump-1", "bearing_wear"): ("vibration_rms", "high"),
+             ("pump-1", "leak"): ("flow", "low"),
+             ("pump-1", "cavitation"): None,
+             ("motor-1", "phase_imbalance"): ("current_a", "high"),
+             ("motor-1", "voltage_sag"): ("voltage", "low"),
+             ("motor-1", "imbalance"): None,
+             ("press-1", "valve_sticking"): None}
 
 
 def tocsin(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -71,7 +76,7 @@ def test_recorded_live_run_replays_with_identical_alerts(kafka, prefix, spawn, w
 
 def test_original_timing_and_full_speed_give_identical_alerts(kafka, tmp_path):
     rec = tmp_path / "s.rec"
-    write_scenario(rec, fault="over_temperature", fault_at=2.0, seconds=12.0)
+    write_scenario(rec, single_fault("over_temperature", at=2.0, seconds=12.0))
     t0 = time.monotonic()
     slow = run_isolated(rec, kafka, speed=1.0, log_dir=tmp_path)
     slow_s = time.monotonic() - t0
@@ -83,14 +88,15 @@ def test_original_timing_and_full_speed_give_identical_alerts(kafka, tmp_path):
     assert slow_s >= 11.0  # it really ran at original timing
 
 
-@pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_golden_case(kafka, fault):
-    rec, exp = GOLDEN / f"{fault}.rec", GOLDEN / f"{fault}.expected.jsonl"
+@pytest.mark.parametrize("asset, fault", CASES)
+def test_golden_case(kafka, asset, fault):
+    rec = GOLDEN / f"{asset}.{fault}.rec"
+    exp = GOLDEN / f"{asset}.{fault}.expected.jsonl"
     assert rec.exists() and exp.exists(), "run tests/golden/make_golden.sh"
-    if SIGNATURE[fault] is None:
+    if SIGNATURE[(asset, fault)] is None:
         assert exp.read_text() == ""
     else:
-        tag, rule = SIGNATURE[fault]
+        tag, rule = SIGNATURE[(asset, fault)]
         assert f'"rule":"{rule}"' in exp.read_text() and f'"tag":"{tag}"' in exp.read_text()
     r = tocsin("replay", str(rec), "--broker", kafka, "--expect", str(exp))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -98,9 +104,9 @@ def test_golden_case(kafka, fault):
 
 
 def test_golden_check_reports_differences(kafka, tmp_path):
-    rec = GOLDEN / "leak.rec"
+    rec = GOLDEN / "pump-1.leak.rec"
     exp = tmp_path / "exp.jsonl"
-    lines = (GOLDEN / "leak.expected.jsonl").read_text().splitlines()
+    lines = (GOLDEN / "pump-1.leak.expected.jsonl").read_text().splitlines()
     # drop one expected event and add a made-up one: the report must show both, exit 1
     fake = lines[0].replace('"event":"raised"', '"event":"cleared"').replace(
         '"alert_id":"', '"alert_id":"x')
@@ -117,7 +123,8 @@ def test_shadow_run_reports_how_two_configs_differ(kafka, tmp_path):
     cfg = yaml.safe_load(DEFAULT_PLANT.read_text())
     cfg["assets"]["pump-1"]["tags"]["bearing_temp"]["high"] = 75.0
     strict.write_text(yaml.safe_dump(cfg))
-    r = tocsin("replay", str(GOLDEN / "over_temperature.rec"), "--broker", kafka, "--shadow",
+    r = tocsin("replay", str(GOLDEN / "pump-1.over_temperature.rec"), "--broker", kafka,
+               "--shadow",
                str(DEFAULT_PLANT), str(strict))
     assert r.returncode == 0, r.stdout + r.stderr
     row = next(line for line in r.stdout.splitlines() if "bearing_temp" in line and "high" in line)
@@ -127,7 +134,7 @@ def test_shadow_run_reports_how_two_configs_differ(kafka, tmp_path):
 
 def test_damaged_recordings_are_refused_with_position(kafka, tmp_path):
     rec = tmp_path / "s.rec"
-    write_scenario(rec, fault=None, seconds=600.0)  # 6000 frames: 3 blocks of 2000
+    write_scenario(rec, single_fault(None, seconds=600.0))  # 6000 frames: 3 blocks of 2000
     data = rec.read_bytes()
     (tmp_path / "cut.rec").write_bytes(data[:-100])  # inside the last block
     r = tocsin("replay", str(tmp_path / "cut.rec"), "--broker", kafka, "--prefix", "dmg.")

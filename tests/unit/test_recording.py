@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tocsin.connectors.recording import (
     FORMAT, MAGIC, Message, RecordingError, RecordingReader, RecordingWriter)
-from tocsin.connectors.simulator.scenario import write_scenario
+from tocsin.connectors.simulator.scenario import single_fault, write_scenario
 from tocsin.contracts import ReadingsFrame
 
 msg_st = st.builds(
@@ -42,14 +42,14 @@ def test_round_trip(tmp_path_factory, msgs, block_records):
 
 def _scenario(tmp_path, seconds=20.0):
     path = tmp_path / "s.rec"
-    write_scenario(path, fault="leak", fault_at=5.0, seconds=seconds)
+    write_scenario(path, single_fault("leak", at=5.0, seconds=seconds))
     return path
 
 
 def test_scenario_is_deterministic_and_carries_ground_truth(tmp_path):
     a, b = tmp_path / "a.rec", tmp_path / "b.rec"
-    write_scenario(a, fault="leak", fault_at=5.0, seconds=10.0)
-    write_scenario(b, fault="leak", fault_at=5.0, seconds=10.0)
+    write_scenario(a, single_fault("leak", at=5.0, seconds=10.0))
+    write_scenario(b, single_fault("leak", at=5.0, seconds=10.0))
     assert a.read_bytes() == b.read_bytes()
     with RecordingReader(a) as r:
         msgs = list(r)

@@ -1,0 +1,248 @@
+"""Connector throughput, side by side with bare client loops in the same invocation.
+
+modbus  10 simulated Modbus/TCP devices (one server process), 100 float32 tags each.
+        tocsin: ModbusSource (coalesced reads, decode, frames) + KafkaFrameSink with its
+                store-and-forward spool, publishing to Kafka, polling as fast as it can
+        bare:   one pymodbus client per device reading the same register blocks in a loop and
+                decoding them with struct; no frames, no Kafka
+opcua   one asyncua server (own process) with 5,000 Double variables all updated every 1 s.
+        tocsin: OpcUaSource subscribed to all 5,000 (publishing interval 1 s) + KafkaFrameSink
+        bare:   an asyncua client subscribed the same way, counting notifications
+
+Each contender runs in its own process; samples/s are counted over the measuring window after
+a warm-up. Usage: python -m benchmarks.connectors [--broker HOST:PORT] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import struct
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from tocsin.services.kafka import KafkaBroker, free_port
+from tocsin.streams.topics import ensure_topics
+
+DEVICES, TAGS = 10, 100
+OPC_TAGS = 5000
+
+
+# --------------------------------------------------------------------------- servers
+def modbus_servers(base_port: int, ready) -> None:
+    from tocsin.connectors.modbus import DeviceConfig
+    from tocsin.connectors.simulator.modbus_server import PlantModbusServer
+
+    async def run():
+        servers = []
+        for d in range(DEVICES):
+            dev = DeviceConfig.model_validate(modbus_device(d, base_port))
+            static = {f"t{i}": float(i) + d / 10 for i in range(TAGS)}
+            servers.append(await PlantModbusServer(dev, port=base_port + d, static=static,
+                                                   rate_hz=1.0).start())
+        ready.set()
+        await asyncio.sleep(3600)
+
+    asyncio.run(run())
+
+
+def modbus_device(d: int, base_port: int) -> dict:
+    return {"name": f"dev{d}", "host": "127.0.0.1", "port": base_port + d, "asset": f"m{d}",
+            "timeout_s": 2.0, "groups": [{"interval_ms": 1, "tags": [
+                {"name": f"t{i}", "address": 2 * i, "type": "float32"} for i in range(TAGS)]}]}
+
+
+def opcua_server(port: int, ready) -> None:
+    from asyncua import Server, ua
+
+    async def run():
+        srv = Server()
+        await srv.init()
+        srv.set_endpoint(f"opc.tcp://127.0.0.1:{port}/bench/")
+        srv.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        idx = await srv.register_namespace("urn:tocsin:bench")
+        obj = await srv.nodes.objects.add_object(ua.NodeId("Bench", idx), "Bench")
+        nodes = [await obj.add_variable(ua.NodeId(f"v{i}", idx), f"v{i}", 0.0)
+                 for i in range(OPC_TAGS)]
+        await srv.start()
+        ready.set()
+        k = 0
+        while True:
+            k += 1
+            t0 = time.monotonic()
+            for i, n in enumerate(nodes):
+                await srv.write_attribute_value(n.nodeid, ua.DataValue(ua.Variant(
+                    float(k + i), ua.VariantType.Double)))
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+
+    asyncio.run(run())
+
+
+# --------------------------------------------------------------------------- contenders
+def run_tocsin(kind: str, broker: str, port: int, seconds: float, warm: float, out, spool):
+    from tocsin.connectors.kafka_sink import KafkaFrameSink
+
+    topic = f"bench{uuid.uuid4().hex[:6]}.plant.readings"
+    ensure_topics(broker, [topic], 4)
+    if kind == "modbus":
+        from tocsin.connectors.modbus import ModbusConfig, ModbusSource
+
+        src = ModbusSource(ModbusConfig.model_validate(
+            {"devices": [modbus_device(d, port) for d in range(DEVICES)]}))
+    else:
+        from tocsin.connectors.opcua import OpcUaConfig, OpcUaSource
+
+        src = OpcUaSource(OpcUaConfig(
+            endpoint=f"opc.tcp://127.0.0.1:{port}/bench/", publishing_interval_ms=1000,
+            frame_interval_ms=100, timeout_s=60,
+            assets={"bench": {f"v{i}": f"ns=2;s=v{i}" for i in range(OPC_TAGS)}}))
+    sink = KafkaFrameSink(broker, topic, spool_dir=spool)
+
+    async def go():
+        await src.start()
+        drain = asyncio.create_task(sink.drain_forever())
+        t_end = time.monotonic() + warm + seconds
+        counted, t_start = 0, None
+        async for f in src.frames():
+            sink.publish(f)
+            now = time.monotonic()
+            if t_start is None and now >= t_end - seconds:
+                t_start, counted = now, 0
+            elif t_start is not None:
+                counted += len(f)
+            if now >= t_end:
+                break
+        drain.cancel()
+        await src.close()
+        left = sink.flush(30)
+        out.put((counted / (time.monotonic() - t_start), sink.delivered, left))
+
+    asyncio.run(go())
+
+
+def run_bare(kind: str, port: int, seconds: float, warm: float, out) -> None:
+    async def modbus():
+        from pymodbus.client import AsyncModbusTcpClient
+
+        clients = []
+        for d in range(DEVICES):
+            c = AsyncModbusTcpClient("127.0.0.1", port=port + d, timeout=2)
+            await c.connect()
+            clients.append(c)
+        counted, t_start = 0, None
+        t_end = time.monotonic() + warm + seconds
+        unpack = struct.Struct(">" + "f" * (TAGS)).unpack
+
+        async def dev_loop(c):
+            nonlocal counted
+            while time.monotonic() < t_end:
+                a = await c.read_holding_registers(0, count=124, device_id=1)
+                b = await c.read_holding_registers(124, count=2 * TAGS - 124, device_id=1)
+                regs = a.registers + b.registers
+                unpack(b"".join(r.to_bytes(2, "big") for r in regs))
+                if t_start is not None:
+                    counted += TAGS
+
+        async def clock():
+            nonlocal t_start
+            await asyncio.sleep(warm)
+            t_start = time.monotonic()
+
+        await asyncio.gather(clock(), *(dev_loop(c) for c in clients))
+        for c in clients:
+            c.close()
+        return counted / (time.monotonic() - t_start)
+
+    async def opcua():
+        from asyncua import Client
+
+        counted = [0]
+
+        class H:
+            def datachange_notification(self, node, val, data):
+                counted[0] += 1
+
+        async with Client(f"opc.tcp://127.0.0.1:{port}/bench/", timeout=60) as c:
+            nodes = [c.get_node(f"ns=2;s=v{i}") for i in range(OPC_TAGS)]
+            sub = await c.create_subscription(1000, H())
+            await sub.subscribe_data_change(nodes)
+            await asyncio.sleep(warm)
+            counted[0] = 0
+            t0 = time.monotonic()
+            await asyncio.sleep(seconds)
+            return counted[0] / (time.monotonic() - t0)
+
+    rate = asyncio.run(modbus() if kind == "modbus" else opcua())
+    out.put((rate, None, 0))
+
+
+def measure(kind: str, broker: str, port: int, seconds: float, warm: float, rounds: int):
+    res = {"bare": [], "tocsin": []}
+    for r in range(rounds):
+        for name in (["bare", "tocsin"] if r % 2 == 0 else ["tocsin", "bare"]):
+            q = mp.Queue()
+            if name == "bare":
+                p = mp.Process(target=run_bare, args=(kind, port, seconds, warm, q))
+            else:
+                spool = tempfile.mkdtemp(prefix="tocsin-bench-spool-")
+                p = mp.Process(target=run_tocsin,
+                               args=(kind, broker, port, seconds, warm, q, spool))
+            p.start()
+            rate, delivered, left = q.get(timeout=seconds + warm + 300)
+            p.join()
+            res[name].append(rate)
+            extra = "" if delivered is None else f" ({delivered:,} frames acked, {left} left)"
+            print(f"{kind} round {r + 1} {name:>6}: {rate:,.0f} samples/s{extra}", flush=True)
+    return res
+
+
+def main() -> None:
+    import statistics
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--broker")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", choices=["modbus", "opcua"])
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tocsin-conn-bench-"))
+    broker_obj = None
+    broker = args.broker
+    if broker is None:
+        broker_obj = KafkaBroker(work / "kafka", port=free_port(),
+                                 controller_port=free_port()).start()
+        broker = broker_obj.bootstrap
+    summary = []
+    try:
+        for kind in [args.only] if args.only else ["modbus", "opcua"]:
+            ready = mp.Event()
+            if kind == "modbus":
+                port = free_port() + 0
+                srv = mp.Process(target=modbus_servers, args=(port, ready), daemon=True)
+                warm = 3.0
+            else:
+                port = free_port()
+                srv = mp.Process(target=opcua_server, args=(port, ready), daemon=True)
+                warm = 15.0  # subscribing 5,000 items takes a while
+            srv.start()
+            ready.wait(120)
+            try:
+                res = measure(kind, broker, port, args.seconds, warm, args.rounds)
+            finally:
+                srv.terminate()
+            b, t = statistics.median(res["bare"]), statistics.median(res["tocsin"])
+            summary.append(f"{kind}: bare {b:,.0f} samples/s, tocsin {t:,.0f} samples/s "
+                           f"(with Kafka), ratio {t / b:.2f}x")
+    finally:
+        if broker_obj:
+            broker_obj.stop()
+    print("\nmedians over", args.rounds, "rounds:")
+    for line in summary:
+        print(" ", line)
+
+
+if __name__ == "__main__":
+    main()
