@@ -49,20 +49,29 @@ def services() -> None:
 @click.option("--controller-port", default=9093, show_default=True)
 @click.option("--heap", default="1g", show_default=True, help="JVM heap for the broker")
 @click.option("--timeout", default=120.0, show_default=True, help="seconds to wait for ready")
-def services_up(kafka_port: int, controller_port: int, heap: str, timeout: float) -> None:
-    """Provision (first time: from Maven Central into the cache) and start Kafka."""
-    from tocsin.services.registry import kafka_up
+@click.option("--influx-port", default=8086, show_default=True)
+@click.option("--no-influx", is_flag=True, help="Kafka only")
+def services_up(kafka_port: int, controller_port: int, heap: str, timeout: float,
+                influx_port: int, no_influx: bool) -> None:
+    """Provision (first time: Kafka from Maven Central, influxd built from the Go module
+    proxy, both into the cache) and start Kafka and InfluxDB on 127.0.0.1."""
+    from tocsin.services.registry import influx_up, kafka_up
 
     state = kafka_up(kafka_port, controller_port, heap=heap, timeout=timeout)
     click.echo(f"kafka: up at {state['bootstrap']} (pid {state['pid']}, log {state['log']})")
+    if not no_influx:
+        st = influx_up(influx_port)
+        click.echo(f"influxdb: up at {st['url']} (pid {st['pid']}, org {st['org']}, bucket "
+                   f"{st['bucket']}, token {st['token']})")
 
 
 @services.command("down")
 def services_down() -> None:
     """Stop the services `up` started."""
-    from tocsin.services.registry import kafka_down
+    from tocsin.services.registry import influx_down, kafka_down
 
     click.echo("kafka: stopped" if kafka_down() else "kafka: was not running")
+    click.echo("influxdb: stopped" if influx_down() else "influxdb: was not running")
 
 
 @services.command("status")
@@ -70,7 +79,12 @@ def services_status() -> None:
     """Say what is running; exit 1 when Kafka is not."""
     from tocsin.services.registry import kafka_status
 
+    from tocsin.services.registry import influx_status
+
     state = kafka_status()
+    influx = influx_status()
+    click.echo("influxdb: down" if influx is None else
+               f"influxdb: up at {influx['url']} (pid {influx['pid']}, data {influx['data_dir']})")
     if state is None:
         click.echo("kafka: down")
         sys.exit(1)
@@ -408,6 +422,159 @@ def alerts_tail(broker, prefix, from_beginning: bool) -> None:
     tail_alerts(s.broker, s.topic(topics.ALERTS), from_beginning=from_beginning)
 
 
+# --------------------------------------------------------------------------- history
+_influx_opts = [
+    click.option("--influx-url", envvar="TOCSIN_INFLUX_URL", default="http://127.0.0.1:8086",
+                 show_default=True),
+    click.option("--influx-token", envvar="TOCSIN_INFLUX_TOKEN", default="tocsin-local-token"),
+    click.option("--influx-org", envvar="TOCSIN_INFLUX_ORG", default="tocsin", show_default=True),
+    click.option("--influx-bucket", envvar="TOCSIN_INFLUX_BUCKET", default="tocsin",
+                 show_default=True),
+]
+
+
+def _with_influx(f):
+    for opt in reversed(_influx_opts):
+        f = opt(f)
+    return f
+
+
+@main.group(cls=_Group)
+def sink() -> None:
+    """Write streams into external stores."""
+
+
+@sink.command("influx")
+@_broker_opt
+@_prefix_opt
+@_with_influx
+@click.option("--batch", default=5000, show_default=True, help="points per write")
+@click.option("--flush", "flush_s", default=1.0, show_default=True, help="max seconds a point waits")
+def sink_influx(broker, prefix, influx_url, influx_token, influx_org, influx_bucket, batch,
+                flush_s) -> None:
+    """Write readings and alerts into InfluxDB until Ctrl-C (offsets committed only after
+    InfluxDB acknowledged the points)."""
+    from tocsin.connectors.influx_sink import InfluxHistorySink
+
+    s = _settings(broker, prefix, None)
+    sk = InfluxHistorySink(s.broker, s.topic_prefix, influx_url, influx_token, influx_org,
+                           influx_bucket, batch_lines=batch, flush_s=flush_s)
+    click.echo(f"history sink: {s.broker} {s.topic_prefix}* -> {influx_url} bucket {influx_bucket}")
+    sk.run(stop=_stop_flag())
+    st = sk.stats
+    click.echo(f"history sink: {st.points:,} points in {st.batches:,} batches, {st.retries} "
+               f"retries, {st.rejected} rejected, {st.deadlettered} dead-lettered")
+
+
+@main.group(cls=_Group)
+def history() -> None:
+    """Query the history in InfluxDB."""
+
+
+def _print_rows(rows: list[dict], fmt: str) -> None:
+    import csv
+    import io
+
+    import orjson
+
+    if fmt == "json":
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC,
+                                default=str).decode())
+        return
+    if not rows:
+        click.echo("(no rows)")
+        return
+    cols = list(rows[0])
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([r[c].isoformat() if hasattr(r[c], "isoformat") else r[c] for c in cols])
+        click.echo(buf.getvalue().rstrip())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table()
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c])) for c in cols])
+    Console().print(t)
+
+
+_fmt_opt = click.option("--format", "fmt", default="table", show_default=True,
+                        type=click.Choice(["table", "csv", "json"]))
+
+
+@history.command("readings")
+@click.option("--asset", required=True)
+@click.option("--tag", "tags", multiple=True, help="tag name (repeat; default: all)")
+@click.option("--start", default="-1h", show_default=True, help="-1h style or RFC 3339")
+@click.option("--stop", default="now()", show_default=True)
+@click.option("--every", default=None, help="aggregate window, e.g. 10s, 1m")
+@click.option("--fn", default="mean", show_default=True, help="aggregate function")
+@click.option("--rollup", is_flag=True, help="read the 1-minute rollup bucket")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="also a PNG")
+@_fmt_opt
+@_with_influx
+def history_readings(asset, tags, start, stop, every, fn, rollup, plot, fmt, influx_url,
+                     influx_token, influx_org, influx_bucket) -> None:
+    """Readings of one asset over a time range (optionally aggregated)."""
+    from tocsin.connectors.history import History
+
+    h = History(influx_url, influx_token, influx_org, influx_bucket)
+    rows = h.readings(asset, list(tags) or None, start=start, stop=stop, every=every, fn=fn,
+                      rollup=rollup)
+    if plot:
+        from tocsin.connectors.history_plot import plot_readings
+
+        plot_readings(rows, plot, title=f"{asset} {start}..{stop}")
+        click.echo(f"plot written to {plot}", err=True)
+    _print_rows(rows, fmt)
+
+
+@history.command("alerts")
+@click.option("--asset", default=None)
+@click.option("--start", default="-24h", show_default=True)
+@click.option("--stop", default="now()", show_default=True)
+@_fmt_opt
+@_with_influx
+def history_alerts(asset, start, stop, fmt, influx_url, influx_token, influx_org,
+                   influx_bucket) -> None:
+    """Alert events over a time range."""
+    from tocsin.connectors.history import History
+
+    h = History(influx_url, influx_token, influx_org, influx_bucket)
+    _print_rows(h.alerts(asset, start=start, stop=stop), fmt)
+
+
+@history.command("around")
+@click.argument("alert_id")
+@click.option("--before", default="2m", show_default=True)
+@click.option("--after", default="1m", show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None)
+@_fmt_opt
+@_with_influx
+def history_around(alert_id, before, after, plot, fmt, influx_url, influx_token, influx_org,
+                   influx_bucket) -> None:
+    """The raw readings around an alert, with its events: one call."""
+    from tocsin.connectors.history import History
+
+    h = History(influx_url, influx_token, influx_org, influx_bucket)
+    w = h.around_alert(alert_id, before=before, after=after)
+    if plot:
+        from tocsin.connectors.history_plot import plot_readings
+
+        plot_readings(w["readings"], plot, title=f"{w['asset']} around {alert_id}",
+                      events=w["events"])
+        click.echo(f"plot written to {plot}", err=True)
+    click.echo(f"{len(w['events'])} events of {alert_id} ({w['asset']}):", err=True)
+    _print_rows(w["events"], fmt)
+    _print_rows(w["readings"], fmt)
+
+
 # --------------------------------------------------------------------------- record/replay
 @main.command()
 @click.argument("topics_", metavar="TOPIC...", nargs=-1, required=True)
@@ -628,9 +795,11 @@ def _stop_flag():
               type=click.Choice(["opcua", "modbus"]), help="how the plant is read")
 @click.option("--asset", default="pump-1", show_default=True, help="asset of the fault")
 @click.option("--broker", default=None, help="use this Kafka instead of starting one")
+@click.option("--history/--no-history", default=True, show_default=True,
+              help="write readings and alerts to a local InfluxDB (built on first use)")
 @_prefix_opt
 def demo(duration, fault, fault_after, kafka_port, opcua_port, modbus_port, protocol, asset,
-         broker, prefix) -> None:
+         broker, history, prefix) -> None:
     """Start everything on embedded defaults and show the alerts of an injected fault.
 
     Exits 0 when at least one alert was raised, 1 otherwise.
@@ -646,7 +815,7 @@ def demo(duration, fault, fault_after, kafka_port, opcua_port, modbus_port, prot
     sys.exit(run_demo(duration=duration, fault=fault, fault_after=fault_after,
                       kafka_port=kafka_port, opcua_port=opcua_port, broker=broker,
                       prefix=prefix, protocol=protocol, modbus_port=modbus_port,
-                      asset=asset))
+                      asset=asset, history=history))
 
 
 async def _until_signal() -> None:

@@ -62,7 +62,7 @@ def _wait_log(path: Path, marker: str, proc: subprocess.Popen, timeout: float = 
 def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
              fault_after: float = 15.0, kafka_port: int = 9092, opcua_port: int = 4840,
              broker: str | None = None, prefix: str | None = None, protocol: str = "opcua",
-             modbus_port: int = 5020, asset: str = "pump-1") -> int:
+             modbus_port: int = 5020, asset: str = "pump-1", history: bool = True) -> int:
     console = Console(soft_wrap=True)
     if prefix is None:
         # each demo run on its own topics: no frames or alarm states left over from the last
@@ -103,6 +103,20 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
         "simulator": _spawn(sim, logs / "sim.log", env),
         "worker": _spawn(["worker"], logs / "worker.log", env),
     }
+    influx = None
+    if history:
+        from tocsin.services.registry import influx_up
+
+        try:
+            influx = influx_up()
+            procs["history-sink"] = _spawn(
+                ["sink", "influx", "--influx-url", influx["url"], "--influx-token",
+                 influx["token"]], logs / "history-sink.log", env)
+            console.print(f"[bold]history[/]: readings and alerts go to InfluxDB at "
+                          f"{influx['url']} (bucket {influx['bucket']})")
+        except Exception as exc:  # the alarms matter more than their history
+            console.print(f"[yellow]history: InfluxDB not available ({exc}); running "
+                          "without it[/]")
     seen: list = []
     try:
         if protocol == "modbus":
@@ -156,4 +170,9 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             kafka_down()
     raised = sum(1 for a in seen if a.event.value == "raised")
     console.print(f"[bold]demo finished[/]: {len(seen)} alert events, {raised} raised")
+    if influx is not None and seen:
+        first = next((a for a in seen if a.event.value == "raised"), seen[0])
+        console.print(f"history: tocsin history around {first.alert_id} --plot around.png\n"
+                      f"         tocsin history readings --asset {first.asset} --start -10m "
+                      "--every 10s")
     return 0 if raised else 1

@@ -102,7 +102,8 @@ def test_demo_command_shows_alerts(kafka, prefix):
     """The README's main command, pointed at the test broker, ends with raised alerts."""
     proc = subprocess.run(
         [sys.executable, "-m", "tocsin.cli", "demo", "--broker", kafka, "--prefix", prefix,
-         "--opcua-port", str(free_port()), "--duration", "45", "--fault-after", "12"],
+         "--opcua-port", str(free_port()), "--duration", "45", "--fault-after", "12",
+         "--no-history"],
         capture_output=True, text=True, timeout=150)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

@@ -157,6 +157,7 @@ class ModbusSource:
         self._tasks: list[asyncio.Task] = []
         self._clients: dict[str, AsyncModbusTcpClient] = {}
         self._seq = 0
+        self._closing = False
 
     async def start(self) -> None:
         for dev in self.config.devices:
@@ -191,10 +192,25 @@ class ModbusSource:
 
     async def _poll_group(self, dev: DeviceConfig, client, group: PollGroup,
                           tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:
+        """Supervise one poll loop: an unexpected error is logged with the device and the
+        loop restarts after a pause, so one device's trouble never silently stops it."""
+        while not self._closing:
+            try:
+                await self._poll_loop(dev, client, group, tags, plan)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stats[dev.name].last_error = "internal error (see log)"
+                log.exception("modbus device %s: poll loop failed; restarting in 1s", dev.name)
+                client.close()
+                await asyncio.sleep(1.0)
+
+    async def _poll_loop(self, dev: DeviceConfig, client, group: PollGroup,
+                         tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:
         period = group.interval_ms / 1000.0
         st = self.stats[dev.name]
         nxt = time.monotonic()
-        while True:
+        while not self._closing:
             if not client.connected:
                 await self._connect(dev, client)
             ts = time.time_ns()
@@ -283,13 +299,15 @@ class ModbusSource:
             yield await self._queue.get()
 
     async def close(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except (asyncio.CancelledError, Exception):
-                pass
+        # pymodbus turns a cancellation inside a request into a ModbusIOException, which a
+        # poll loop counts and survives: so stop by flag, and cancel until the tasks are done
+        self._closing = True
+        pending = set(self._tasks)
+        deadline = time.monotonic() + 10
+        while pending and time.monotonic() < deadline:
+            for t in pending:
+                t.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
         for c in self._clients.values():
             c.close()
         self._tasks.clear()

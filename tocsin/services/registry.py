@@ -56,3 +56,37 @@ def kafka_down() -> bool:
     if state is None:
         return False
     return stop_pid(state["pid"])
+
+
+# --------------------------------------------------------------------------- influxd
+def _influx_state() -> Path:
+    return run_dir() / "influx.json"
+
+
+def influx_status() -> dict | None:
+    try:
+        state = orjson.loads(_influx_state().read_bytes())
+    except (OSError, ValueError):
+        return None
+    return state if pid_alive(state["pid"]) else None
+
+
+def influx_up(port: int = 8086, data_dir: Path | None = None, timeout: float = 60.0) -> dict:
+    from tocsin.services.influx import InfluxServer
+
+    running = influx_status()
+    if running:
+        return running
+    srv = InfluxServer(data_dir or run_dir() / "influx-data", port=port, detach=True)
+    srv.start(timeout=timeout)
+    state = {"pid": srv.proc.pid, "port": port, "url": srv.url, "org": srv.org,
+             "bucket": srv.bucket, "token": srv.token, "data_dir": str(srv.data_dir),
+             "log": str(srv.log_path)}
+    _influx_state().write_bytes(orjson.dumps(state))
+    return state
+
+
+def influx_down() -> bool:
+    state = influx_status()
+    _influx_state().unlink(missing_ok=True)
+    return False if state is None else stop_pid(state["pid"])

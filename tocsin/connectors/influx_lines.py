@@ -1,0 +1,47 @@
+"""Wire records -> InfluxDB line protocol. Pure: bytes in, lines out.
+
+Schema (one measurement per kind; asset and tag as InfluxDB tags; source timestamps, ns):
+
+    readings,asset=<asset>,tag=<tag> value=<float>,quality=<int>i <source ts>
+    alerts,asset=..,tag=..,rule=..,kind=..,severity=..,event=.. value=..,limit=..,
+           alert_id="..",message="..",opened_ts=<int>i <source ts of the event>
+
+A point is identified by measurement, tag set and timestamp, so writing the same input twice
+(a redelivery, a replay) overwrites, never doubles.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tocsin.contracts.alerts import Alert
+from tocsin.contracts.readings import ReadingsFrame
+
+_TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
+
+
+def _tag(v: str) -> str:
+    return v.translate(_TAG_ESC)
+
+
+def _str_field(v: str) -> str:
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def readings_lines(frame: ReadingsFrame) -> list[str]:
+    asset = _tag(frame.asset)
+    out = []
+    for tag, ts, v, q in zip(frame.tags, frame.ts.tolist(), frame.values.tolist(),
+                             frame.quality.tolist()):
+        fields = f"quality={q}i" if math.isnan(v) else f"value={v!r},quality={q}i"
+        out.append(f"readings,asset={asset},tag={_tag(tag)} {fields} {ts}")
+    return out
+
+
+def alert_lines(a: Alert) -> list[str]:
+    tags = (f"asset={_tag(a.asset)},tag={_tag(a.tag)},rule={_tag(a.rule)},kind={_tag(a.kind)},"
+            f"severity={a.severity.value},event={a.event.value}")
+    fields = (f"value={float(a.value)!r},limit={float(a.limit)!r},"
+              f"alert_id={_str_field(a.alert_id)},message={_str_field(a.message)},"
+              f"opened_ts={a.opened_ts}i")
+    return [f"alerts,{tags} {fields} {a.source_ts}"]

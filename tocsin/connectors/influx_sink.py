@@ -1,0 +1,217 @@
+"""History sink: Kafka topics -> InfluxDB, lossless and without doubles.
+
+A plain confluent-kafka consumer with manual commits, not a Faust agent, because the one rule
+that matters here is "commit an offset only after InfluxDB acknowledged every point before
+it", and that is explicit in this loop:
+
+1. consume readings and alerts, turn them into line protocol (undecodable messages go to the
+   dead-letter topic at once);
+2. when a batch reaches `batch_lines` (5,000, InfluxData's advice) or `flush_s` passes, write
+   it gzip-compressed in one request;
+3. InfluxDB down or failing (connection error, 5xx, 429): pause the partitions, back off and
+   retry the same batch until it is written (the rest of the pipeline does not wait: it has
+   its own consumer groups); points InfluxDB rejects (4xx: bad type, outside retention) are
+   isolated by bisecting the batch and dead-lettered with InfluxDB's reason;
+4. commit the offsets of everything in the batch.
+
+Points are idempotent by series and timestamp, so a crash between 2 and 4 re-writes the same
+points and never doubles them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import urllib3
+from confluent_kafka import Consumer, Producer, TopicPartition
+from influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from tocsin.connectors.influx_admin import ensure_rollups
+from tocsin.connectors.influx_lines import alert_lines, readings_lines
+from tocsin.contracts.alerts import Alert
+from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.readings import ReadingsFrame
+from tocsin.errors import SchemaError
+from tocsin.streams import topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SinkStats:
+    messages: int = 0
+    points: int = 0
+    batches: int = 0
+    retries: int = 0
+    rejected: int = 0
+    deadlettered: int = 0
+    seconds_writing: float = 0.0
+    last_error: str = ""
+
+
+@dataclass
+class _Item:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    lines: list[str] = field(default_factory=list)
+
+
+class InfluxHistorySink:
+    def __init__(self, broker: str, prefix: str, url: str, token: str, org: str, bucket: str,
+                 *, group: str | None = None, batch_lines: int = 5000, flush_s: float = 1.0,
+                 backoff_max_s: float = 30.0, worker: str = "history-sink"):
+        self.prefix = prefix
+        self.topics = {prefix + topics.READINGS: self._readings,
+                       prefix + topics.ALERTS: self._alerts}
+        self.consumer = Consumer({
+            "bootstrap.servers": broker, "group.id": group or f"tocsin-history-{prefix}",
+            "enable.auto.commit": False, "auto.offset.reset": "earliest",
+            "max.poll.interval.ms": 600000})
+        self.dlq = Producer({"bootstrap.servers": broker, "enable.idempotence": True})
+        self.client = InfluxDBClient(url=url, token=token, org=org, enable_gzip=True,
+                                     timeout=30_000,
+                                     retries=urllib3.Retry(total=0, connect=0, read=0))
+        self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
+        self.bucket, self.org = bucket, org
+        self.batch_lines, self.flush_s, self.backoff_max_s = batch_lines, flush_s, backoff_max_s
+        self.worker = worker
+        self.stats = SinkStats()
+
+    @staticmethod
+    def _readings(value: bytes) -> list[str]:
+        return readings_lines(ReadingsFrame.decode(value))
+
+    @staticmethod
+    def _alerts(value: bytes) -> list[str]:
+        return alert_lines(Alert.decode(value))
+
+    def run(self, stop: Callable[[], bool] = lambda: False) -> None:
+        try:  # retention and downsampling exist wherever the sink writes
+            ensure_rollups(self.client.url, self.client.token, self.org, self.bucket)
+        except Exception as exc:  # InfluxDB may be down now: the write loop waits for it
+            log.warning("could not ensure the rollup bucket and task yet: %s", exc)
+        self.consumer.subscribe(list(self.topics))
+        batch: list[_Item] = []
+        n_lines = 0
+        started = time.monotonic()
+        try:
+            while not stop():
+                for msg in self.consumer.consume(2000, 0.2):
+                    if msg.error():
+                        continue
+                    item = _Item(msg.topic(), msg.partition(), msg.offset(), msg.key(),
+                                 msg.value() or b"")
+                    try:
+                        item.lines = self.topics[item.topic](item.value)
+                    except SchemaError as exc:
+                        self._deadletter(item, str(exc), "decode")
+                    self.stats.messages += 1
+                    batch.append(item)
+                    n_lines += len(item.lines)
+                if batch and (n_lines >= self.batch_lines
+                              or time.monotonic() - started >= self.flush_s):
+                    self._write_batch(batch, stop)
+                    batch, n_lines, started = [], 0, time.monotonic()
+                elif not batch:
+                    started = time.monotonic()
+            if batch:
+                self._write_batch(batch, stop)
+        finally:
+            self.dlq.flush(10)
+            self.consumer.close()
+            self.client.close()
+
+    # -- writing ------------------------------------------------------------------------
+    def _write_batch(self, batch: list[_Item], stop: Callable[[], bool]) -> None:
+        lines = [(i, ln) for i, item in enumerate(batch) for ln in item.lines]
+        delay = 0.2
+        paused = False
+        while True:
+            try:
+                t0 = time.perf_counter()
+                rejected = self._write(lines)
+                self.stats.seconds_writing += time.perf_counter() - t0
+                break
+            except _Transient as exc:
+                self.stats.retries += 1
+                self.stats.last_error = str(exc)
+                if not paused:
+                    self.consumer.pause(self.consumer.assignment())
+                    paused = True
+                    log.warning("InfluxDB unavailable (%s); holding %d points, retrying with "
+                                "backoff; Kafka offsets wait", exc, len(lines))
+                if stop():
+                    return  # nothing committed: the batch is consumed again next start
+                t_end = time.monotonic() + delay
+                while time.monotonic() < t_end:
+                    self.consumer.poll(0.1)  # stay in the group while paused
+                delay = min(delay * 2, self.backoff_max_s)
+        if paused:
+            self.consumer.resume(self.consumer.assignment())
+            log.info("InfluxDB back: wrote the held batch of %d points", len(lines))
+        by_msg: dict[int, list[tuple[str, str]]] = {}
+        for idx, line, reason in rejected:
+            self.stats.rejected += 1
+            by_msg.setdefault(idx, []).append((line, reason))
+        for idx, bad in by_msg.items():  # one dead letter per message, whole, with reasons
+            reasons = sorted({r for _, r in bad})
+            self._deadletter(batch[idx], f"InfluxDB rejected {len(bad)} of "
+                             f"{len(batch[idx].lines)} points: {'; '.join(reasons)}; first: "
+                             f"{bad[0][0]!r}", "process")
+        self.dlq.flush(10)
+        self.stats.points += len(lines) - len(rejected)
+        self.stats.batches += 1
+        last: dict[tuple[str, int], int] = {}
+        for item in batch:
+            last[(item.topic, item.partition)] = item.offset + 1
+        self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in last.items()],
+                             asynchronous=False)
+
+    def _write(self, lines: list[tuple[int, str]]) -> list[tuple[int, str, str]]:
+        """Write; return the points InfluxDB rejected (index, line, reason)."""
+        if not lines:
+            return []
+        try:
+            self.write_api.write(self.bucket, self.org, "\n".join(ln for _, ln in lines))
+            return []
+        except ApiException as exc:
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403, 404, 429):
+                raise _Transient(f"HTTP {exc.status}: {_reason(exc)}") from exc
+            if len(lines) == 1:
+                return [(lines[0][0], lines[0][1], _reason(exc))]
+            mid = len(lines) // 2  # isolate the bad points; rewriting good ones is harmless
+            return self._write(lines[:mid]) + self._write(lines[mid:])
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _Transient(repr(exc)) from exc
+
+    def _deadletter(self, item: _Item, error: str, stage: str) -> None:
+        dl = DeadLetter.wrap(source_topic=item.topic, partition=item.partition,
+                             offset=item.offset, key=item.key, payload=item.value, error=error,
+                             stage=stage, worker=self.worker, ts=time.time_ns())
+        self.dlq.produce(self.prefix + topics.DEADLETTER, dl.encode(), key=item.topic.encode())
+        self.dlq.poll(0)
+        self.stats.deadlettered += 1
+        log.warning("dead-lettered %s[%d]@%d: %s", item.topic, item.partition, item.offset,
+                    error[:300])
+
+
+class _Transient(Exception):
+    """InfluxDB is unreachable or failing: retry the whole batch later."""
+
+
+def _reason(exc: ApiException) -> str:
+    body = exc.body.decode(errors="replace") if isinstance(exc.body, bytes) else str(exc.body)
+    try:
+        import orjson
+
+        return orjson.loads(body).get("message", body)
+    except Exception:
+        return body or str(exc.reason)
