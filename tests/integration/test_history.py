@@ -20,7 +20,11 @@ from tocsin.services.kafka import free_port
 from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
-T0 = (int(time.time()) - 90) * 10**9  # recent: inside retention and the rollup's window
+
+
+def recent() -> int:
+    """A minute ago: inside retention and inside the rollup task's two-minute window."""
+    return (int(time.time()) - 60) * 10**9
 
 
 @pytest.fixture
@@ -30,7 +34,8 @@ def influx(tmp_path):
     srv.stop()
 
 
-def frames(asset: str, n: int, start: int = T0, per: int = 10) -> list[ReadingsFrame]:
+def frames(asset: str, n: int, start: int | None = None, per: int = 10) -> list[ReadingsFrame]:
+    start = recent() if start is None else start
     out = []
     for k in range(n):
         ts = np.array([start + (k * per + i) * 10**8 for i in range(per)] * 2)
@@ -58,7 +63,8 @@ def wait_count(h: History, asset: str, expected: int, timeout: float = 60.0) -> 
 
 
 def test_round_trip_readings_and_alerts(kafka, prefix, spawn, influx):
-    fs = frames("pump-7", 5)
+    T0 = recent()
+    fs = frames("pump-7", 5, start=T0)
     alert = Alert("pump-7:abc", AlertEvent.RAISED, "pump-7", "threshold", "high", "temp",
                   Severity.CRITICAL, 95.5, 90.0, T0 + 3 * 10**8, T0 + 3 * 10**8, T0, "hot")
     produce(kafka, prefix + topics.READINGS, [(b"pump-7", f.encode()) for f in fs])
@@ -90,7 +96,8 @@ def test_round_trip_readings_and_alerts(kafka, prefix, spawn, influx):
 def test_influxd_outage_loses_nothing_and_doubles_nothing(kafka, prefix, spawn, influx):
     h = History(influx.url, influx.token, influx.org, influx.bucket)
     sink = run_sink(spawn, influx)
-    first = frames("press-9", 20)
+    T0 = recent()
+    first = frames("press-9", 20, start=T0)
     produce(kafka, prefix + topics.READINGS, [(b"press-9", f.encode()) for f in first])
     assert wait_count(h, "press-9", 400) == 400
     influx.stop()
