@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from tocsin.errors import ServiceError
-from tocsin.services.kafka import _die_with_parent, cache_dir, stop_pid
+from tocsin.services.kafka import ServiceProcess, _die_with_parent, cache_dir
 
 INFLUX_VERSION = "v2.7.12"
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build_influxd.sh"
@@ -41,7 +41,7 @@ def provision(version: str = INFLUX_VERSION) -> Path:
 
 
 @dataclass
-class InfluxServer:
+class InfluxServer(ServiceProcess):
     data_dir: Path
     port: int = 8086
     org: str = "tocsin"
@@ -105,21 +105,6 @@ class InfluxServer:
 
         ensure_rollups(self.url, self.token, self.org, self.bucket)
 
-    def tail_log(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None:
-            return
-        stop_pid(self.proc.pid, timeout)
-        try:
-            self.proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            pass
-        self.proc = None
 
 
 def _http(method: str, url: str, body: dict | None = None) -> dict:

@@ -104,8 +104,32 @@ def provision(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     return libs
 
 
+class ServiceProcess:
+    """What every service started here shares: its process, its log, and a clean stop.
+    Subclasses have `proc` (a Popen or None) and `log_path`."""
+
+    proc: subprocess.Popen | None
+    log_path: Path
+
+    def tail_log(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None:
+            return
+        stop_pid(self.proc.pid, timeout)
+        try:
+            self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc = None
+
+
 @dataclass
-class KafkaBroker:
+class KafkaBroker(ServiceProcess):
     """One KRaft broker+controller on 127.0.0.1 with replication factor 1 everywhere."""
 
     data_dir: Path
@@ -209,21 +233,6 @@ class KafkaBroker:
         raise ServiceError(f"Kafka was not ready within {timeout:.0f}s on {self.bootstrap}; "
                            f"last log lines:\n{self.tail_log()}")
 
-    def tail_log(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None:
-            return
-        stop_pid(self.proc.pid, timeout)
-        try:
-            self.proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            pass
-        self.proc = None
 
 
 def stop_pid(pid: int, timeout: float = 30.0) -> bool:

@@ -64,9 +64,3 @@ def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
     finally:
         consumer.close()
     return shown
-
-
-def wait_assigned(consumer: Consumer, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not consumer.assignment() and time.monotonic() < deadline:
-        consumer.poll(0.1)
