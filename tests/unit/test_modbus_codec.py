@@ -71,3 +71,20 @@ def test_plan_coalesces_adjacent_and_respects_limits():
         == [(0, 4), (10, 1)]
     many = [Span("holding", i * 2, 2, f"t{i}") for i in range(100)]  # 200 registers
     assert [r.count for r in plan_reads(many)] == [124, 76]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(ints) + ["float32", "float64"]), st.sampled_from(ORDERS),
+       st.integers(0, 3), st.data())
+def test_fast_decoder_matches_decode(typ, order, pad, data):
+    from tocsin.connectors.modbus_codec import compile_decoder
+
+    if typ in ints:
+        v = data.draw(st.integers(*ints[typ]))
+    else:
+        v = data.draw(st.floats(allow_nan=False, width=32 if typ == "float32" else 64))
+    regs = [0xAAAA] * pad + encode(v, typ, order) + [0x5555]
+    raw = b"".join(r.to_bytes(2, "big") for r in regs)
+    assert compile_decoder(typ, order)(raw, 2 * pad) == decode(regs[pad:-1], typ, order)
+    sc = compile_decoder(typ, order, scale=0.5, offset=3.0)(raw, 2 * pad)
+    assert sc == pytest.approx(decode(regs[pad:-1], typ, order, scale=0.5, offset=3.0))

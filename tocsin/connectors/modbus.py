@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from pymodbus.exceptions import ModbusException
 
 from tocsin.configfile import load_model
 from tocsin.connectors.modbus_codec import (
-    BIT_TABLES, ReadRequest, Span, decode, plan_reads, width)
+    BIT_TABLES, ReadRequest, Span, compile_decoder, decode, plan_reads, width)
 from tocsin.contracts.readings import ReadingsFrame
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ class ModbusSource:
         self._clients: dict[str, AsyncModbusTcpClient] = {}
         self._seq = 0
         self._closing = False
+        self._decoders: dict[int, object] = {}
 
     async def start(self) -> None:
         for dev in self.config.devices:
@@ -243,22 +245,25 @@ class ModbusSource:
                 nxt = now + period
             await asyncio.sleep(nxt - now)
 
-    @staticmethod
-    def _collect(dev: DeviceConfig, tags: dict[str, TagMap], req: ReadRequest,
+    def _collect(self, dev: DeviceConfig, tags: dict[str, TagMap], req: ReadRequest,
                  values: list | None, ts: int, samples: dict[str, list]) -> None:
+        raw = None
+        if values is not None and req.table not in BIT_TABLES:
+            raw = struct.pack(f">{len(values)}H", *values)  # the whole read, once
         for span in req.tags:
             t = tags[span.name]
             asset = t.asset or dev.asset
             if values is None:
                 samples.setdefault(asset, []).append((t.name, ts, None, 2))
                 continue
-            part = values[span.address - req.address:span.address - req.address + span.count]
+            rel = span.address - req.address
             try:
                 if t.table in BIT_TABLES:
-                    v = float(part[0])
+                    v = float(values[rel])
+                elif t.type == "string":
+                    v = decode(values[rel:rel + span.count], t.type, t.order)
                 else:
-                    v = decode(part, t.type, t.order, bit=t.bit, scale=t.scale,
-                               offset=t.offset)
+                    v = self._decoder(t)(raw, 2 * rel)
             except Exception as exc:
                 log.error("modbus device %s tag %s: cannot decode %s as %s: %s", dev.name,
                           t.name, part, t.type, exc)
@@ -266,6 +271,13 @@ class ModbusSource:
             if isinstance(v, str):
                 continue  # strings are identity data (serial, model), not readings
             samples.setdefault(asset, []).append((t.name, ts, v, 0 if v is not None else 2))
+
+    def _decoder(self, t: TagMap):
+        dec = self._decoders.get(id(t))
+        if dec is None:
+            dec = self._decoders[id(t)] = compile_decoder(t.type, t.order, bit=t.bit,
+                                                          scale=t.scale, offset=t.offset)
+        return dec
 
     async def _read(self, dev: DeviceConfig, client, req: ReadRequest,
                     st: DeviceStats) -> list | None:

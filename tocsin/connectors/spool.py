@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,8 @@ class DiskSpool:
         self._writer = open(self._path(self._segments[-1]), "ab")
         self._pending = self._count_pending()
         self._send_seg, self._send_off = self._cur_seg, self._cur_off
+        self._bytes = self._disk_bytes()  # kept up to date from here on (no stat per append)
+        self._cursor_saved = 0.0
 
     # -- files ------------------------------------------------------------------------
     def _path(self, seg: int) -> Path:
@@ -88,6 +91,9 @@ class DiskSpool:
 
     @property
     def size_bytes(self) -> int:
+        return self._bytes
+
+    def _disk_bytes(self) -> int:
         return sum(self._path(s).stat().st_size for s in self._segments
                    if self._path(s).exists())
 
@@ -106,6 +112,7 @@ class DiskSpool:
         self._writer.write(_HDR.pack(len(data), zlib.crc32(data)) + data)
         self._writer.flush()
         self._pending += 1
+        self._bytes += need
 
     def _drop_oldest(self) -> None:
         seg = self._segments.pop(0)
@@ -117,6 +124,7 @@ class DiskSpool:
             while (hdr := f.read(_HDR.size)) and len(hdr) == _HDR.size:
                 f.seek(_HDR.unpack(hdr)[0], os.SEEK_CUR)
                 lost += 1
+        self._bytes -= path.stat().st_size
         if seg >= self._cur_seg:
             self.dropped += lost
             self._pending -= lost
@@ -185,12 +193,19 @@ class DiskSpool:
                     if self._cur_seg == self._segments[-1]:
                         break
                     self._segments.remove(self._cur_seg)
+                    self._bytes -= path.stat().st_size
                     path.unlink()
                     self._cur_seg, self._cur_off = self._segments[0], 0
         finally:
             if f is not None:
                 f.close()
-        self._save_cursor()
+        # the cursor file is rewritten at most every 0.2 s: after a crash a few delivered
+        # frames may be sent again (at-least-once), never one lost
+        now = time.monotonic()
+        if now - self._cursor_saved >= 0.2:
+            self._cursor_saved = now
+            self._save_cursor()
 
     def close(self) -> None:
+        self._save_cursor()
         self._writer.close()
