@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from tocsin.services.kafka import KafkaBroker, cache_dir, pid_alive, stop_pid
+from tocsin.services.kafka import KafkaBroker, _port_open, cache_dir, pid_alive, stop_pid
 
 
 def run_dir() -> Path:
@@ -25,7 +25,8 @@ def kafka_status() -> dict | None:
         state = orjson.loads(_state_file().read_bytes())
     except (OSError, ValueError):
         return None
-    if not pid_alive(state["pid"]):
+    # a dead pid, or a reused one that is not our broker: it must also listen on its port
+    if not pid_alive(state["pid"]) or not _port_open(state["port"]):
         return None
     return state
 
@@ -68,7 +69,7 @@ def influx_status() -> dict | None:
         state = orjson.loads(_influx_state().read_bytes())
     except (OSError, ValueError):
         return None
-    return state if pid_alive(state["pid"]) else None
+    return state if pid_alive(state["pid"]) and _port_open(state["port"]) else None
 
 
 def influx_up(port: int = 8086, data_dir: Path | None = None, timeout: float = 60.0) -> dict:
