@@ -826,5 +826,29 @@ async def _until_signal() -> None:
     await stop.wait()
 
 
+# --------------------------------------------------------------------------- train
+@main.group(cls=_Group)
+def train() -> None:
+    """Train models into versioned artifact folders (needs the `train` extra: torch)."""
+
+
+# Domain command groups live in their own modules and register themselves here, so the plant,
+# payments and imaging CLIs stay small and independent.
+def _register_extensions() -> None:
+    import importlib
+
+    for mod in ("tocsin.cli_plant_models", "tocsin.cli_payments", "tocsin.cli_imaging"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod:
+                continue
+            raise
+        m.register(main, train)
+
+
+_register_extensions()
+
+
 if __name__ == "__main__":
     main()
