@@ -108,14 +108,31 @@ _prefix_opt = click.option("--prefix", default=None, help="topic prefix (env TOC
 @_prefix_opt
 @click.option("--plant-config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="plant YAML with limits (env TOCSIN_PLANT_CONFIG; default: the demo plant)")
-def worker(broker, prefix, plant_config) -> None:
-    """Run the stream worker (Faust): thresholds on plant.readings -> plant.alerts."""
+@click.option("--agents", default=None, help="comma-separated subset of thresholds,features,"
+              "anomaly (env TOCSIN_AGENTS; default: all)")
+@click.option("--model-dir", type=click.Path(file_okay=False), default=None,
+              help="model artifacts (env TOCSIN_MODEL_DIR; default ~/.local/share/tocsin/models)")
+@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default=None,
+              help="inference backend (env TOCSIN_BACKEND; default onnxruntime)")
+def worker(broker, prefix, plant_config, agents, model_dir, backend) -> None:
+    """Run the stream worker (Faust): thresholds (plant.readings -> plant.alerts), features
+    (-> plant.features) and anomaly scores (-> plant.scores)."""
     from faust.worker import Worker
 
+    from tocsin.errors import ConfigError
     from tocsin.streams import metrics, topics
     from tocsin.streams.app import create_app
+    from tocsin.streams.settings import load_settings
 
-    settings = _settings(broker, prefix, plant_config)
+    settings = load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config,
+                             agents=agents, model_dir=model_dir, backend=backend)
+    if settings.backend == "tensorrt":  # fail at start-up, not on the first message
+        import onnxruntime as ort
+
+        if "TensorrtExecutionProvider" not in ort.get_available_providers():
+            raise ConfigError("TOCSIN_BACKEND=tensorrt needs onnxruntime-gpu with TensorRT and "
+                              "an NVIDIA GPU (pip install onnxruntime-gpu tensorrt); this machine "
+                              f"offers {ort.get_available_providers()}")
     topics.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
                          settings.partitions)
     app = create_app(settings)
@@ -420,6 +437,29 @@ def alerts_tail(broker, prefix, from_beginning: bool) -> None:
 
     s = _settings(broker, prefix, None)
     tail_alerts(s.broker, s.topic(topics.ALERTS), from_beginning=from_beginning)
+
+
+@main.group(cls=_Group)
+def scores() -> None:
+    """Watch anomaly scores."""
+
+
+@scores.command("tail")
+@_broker_opt
+@_prefix_opt
+@click.option("--every", default=5.0, show_default=True, help="seconds between updates")
+@click.option("--from-beginning", is_flag=True)
+def scores_tail(broker, prefix, every: float, from_beginning: bool) -> None:
+    """Print the newest scores of each asset every few seconds until Ctrl-C."""
+    from tocsin.streams import topics
+    from tocsin.streams.scores_view import ScoresWatch
+
+    s = _settings(broker, prefix, None)
+    w = ScoresWatch(s.broker, s.topic(topics.SCORES), every=every, from_beginning=from_beginning)
+    try:
+        w.run()
+    except KeyboardInterrupt:
+        pass
 
 
 # --------------------------------------------------------------------------- history
@@ -786,7 +826,8 @@ def _stop_flag():
 @click.option("--duration", default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
 @click.option("--fault", default="over_temperature", show_default=True,
               help="fault to inject on pump-1")
-@click.option("--fault-after", default=15.0, show_default=True, help="seconds")
+@click.option("--fault-after", type=float, default=None,
+              help="seconds before the fault [default: 15, or 90 once models are trained]")
 @click.option("--kafka-port", default=9092, show_default=True)
 @click.option("--opcua-port", default=4840, show_default=True)
 @click.option("--modbus-port", default=5020, show_default=True,
@@ -827,9 +868,15 @@ async def _until_signal() -> None:
 
 
 # --------------------------------------------------------------------------- train
-@main.group(cls=_Group)
-def train() -> None:
-    """Train models into versioned artifact folders (needs the `train` extra: torch)."""
+@main.group(cls=_Group, invoke_without_command=True)
+@click.pass_context
+def train(ctx) -> None:
+    """Train models into versioned artifact folders (needs the `train` extra: torch).
+
+    Without a subcommand: `train plant` on its defaults (simulated normal operation).
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(train.commands["plant"])
 
 
 # Domain command groups live in their own modules and register themselves here, so the plant,

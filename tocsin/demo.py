@@ -60,10 +60,17 @@ def _wait_log(path: Path, marker: str, proc: subprocess.Popen, timeout: float = 
 
 
 def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
-             fault_after: float = 15.0, kafka_port: int = 9092, opcua_port: int = 4840,
+             fault_after: float | None = None, kafka_port: int = 9092, opcua_port: int = 4840,
              broker: str | None = None, prefix: str | None = None, protocol: str = "opcua",
              modbus_port: int = 5020, asset: str = "pump-1", history: bool = True) -> int:
     console = Console(soft_wrap=True)
+    from tocsin.models import artifacts
+
+    model_root = artifacts.default_root()
+    trained = artifacts.asset_types(model_root)
+    if fault_after is None:
+        # with models: let the 60 s windows and the LSTM-AE's 60 s sequence fill first
+        fault_after = 90.0 if trained else 15.0
     if prefix is None:
         # each demo run on its own topics: no frames or alarm states left over from the last
         prefix = f"demo-{int(time.time())}."
@@ -118,6 +125,20 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             console.print(f"[yellow]history: InfluxDB not available ({exc}); running "
                           "without it[/]")
     seen: list = []
+    watch = None
+    if trained:
+        import threading
+
+        from tocsin.streams.scores_view import ScoresWatch
+
+        console.print(f"[bold]anomaly models[/]: {', '.join(trained)} from {model_root}; "
+                      "scores every 10 s below")
+        watch = ScoresWatch(broker, prefix + topics.SCORES, every=10.0, console=console)
+        threading.Thread(target=watch.run, daemon=True, name="scores").start()
+    else:
+        console.print("[yellow]anomaly models: none trained yet (run `tocsin train` first to "
+                      "see anomaly scores); thresholds only[/]")
+    injected_at = None
     try:
         if protocol == "modbus":
             _wait_log(logs / "sim.log", "press-1-plc", procs["simulator"])
@@ -142,6 +163,8 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
                 console.print(f"[bold magenta]>>> injected fault {fault!r} on {asset} "
                               f"at t={now:.0f}s[/]")
                 injected = True
+                nonlocal injected_at
+                injected_at = time.monotonic()
             for name, p in procs.items():
                 if p.poll() is not None:
                     console.print(f"[red]{name} exited with code {p.returncode}; "
@@ -168,8 +191,15 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             from tocsin.services.registry import kafka_down
 
             kafka_down()
+        if watch is not None:
+            watch.stop()
     raised = sum(1 for a in seen if a.event.value == "raised")
     console.print(f"[bold]demo finished[/]: {len(seen)} alert events, {raised} raised")
+    if watch is not None and injected_at is not None:
+        moved = watch.summary(asset, injected_at)
+        if moved:
+            console.print(f"anomaly score of {asset} (larger model ratio, median): "
+                          f"{moved[0]:.2f}x before the fault, {moved[1]:.2f}x after")
     if influx is not None and seen:
         first = next((a for a in seen if a.event.value == "raised"), seen[0])
         console.print(f"history: tocsin history around {first.alert_id} --plot around.png\n"

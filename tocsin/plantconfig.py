@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tocsin.configfile import load_model
 from tocsin.detectors.thresholds import TagLimits
+from tocsin.detectors.windows import FeatureSpec
 
 
 class TagConfig(BaseModel):
@@ -46,6 +47,14 @@ class PlantConfig(BaseModel):
 
     plant: str = "plant"
     assets: dict[str, AssetConfig]
+    features: FeatureSpec = Field(default_factory=FeatureSpec,
+                                  description="feature windows (default 1 s, 10 s, 60 s)")
+
+    def asset_types(self) -> dict[str, str]:
+        return {a: c.type for a, c in self.assets.items()}
+
+    def asset_tags(self) -> dict[str, list[str]]:
+        return {a: list(c.tags) for a, c in self.assets.items()}
 
     def limits_for(self, asset: str) -> dict[str, TagLimits] | None:
         a = self.assets.get(asset)

@@ -5,6 +5,9 @@ Schema (one measurement per kind; asset and tag as InfluxDB tags; source timesta
     readings,asset=<asset>,tag=<tag> value=<float>,quality=<int>i <source ts>
     alerts,asset=..,tag=..,rule=..,kind=..,severity=..,event=.. value=..,limit=..,
            alert_id="..",message="..",opened_ts=<int>i <source ts of the event>
+    features,asset=..,tag=..,scale=<1s|10s|60s> <feature>=<float>,...,n=<int>i <window end>
+    scores,asset=..,model=<iforest|lstm_ae> score=..,threshold=..,ratio=..,
+           top_tag="..",version=".." <tick end>
 
 A point is identified by measurement, tag set and timestamp, so writing the same input twice
 (a redelivery, a replay) overwrites, never doubles.
@@ -16,6 +19,7 @@ import math
 
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.readings import ReadingsFrame
+from tocsin.contracts.scores import Scores
 
 _TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
 
@@ -45,3 +49,31 @@ def alert_lines(a: Alert) -> list[str]:
               f"alert_id={_str_field(a.alert_id)},message={_str_field(a.message)},"
               f"opened_ts={a.opened_ts}i")
     return [f"alerts,{tags} {fields} {a.source_ts}"]
+
+
+def feature_lines(value: bytes) -> list[str]:
+    from tocsin.contracts import features as fc
+
+    row, names, _ = fc.decode(value)
+    asset = _tag(row.asset)
+    out = []
+    for scale, mat in row.scales.items():
+        for tag, vals, n in zip(row.tags, mat.tolist(), row.counts[scale].tolist()):
+            fields = ",".join(f"{_tag(k)}={v!r}" for k, v in zip(names, vals) if v == v)
+            if fields:
+                out.append(f"features,asset={asset},tag={_tag(tag)},scale={_tag(scale)} "
+                           f"{fields},n={n}i {row.end}")
+    return out
+
+
+def score_lines(s: Scores) -> list[str]:
+    out = []
+    top = s.top_tags(1)
+    for model, m in s.models.items():
+        if m is None:
+            continue
+        out.append(f"scores,asset={_tag(s.asset)},model={_tag(model)} score={m.score!r},"
+                   f"threshold={m.threshold!r},ratio={min(m.ratio, 1e12)!r},"
+                   f"top_tag={_str_field(top[0] if top else '')},"
+                   f"version={_str_field(s.model_version)} {s.ts}")
+    return out

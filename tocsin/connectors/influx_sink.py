@@ -32,10 +32,11 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from tocsin.connectors.influx_admin import ensure_rollups
-from tocsin.connectors.influx_lines import alert_lines, readings_lines
+from tocsin.connectors.influx_lines import alert_lines, feature_lines, readings_lines, score_lines
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.readings import ReadingsFrame
+from tocsin.contracts.scores import Scores
 from tocsin.errors import SchemaError
 from tocsin.streams import topics
 
@@ -70,7 +71,9 @@ class InfluxHistorySink:
                  backoff_max_s: float = 30.0, worker: str = "history-sink"):
         self.prefix = prefix
         self.topics = {prefix + topics.READINGS: self._readings,
-                       prefix + topics.ALERTS: self._alerts}
+                       prefix + topics.ALERTS: self._alerts,
+                       prefix + topics.FEATURES: feature_lines,
+                       prefix + topics.SCORES: self._scores}
         self.consumer = Consumer({
             "bootstrap.servers": broker, "group.id": group or f"tocsin-history-{prefix}",
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
@@ -92,6 +95,10 @@ class InfluxHistorySink:
     @staticmethod
     def _alerts(value: bytes) -> list[str]:
         return alert_lines(Alert.decode(value))
+
+    @staticmethod
+    def _scores(value: bytes) -> list[str]:
+        return score_lines(Scores.decode(value))
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> None:
         try:  # retention and downsampling exist wherever the sink writes

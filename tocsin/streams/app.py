@@ -17,6 +17,7 @@ from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.errors import SchemaError
 from tocsin.plantconfig import load_plant
 from tocsin.streams import metrics, topics
+from tocsin.streams.anomaly_agents import add_feature_agents
 from tocsin.streams.settings import Settings
 
 log = logging.getLogger("tocsin.worker")
@@ -45,6 +46,8 @@ def create_app(settings: Settings) -> faust.App:
     )
     readings = raw_topic(app, settings.topic(topics.READINGS), settings.partitions)
     raw_topic(app, settings.topic(topics.ALERTS), settings.partitions)  # declared
+    features_topic = raw_topic(app, settings.topic(topics.FEATURES), settings.partitions)
+    scores_topic = raw_topic(app, settings.topic(topics.SCORES), settings.partitions)
     deadletter = raw_topic(app, settings.topic(topics.DEADLETTER), settings.partitions)
     worker = settings.worker_name
     m_time = metrics.PROCESS_SECONDS.labels("thresholds")
@@ -75,6 +78,20 @@ def create_app(settings: Settings) -> faust.App:
         fut = await app.producer.send(alerts_name, alert.alert_id.encode(), alert.encode(),
                                       None, None, None)
         fut.add_done_callback(_delivery)
+
+    def _sent(fut) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("message not delivered: %r", fut.exception())
+
+    async def producer_send(topic: str, key: bytes, value: bytes) -> None:
+        fut = await app.producer.send(topic, key, value, None, None, None)
+        fut.add_done_callback(_sent)
+
+    add_feature_agents(app, settings, plant, readings, features_topic, scores_topic,
+                       dead_letter, producer_send)
+    if "thresholds" not in settings.agent_set:
+        app.tocsin_settings = settings  # type: ignore[attr-defined]
+        return app
 
     @app.agent(readings, name="thresholds")
     async def thresholds(stream):

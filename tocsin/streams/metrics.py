@@ -13,6 +13,10 @@ UNKNOWN_ASSETS = Counter("tocsin_unconfigured_asset_frames_total",
                          "Frames of assets that have no limits in the plant config", ["asset"])
 PROCESS_SECONDS = Histogram("tocsin_frame_process_seconds", "Pure processing time per frame",
                             ["agent"], buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2))
+FEATURE_ROWS = Counter("tocsin_feature_rows_total", "Feature messages (asset x boundary) emitted")
+SCORES = Counter("tocsin_scores_total", "Score messages emitted")
+ANOMALOUS = Counter("tocsin_anomalous_ticks_total", "Ticks scored above a threshold", ["asset"])
+MODEL_RELOADS = Counter("tocsin_model_reloads_total", "Model versions loaded", ["asset_type"])
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tocsin.errors import ConfigError
+
+
+AGENTS = ("thresholds", "features", "anomaly")
 
 
 class Settings(BaseSettings):
@@ -23,6 +28,29 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="address the metrics server binds")
     data_dir: Path = Path("/tmp/tocsin-worker")
     log_level: str = "info"
+    agents: str = Field("thresholds,features,anomaly",
+                        description="comma-separated agents this worker runs")
+    model_dir: Path | None = Field(None, description="model artifacts (default "
+                                   "~/.local/share/tocsin/models)")
+    backend: Literal["onnxruntime", "tensorrt", "torch"] = "onnxruntime"
+    model_poll_s: float = Field(5.0, gt=0, description="how often to look for new models")
+    batch_max: int = Field(512, ge=1, description="feature/anomaly agents: most messages "
+                           "per batch")
+    batch_wait_s: float = Field(0.02, gt=0, description="feature/anomaly agents: longest "
+                                "wait to fill a batch")
+
+    @field_validator("agents")
+    @classmethod
+    def _agents(cls, v: str) -> str:
+        names = [a.strip() for a in v.split(",") if a.strip()]
+        bad = set(names) - set(AGENTS)
+        if bad or not names:
+            raise ValueError(f"unknown agents {sorted(bad)}; choose from {list(AGENTS)}")
+        return ",".join(names)
+
+    @property
+    def agent_set(self) -> set[str]:
+        return set(self.agents.split(","))
 
     @property
     def kafka_url(self) -> str:

@@ -1,0 +1,61 @@
+"""Feature windows (topic ``plant.features``, keyed by asset id): one message per asset and
+window boundary, holding every scale that closed there.
+
+``end`` is the window end in event time (ns). Per scale: ``start`` (ns), ``n`` (samples per
+tag) and ``values`` (per tag, one number per name in ``features``; null for a tag without
+samples). ``feature_hash`` pins the spec and tag order (see tocsin.detectors.windows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from tocsin.contracts._codec import check_schema, loads
+from tocsin.contracts._codec import field as get_field
+from tocsin.detectors.windows import FeatureRow
+from tocsin.errors import SchemaError
+
+NAME = "tocsin.features"
+VERSION = 1
+_SCHEMA = f"{NAME}/{VERSION}"
+
+
+def encode(row: FeatureRow, names: tuple[str, ...], sizes_ns: dict[str, int], feature_hash: str,
+           late: int = 0) -> bytes:
+    scales = {}
+    for name, mat in row.scales.items():
+        vals = mat.tolist()
+        if np.isnan(mat).any():
+            vals = [[None if v != v else v for v in r] for r in vals]
+        scales[name] = {"start": row.end - sizes_ns[name], "n": row.counts[name].tolist(),
+                        "values": vals}
+    return orjson.dumps({"schema": _SCHEMA, "asset": row.asset, "end": row.end,
+                         "source_ts": row.source_ts, "tags": row.tags, "features": list(names),
+                         "feature_hash": feature_hash, "late": late, "scales": scales})
+
+
+def decode(data: bytes) -> tuple[FeatureRow, list[str], str]:
+    """-> (row, feature names, feature hash); SchemaError names the bad field."""
+    obj = loads(data, NAME)
+    check_schema(obj, NAME, VERSION)
+    asset = get_field(obj, "asset", str, NAME)
+    tags = get_field(obj, "tags", list, NAME)
+    names = get_field(obj, "features", list, NAME)
+    scales_in = get_field(obj, "scales", dict, NAME)
+    scales, counts = {}, {}
+    for sname, s in scales_in.items():
+        try:
+            vals = np.array([[np.nan if v is None else v for v in r] for r in s["values"]],
+                            dtype=np.float64)
+            n = np.asarray(s["n"], dtype=np.int64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SchemaError(f"{NAME}: field 'scales.{sname}' is malformed ({exc!r}) "
+                              f"(asset {asset!r})") from exc
+        if vals.shape != (len(tags), len(names)) or n.shape != (len(tags),):
+            raise SchemaError(f"{NAME}: field 'scales.{sname}' must hold {len(tags)} tags x "
+                              f"{len(names)} features (asset {asset!r})")
+        scales[sname], counts[sname] = vals, n
+    row = FeatureRow(asset, get_field(obj, "end", int, NAME), [str(t) for t in tags], scales,
+                     counts, source_ts=int(obj.get("source_ts") or 0))
+    return row, [str(n) for n in names], str(obj.get("feature_hash", ""))

@@ -1,0 +1,96 @@
+"""From closed feature windows to model input: one vector per asset and tick.
+
+A tick is a close of the first (smallest) scale. The tick vector holds, for every scale, the
+features of every tag from that scale's most recent closed window (larger scales close less
+often, so their latest values are held). The sequence model sees the last ``seq_len`` tick
+vectors of the first scale only: with 1 s ticks and 60 steps, a sliding 60 s window.
+
+Layout (names ``<scale>.<tag>.<feature>``) is fixed by the feature spec and the asset's tags;
+its hash travels with every model artifact so a worker never feeds a model the wrong columns.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from tocsin.detectors.windows import FeatureRow, FeatureSpec
+
+
+def vector_names(spec: FeatureSpec, tags: list[str]) -> list[str]:
+    return [f"{s.name}.{t}.{f}" for s in spec.scales for t in tags for f in spec.names]
+
+
+def step_names(spec: FeatureSpec, tags: list[str]) -> list[str]:
+    return [f"{spec.scales[0].name}.{t}.{f}" for t in tags for f in spec.names]
+
+
+@dataclass(slots=True)
+class Tick:
+    asset: str
+    end: int  # ns
+    vector: np.ndarray  # all scales, NaN where no data yet
+    step: np.ndarray  # first scale only
+    source_ts: int
+
+
+class TickAssembler:
+    """Per asset: hold the latest matrix of each scale, emit a :class:`Tick` per base close."""
+
+    def __init__(self, spec: FeatureSpec):
+        self.spec = spec
+        self.base = spec.scales[0].name
+        self._latest: dict[str, dict[str, np.ndarray]] = {}
+
+    def push(self, row: FeatureRow) -> Tick | None:
+        held = self._latest.setdefault(row.asset, {})
+        nt, nf = len(row.tags), len(self.spec.names)
+        for name, mat in row.scales.items():
+            held[name] = mat
+        if self.base not in row.scales:
+            return None
+        parts = [held.get(s.name, np.full((nt, nf), np.nan)) for s in self.spec.scales]
+        for i, p in enumerate(parts):
+            if p.shape[0] != nt:  # the asset gained tags: older matrices lack rows
+                q = np.full((nt, nf), np.nan)
+                q[:p.shape[0]] = p
+                parts[i] = q
+        vec = np.concatenate([p.ravel() for p in parts])
+        return Tick(row.asset, row.end, vec, parts[0].ravel().copy(), row.source_ts)
+
+    def reset(self, asset: str | None = None) -> None:
+        if asset is None:
+            self._latest.clear()
+        else:
+            self._latest.pop(asset, None)
+
+
+class SequenceBuffer:
+    """The last ``seq_len`` step vectors of each asset (for the sequence model)."""
+
+    def __init__(self, seq_len: int):
+        self.seq_len = seq_len
+        self._buf: dict[str, deque] = {}
+
+    def push(self, asset: str, step: np.ndarray) -> np.ndarray | None:
+        """Append; return the (seq_len x d) sequence once full, else None."""
+        d = self._buf.get(asset)
+        if d is None:
+            d = self._buf[asset] = deque(maxlen=self.seq_len)
+        d.append(step)
+        if len(d) < self.seq_len:
+            return None
+        return np.stack(d)
+
+    def clear(self) -> None:
+        self._buf.clear()
+
+
+def sequences(steps: np.ndarray, seq_len: int) -> np.ndarray:
+    """All sliding sequences of ``steps`` (n x d) -> (n - seq_len + 1, seq_len, d), a view."""
+    if len(steps) < seq_len:
+        return np.zeros((0, seq_len, steps.shape[1]), dtype=steps.dtype)
+    w = np.lib.stride_tricks.sliding_window_view(steps, seq_len, axis=0)
+    return np.moveaxis(w, -1, 1)

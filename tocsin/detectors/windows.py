@@ -1,0 +1,307 @@
+"""Multi-scale event-time windows per asset and tag, closed on a watermark.
+
+Windows are aligned to the Unix epoch: a scale of size S and hop H has windows [B - S, B) for
+every multiple B of H (H = S: tumbling; H < S: sliding). The watermark of an asset is its
+newest source timestamp minus the allowed lateness; a window closes once the watermark passes
+its end. Closing is done for all due windows of all assets at once, grouped by sample count,
+so the feature arithmetic runs as a few large numpy operations instead of one small one per
+window (principle 3 of DESIGN.md: explicit state, explicit timestamps, no wall clock).
+
+A window that began before the engine saw the asset's first sample (the start of a stream,
+or a worker restart) is *partial*: its counts are reported, its features are NaN, so a model
+never mistakes a short window for a calm one.
+
+A sample older than the newest closed boundary of its asset is *late*: it is counted (per
+asset) and dropped from every scale, so all scales see the same samples and no closed window
+changes after it was emitted. Samples of bad quality or without value are counted and left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from tocsin.detectors import features as F
+
+NS = 1_000_000_000
+
+
+class ScaleSpec(BaseModel):
+    name: str = Field(description="label, e.g. 1s")
+    size_s: float = Field(gt=0, description="window length in seconds")
+    hop_s: float | None = Field(None, gt=0, description="seconds between window ends; "
+                                "default = size (tumbling)")
+
+    @property
+    def size_ns(self) -> int:
+        return int(round(self.size_s * NS))
+
+    @property
+    def hop_ns(self) -> int:
+        return int(round((self.hop_s or self.size_s) * NS))
+
+
+class FeatureSpec(BaseModel):
+    """What to compute; stored with every model artifact (its hash pins the model input)."""
+
+    scales: list[ScaleSpec] = Field(default_factory=lambda: [
+        ScaleSpec(name="1s", size_s=1.0), ScaleSpec(name="10s", size_s=10.0, hop_s=1.0),
+        ScaleSpec(name="60s", size_s=60.0, hop_s=10.0)])
+    features: list[str] = Field(default_factory=lambda: list(F.BASE_FEATURES))
+    acf_lags: list[int] = Field(default_factory=lambda: [5])
+    fft_bins: int = Field(4, ge=1)
+    allowed_lateness_s: float = Field(2.0, ge=0)
+
+    @field_validator("features")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if f not in F.BASE_FEATURES]
+        if bad:
+            raise ValueError(f"unknown features {bad}; known: {list(F.BASE_FEATURES)} "
+                             "(autocorrelation lags go in acf_lags)")
+        return v
+
+    @field_validator("acf_lags")
+    @classmethod
+    def _lags(cls, v: list[int]) -> list[int]:
+        if any(lag < 1 for lag in v):
+            raise ValueError("acf_lags must be >= 1")
+        return v
+
+    @model_validator(mode="after")
+    def _hops(self) -> "FeatureSpec":
+        if not self.scales:
+            raise ValueError("scales: at least one window scale is needed")
+        names = [s.name for s in self.scales]
+        if len(set(names)) != len(names):
+            raise ValueError(f"scales: duplicate names {names}")
+        base = self.scales[0].hop_ns
+        for s in self.scales:
+            if s.hop_ns % base:
+                raise ValueError(f"scales.{s.name}: hop {s.hop_ns / NS}s must be a multiple of "
+                                 f"the first scale's hop ({base / NS}s)")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.features) + tuple(f"acf_{lag}" for lag in self.acf_lags)
+
+    def hash(self, tags: list[str]) -> str:
+        doc = orjson.dumps({"spec": self.model_dump(mode="json"), "tags": list(tags)},
+                           option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(doc).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class FeatureRow:
+    """The windows of one asset that closed at boundary ``end`` (ns)."""
+
+    asset: str
+    end: int
+    tags: list[str]
+    scales: dict[str, np.ndarray]  # scale name -> (tags x features); NaN for a tag w/o samples
+    counts: dict[str, np.ndarray]  # scale name -> samples per tag
+    source_ts: int = 0  # newest source timestamp seen for the asset when it closed
+
+
+@dataclass
+class _AssetState:
+    tags: list[str]
+    index: dict[str, int]
+    ts: list[np.ndarray] = field(default_factory=list)
+    val: list[np.ndarray] = field(default_factory=list)
+    tag: list[np.ndarray] = field(default_factory=list)
+    closed_until: int | None = None  # every window ending at or before this has closed
+    first_ts: int | None = None  # the first sample since this engine started
+    max_ts: int = -(2**62)
+    late: int = 0
+    bad: int = 0
+    unknown_tags: int = 0
+
+
+class WindowEngine:
+    """Buffers frames per asset; :meth:`close_ready` returns every window the watermark closed."""
+
+    def __init__(self, spec: FeatureSpec, asset_tags: dict[str, list[str]] | None = None):
+        self.spec = spec
+        self.names = spec.names
+        self._asset_tags = dict(asset_tags or {})
+        self._assets: dict[str, _AssetState] = {}
+        self._h0 = spec.scales[0].hop_ns
+        self._max_size = max(s.size_ns for s in spec.scales)
+        self._lateness = int(round(spec.allowed_lateness_s * NS))
+        self._dirty: set[str] = set()  # assets with new samples since the last close
+
+    # ------------------------------------------------------------------ input
+    def add(self, asset: str, tags: list[str], ts: np.ndarray, values: np.ndarray,
+            quality: np.ndarray | None = None) -> None:
+        st = self._assets.get(asset)
+        if st is None:
+            known = self._asset_tags.get(asset)
+            st_tags = list(known) if known else []
+            st = _AssetState(st_tags, {t: i for i, t in enumerate(st_tags)})
+            self._assets[asset] = st
+        if not len(ts):
+            return
+        fixed = asset in self._asset_tags
+        idx = np.empty(len(tags), dtype=np.int32)
+        for i, t in enumerate(tags):
+            j = st.index.get(t)
+            if j is None:
+                if fixed:
+                    j = -1
+                else:
+                    j = st.index[t] = len(st.tags)
+                    st.tags.append(t)
+            idx[i] = j
+        ok = (idx >= 0) & ~np.isnan(values)
+        if quality is not None:
+            ok &= quality != 2
+        st.unknown_tags += int((idx < 0).sum())
+        st.bad += int(((idx >= 0) & ~ok).sum())
+        if st.closed_until is not None:
+            late = ok & (ts < st.closed_until)
+            st.late += int(late.sum())
+            ok &= ~late
+        if not ok.all():
+            ts, values, idx = ts[ok], values[ok], idx[ok]
+        if not len(ts):
+            return
+        st.ts.append(np.asarray(ts, dtype=np.int64))
+        st.val.append(np.asarray(values, dtype=np.float64))
+        st.tag.append(idx)
+        st.max_ts = max(st.max_ts, int(ts.max()))
+        self._dirty.add(asset)
+        if st.closed_until is None:
+            st.first_ts = int(ts.min())
+            st.closed_until = (st.first_ts // self._h0) * self._h0
+
+    def stats(self, asset: str) -> dict[str, int]:
+        st = self._assets[asset]
+        return {"late": st.late, "bad": st.bad, "unknown_tags": st.unknown_tags}
+
+    def tags(self, asset: str) -> list[str]:
+        return self._assets[asset].tags
+
+    # ------------------------------------------------------------------ closing
+    def close_ready(self, flush: bool = False) -> list[FeatureRow]:
+        """Close every window the watermark passed (``flush``: close everything buffered)."""
+        plans = []  # (asset, state, boundaries)
+        names = list(self._assets) if flush else sorted(self._dirty)
+        self._dirty = set()
+        for asset in names:
+            st = self._assets[asset]
+            if not st.ts:
+                continue
+            wm = st.max_ts + self._h0 if flush else st.max_ts - self._lateness
+            bounds = self._due(st, wm)
+            if bounds.size == 0:
+                continue
+            plans.append((asset, st, bounds))
+        if not plans:
+            return []
+        return self._compute(plans)
+
+    def _due(self, st: _AssetState, wm: int) -> np.ndarray:
+        h0, start = self._h0, st.closed_until
+        last = (wm // h0) * h0
+        if last <= start:
+            return np.zeros(0, dtype=np.int64)
+        if (last - start) // h0 <= 2 * (self._max_size // h0) + 2:
+            return np.arange(start + h0, last + 1, h0, dtype=np.int64)
+        # a gap (or a first frame far ahead): only boundaries whose windows hold data
+        ts = np.concatenate(st.ts)
+        cells = np.unique(ts // h0)
+        cand = [cells * h0 + k * h0 for k in range(1, self._max_size // h0 + 1)]
+        b = np.unique(np.concatenate(cand))
+        return b[(b > start) & (b <= last)]
+
+    def _compute(self, plans) -> list[FeatureRow]:
+        names, nf = self.names, len(self.names)
+        scales = self.spec.scales
+        # one global array of every asset's buffered samples, sorted by (asset, tag, ts)
+        g_ts, g_val, offsets, windows = [], [], 0, []  # windows: (plan i, scale j, b, tag, lo, hi)
+        plan_meta = []
+        for pi, (asset, st, bounds) in enumerate(plans):
+            ts = np.concatenate(st.ts)
+            val = np.concatenate(st.val)
+            tg = np.concatenate(st.tag)
+            order = np.lexsort((ts, tg))
+            ts, val, tg = ts[order], val[order], tg[order]
+            ntags = len(st.tags)
+            base = int(ts.min()) - self._max_size
+            span = int(ts.max()) - base + 1
+            key = tg.astype(np.int64) * span + (ts - base)
+            for sj, sc in enumerate(scales):
+                b = bounds[bounds % sc.hop_ns == 0]
+                if b.size == 0:
+                    continue
+                lo_t = np.clip(b - sc.size_ns - base, 0, span)
+                hi_t = np.clip(b - base, 0, span)
+                tag_ids = np.arange(ntags, dtype=np.int64)
+                lo = np.searchsorted(key, (tag_ids[:, None] * span + lo_t[None, :]).ravel())
+                hi = np.searchsorted(key, (tag_ids[:, None] * span + hi_t[None, :]).ravel())
+                bb = np.tile(b, ntags)
+                tt = np.repeat(tag_ids, b.size)
+                windows.append((np.full(lo.size, pi), np.full(lo.size, sj), bb, tt,
+                                lo + offsets, hi + offsets))
+            g_ts.append(ts)
+            g_val.append(val)
+            offsets += ts.size
+            plan_meta.append((asset, st, bounds, ntags))
+        all_ts = np.concatenate(g_ts)
+        all_val = np.concatenate(g_val)
+        w_plan, w_scale, w_b, w_tag, w_lo, w_hi = (np.concatenate(c) for c in zip(*windows))
+        counts = w_hi - w_lo
+        feats = np.full((counts.size, nf), np.nan)
+        for n in np.unique(counts):
+            if n == 0:
+                continue
+            rows = np.flatnonzero(counts == n)
+            gather = w_lo[rows][:, None] + np.arange(n)
+            x = all_val[gather]
+            t = (all_ts[gather] - all_ts[gather[:, :1]]) / NS
+            feats[rows] = F.compute(x, t, names, self.spec.fft_bins)
+        # assemble one FeatureRow per (asset, boundary) that has any data
+        out: list[FeatureRow] = []
+        for pi, (asset, st, bounds, ntags) in enumerate(plan_meta):
+            sel = np.flatnonzero(w_plan == pi)
+            by_b: dict[int, FeatureRow] = {}
+            for sj, sc in enumerate(scales):
+                s_sel = sel[w_scale[sel] == sj]
+                if s_sel.size == 0:
+                    continue
+                for b in np.unique(w_b[s_sel]):
+                    r = s_sel[w_b[s_sel] == b]
+                    r = r[np.argsort(w_tag[r], kind="stable")]
+                    c = counts[r]
+                    if not c.any():
+                        continue
+                    row = by_b.get(int(b))
+                    if row is None:
+                        row = by_b[int(b)] = FeatureRow(asset, int(b), list(st.tags), {}, {},
+                                                        source_ts=st.max_ts)
+                    mat = feats[r]
+                    if int(b) - sc.size_ns < st.first_ts:
+                        # the window began before this engine saw the asset (stream start,
+                        # worker restart): its features would describe a shorter window
+                        mat = np.full_like(mat, np.nan)
+                    row.scales[sc.name] = mat
+                    row.counts[sc.name] = c
+            out.extend(by_b[b] for b in sorted(by_b))
+            st.closed_until = int(bounds[-1])
+            keep_from = st.closed_until - self._max_size
+            ts = np.concatenate(st.ts)
+            keep = ts >= keep_from
+            if keep.all():
+                st.ts, st.val, st.tag = [ts], [np.concatenate(st.val)], [np.concatenate(st.tag)]
+            else:
+                st.ts = [ts[keep]]
+                st.val = [np.concatenate(st.val)[keep]]
+                st.tag = [np.concatenate(st.tag)[keep]]
+        out.sort(key=lambda r: (r.end, r.asset))
+        return out

@@ -1,0 +1,191 @@
+"""Scoring feature windows with the newest model of each asset type, batched across assets.
+
+:class:`AnomalyModel` wraps one artifact: standardise, Isolation Forest on tick vectors,
+LSTM-AE on sequences, thresholds, per-tag contributions. :class:`ModelRegistry` finds the
+newest artifact per asset type and reloads when a newer one appears. :class:`AnomalyScorer`
+keeps the per-asset state (latest windows, sequence buffers) and turns a batch of feature rows
+into :class:`~tocsin.contracts.scores.Scores`, one model call per asset type per batch.
+A reload keeps that state when the feature hash is unchanged; a model with another feature
+layout starts its assets' sequences afresh (the old ones do not fit it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tocsin.contracts.scores import ModelScore, Scores
+from tocsin.detectors.model_input import SequenceBuffer, TickAssembler
+from tocsin.detectors.windows import FeatureRow
+from tocsin.models import artifacts
+from tocsin.models.backends import open_session
+from tocsin.models.errors import ModelError
+
+log = logging.getLogger("tocsin.models")
+CLIP = 20.0  # standardised inputs are clipped: one wild sensor must not swamp the rest
+
+
+class AnomalyModel:
+    def __init__(self, art: artifacts.Artifact, backend: str = "onnxruntime", threads: int = 1):
+        m = art.manifest
+        self.artifact = art
+        self.version = art.version
+        self.feature_hash = art.feature_hash
+        self.spec = art.spec
+        self.tags = art.tags
+        self.nf = len(self.spec.names)
+        self.mean = art.array("mean")
+        self.std = art.array("std")
+        self.d_step = len(self.tags) * self.nf
+        self.seq_len = int(m["lstm_ae"]["seq_len"])
+        self.score_steps = int(m["lstm_ae"]["score_steps"])
+        self.thr = {k: float(v) for k, v in m["thresholds"].items()}
+        self.iforest = open_session(art.file(m["iforest"]["file"]),
+                                    "onnxruntime" if backend == "torch" else backend,
+                                    threads=threads)
+        hidden, d = int(m["lstm_ae"]["hidden"]), self.d_step
+
+        def builder():
+            from tocsin.models import lstm_ae
+            return lstm_ae.build(d, hidden)
+
+        self.ae = open_session(art.file(m["lstm_ae"]["file"]), backend, threads=threads,
+                               torch_builder=builder)
+        self.backend = self.ae.backend
+
+    def standardize(self, x: np.ndarray, step: bool = False) -> np.ndarray:
+        mu, sd = (self.mean[:self.d_step], self.std[:self.d_step]) if step else (self.mean,
+                                                                                 self.std)
+        z = (x - mu) / sd
+        z = np.where(np.isfinite(z), z, 0.0)
+        return np.clip(z, -CLIP, CLIP).astype(np.float32)
+
+    def score_vectors(self, z: np.ndarray) -> np.ndarray:
+        return self.iforest.run(z)["score"].ravel().astype(np.float64)
+
+    def score_sequences(self, zs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (scores (n,), per-tag error shares (n x tags)) over the last score_steps."""
+        sq = self.ae.run(zs)["sqerr"][:, -self.score_steps:, :].astype(np.float64)
+        per_tag = sq.reshape(len(zs), self.score_steps, len(self.tags), self.nf).sum(axis=(1, 3))
+        total = per_tag.sum(axis=1)
+        scores = total / (self.score_steps * self.d_step)
+        shares = per_tag / np.where(total > 0, total, 1.0)[:, None]
+        return scores, shares
+
+
+class ModelRegistry:
+    """The newest artifact per asset type under ``root``; :meth:`refresh` picks up new ones."""
+
+    def __init__(self, root: Path, backend: str = "onnxruntime", threads: int = 1):
+        self.root = Path(root)
+        self.backend = backend
+        self.threads = threads
+        self.models: dict[str, AnomalyModel] = {}
+        self.errors: dict[str, str] = {}
+
+    def get(self, asset_type: str) -> AnomalyModel | None:
+        return self.models.get(asset_type)
+
+    def refresh(self) -> list[tuple[str, str | None, str]]:
+        """Load newer versions; -> [(asset type, old version or None, new version)]."""
+        changed = []
+        for at in artifacts.asset_types(self.root):
+            newest = artifacts.versions(self.root, at)[-1]
+            cur = self.models.get(at)
+            if cur is not None and cur.artifact.path == newest:
+                continue
+            if self.errors.get(at) == str(newest):
+                continue  # already failed on this version; do not retry every tick
+            try:
+                model = AnomalyModel(artifacts.load(newest), self.backend, self.threads)
+            except ModelError as exc:
+                self.errors[at] = str(newest)
+                log.error("model %s not loaded, keeping %s: %s", newest,
+                          cur.version if cur else "none", exc)
+                continue
+            self.models[at] = model
+            changed.append((at, cur.version if cur else None, model.version))
+        return changed
+
+
+@dataclass
+class _Pending:
+    asset: str
+    model: AnomalyModel
+    end: int
+    source_ts: int
+    z_vec: np.ndarray
+    seq: np.ndarray | None = None
+
+
+@dataclass
+class AnomalyScorer:
+    registry: ModelRegistry
+    asset_types: dict[str, str]  # asset -> type
+    unscored: dict[str, str] = field(default_factory=dict)  # asset -> why (for logs/metrics)
+
+    def __post_init__(self):
+        self._asm: dict[str, TickAssembler] = {}
+        self._seq: dict[str, SequenceBuffer] = {}
+        self._hash: dict[str, str] = {}
+
+    def refresh(self) -> list[tuple[str, str | None, str]]:
+        changed = self.registry.refresh()
+        for at, _old, _new in changed:
+            m = self.registry.get(at)
+            if self._hash.get(at) not in (None, m.feature_hash):
+                log.warning("model for %s has a new feature layout; its sequences restart", at)
+                self._asm.pop(at, None)
+                self._seq.pop(at, None)
+            self._hash[at] = m.feature_hash
+        return changed
+
+    def process(self, rows: list[FeatureRow], now_ns: int = 0) -> list[Scores]:
+        pend: list[_Pending] = []
+        for row in rows:
+            at = self.asset_types.get(row.asset)
+            model = self.registry.get(at) if at else None
+            if model is None:
+                self.unscored[row.asset] = (f"no model for asset type {at!r}" if at else
+                                            "asset not in the plant config")
+                continue
+            if row.tags != model.tags:
+                self.unscored[row.asset] = (f"tags {row.tags} differ from the model's "
+                                            f"{model.tags}")
+                continue
+            asm = self._asm.setdefault(at, TickAssembler(model.spec))
+            tick = asm.push(row)
+            if tick is None:
+                continue
+            seqbuf = self._seq.setdefault(at, SequenceBuffer(model.seq_len))
+            seq = seqbuf.push(row.asset, model.standardize(tick.step, step=True))
+            pend.append(_Pending(row.asset, model, tick.end, tick.source_ts,
+                                 model.standardize(tick.vector), seq))
+        out: list[Scores] = []
+        by_model: dict[int, list[_Pending]] = {}
+        for p in pend:
+            by_model.setdefault(id(p.model), []).append(p)
+        for group in by_model.values():
+            model = group[0].model
+            if_scores = model.score_vectors(np.stack([p.z_vec for p in group]))
+            with_seq = [i for i, p in enumerate(group) if p.seq is not None]
+            ae = {}
+            if with_seq:
+                s, shares = model.score_sequences(np.stack([group[i].seq for i in with_seq]))
+                ae = {i: (float(s[k]), shares[k]) for k, i in enumerate(with_seq)}
+            for i, p in enumerate(group):
+                models: dict[str, ModelScore | None] = {
+                    "iforest": ModelScore(float(if_scores[i]), model.thr["iforest"])}
+                if i in ae:
+                    sc, sh = ae[i]
+                    models["lstm_ae"] = ModelScore(sc, model.thr["lstm_ae"], {
+                        t: round(float(v), 4) for t, v in zip(model.tags, sh)})
+                else:
+                    models["lstm_ae"] = None
+                out.append(Scores(p.asset, self.asset_types[p.asset], p.end, models,
+                                  model.version, model.feature_hash, emitted_ts=now_ns,
+                                  source_ts=p.source_ts))
+        return out

@@ -1,0 +1,207 @@
+"""Training: readings frames -> feature windows -> tick vectors -> Isolation Forest and LSTM-AE
+-> thresholds on held-back normal data -> a versioned artifact folder.
+
+The frames go through the stream's own :class:`WindowEngine` and :class:`TickAssembler`, so
+a model sees in training exactly what the worker will feed it. Each asset's ticks are split
+in time: the first part trains, the last ``calib_fraction`` (never seen in training) sets the
+thresholds as a quantile of its scores. No fault label is used anywhere.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from tocsin.contracts.readings import ReadingsFrame
+from tocsin.detectors.model_input import TickAssembler, sequences, step_names, vector_names
+from tocsin.detectors.windows import FeatureSpec, WindowEngine
+from tocsin.models import artifacts, iforest, lstm_ae
+from tocsin.models.backends import open_session
+from tocsin.models.errors import ModelError
+
+Progress = Callable[[str], None]
+
+
+class TrainConfig(BaseModel):
+    seq_len: int = Field(60, ge=2, description="ticks in the LSTM-AE's sliding window")
+    score_steps: int = Field(10, ge=1, description="last ticks of the window that are scored")
+    hidden: int = Field(32, ge=2)
+    epochs: int = Field(15, ge=1)
+    seq_stride: int = Field(2, ge=1, description="stride between training sequences")
+    max_sequences: int = Field(3000, ge=16)
+    n_estimators: int = Field(200, ge=10)
+    quantile: float = Field(0.995, gt=0.5, lt=1.0, description="threshold quantile on "
+                            "held-back normal data")
+    calib_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    seed: int = 0
+    threads: int = Field(2, ge=1)
+
+
+@dataclass
+class AssetTicks:
+    ends: np.ndarray  # ns
+    vectors: np.ndarray  # n x D
+    steps: np.ndarray  # n x d
+
+
+def collect_ticks(frames: Iterable[ReadingsFrame], spec: FeatureSpec,
+                  asset_tags: dict[str, list[str]], progress: Progress | None = None,
+                  ) -> dict[str, AssetTicks]:
+    """Run frames through the window engine; -> the ticks of each asset, in time order."""
+    eng = WindowEngine(spec, asset_tags)
+    asm = TickAssembler(spec)
+    acc: dict[str, list] = {}
+    n_frames, t0 = 0, time.perf_counter()
+
+    def take(rows):
+        for row in rows:
+            tick = asm.push(row)
+            if tick is not None:
+                acc.setdefault(row.asset, []).append(tick)
+
+    for f in frames:
+        if f.asset not in asset_tags:
+            continue
+        eng.add(f.asset, f.tags, f.ts, f.values, f.quality)
+        n_frames += 1
+        if n_frames % 64 == 0:
+            take(eng.close_ready())
+        if progress and n_frames % 5000 == 0:
+            progress(f"features: {n_frames:,} frames, {time.perf_counter() - t0:.1f}s")
+    take(eng.close_ready(flush=True))
+    return {a: AssetTicks(np.array([t.end for t in ts], dtype=np.int64),
+                          np.stack([t.vector for t in ts]), np.stack([t.step for t in ts]))
+            for a, ts in acc.items() if ts}
+
+
+def _scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(x, axis=0)
+        std = np.nanstd(x, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 1e-9), std, 1.0)
+    return mean, std
+
+
+def _z(x, mean, std):
+    z = (x - mean) / std
+    return np.clip(np.where(np.isfinite(z), z, 0.0), -20.0, 20.0).astype(np.float32)
+
+
+def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: FeatureSpec,
+                     tags: list[str], cfg: TrainConfig, root: Path, source: str,
+                     progress: Progress | None = None) -> artifacts.Artifact:
+    say = progress or (lambda _m: None)
+    if not ticks:
+        raise ModelError(f"{asset_type}: no feature ticks to train on (no data for its assets?)")
+    d_step = len(tags) * len(spec.names)
+    tr_vec, ca_vec, tr_seq, ca_seq = [], [], [], []
+    for asset, tk in sorted(ticks.items()):
+        n = len(tk.ends)
+        cut = int(round(n * (1 - cfg.calib_fraction)))
+        if cut < cfg.seq_len + 1 or n - cut < 1:
+            raise ModelError(f"{asset_type}: asset {asset} has {n} ticks; need more than "
+                             f"{int((cfg.seq_len + 1) / (1 - cfg.calib_fraction)) + 1} "
+                             f"(seq_len {cfg.seq_len}, calib_fraction {cfg.calib_fraction})")
+        tr_vec.append(tk.vectors[:cut])
+        ca_vec.append(tk.vectors[cut:])
+    mean, std = _scaler(np.concatenate(tr_vec))
+    for asset, tk in sorted(ticks.items()):
+        cut = int(round(len(tk.ends) * (1 - cfg.calib_fraction)))
+        zs = _z(tk.steps, mean[:d_step], std[:d_step])
+        tr_seq.append(sequences(zs[:cut], cfg.seq_len)[::cfg.seq_stride])
+        # calibration windows end in the held-back part (their context may reach back)
+        ca_seq.append(sequences(zs, cfg.seq_len)[max(0, cut - cfg.seq_len + 1):])
+    x_tr = _z(np.concatenate(tr_vec), mean, std)
+    x_ca = _z(np.concatenate(ca_vec), mean, std)
+    s_tr = np.concatenate(tr_seq)
+    s_ca = np.concatenate(ca_seq)
+    rng = np.random.default_rng(cfg.seed)
+    if len(s_tr) > cfg.max_sequences:
+        s_tr = s_tr[np.sort(rng.choice(len(s_tr), cfg.max_sequences, replace=False))]
+    fp = artifacts.fingerprint(np.concatenate(tr_vec), np.concatenate(ca_vec),
+                               extra=f"{asset_type}|{source}")
+    say(f"{asset_type}: {len(x_tr):,} training ticks, {len(x_ca):,} held-back ticks, "
+        f"{x_tr.shape[1]} inputs; {len(s_tr):,} sequences of {cfg.seq_len}x{d_step}")
+
+    t0 = time.perf_counter()
+    forest = iforest.fit(x_tr, n_estimators=cfg.n_estimators, seed=cfg.seed)
+    if_secs = time.perf_counter() - t0
+    say(f"{asset_type}: isolation forest fitted in {if_secs:.1f}s")
+
+    def ep(i, loss):
+        say(f"{asset_type}: LSTM-AE epoch {i}/{cfg.epochs} loss {loss:.4f}")
+
+    res = lstm_ae.train(s_tr, hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.seed,
+                        threads=cfg.threads, progress=ep)
+
+    with tempfile.TemporaryDirectory(prefix="tocsin-train-") as tmpd:
+        tmp = Path(tmpd)
+        iforest.export_onnx(forest, x_tr.shape[1], tmp / "iforest.onnx")
+        lstm_ae.export_onnx(res.model, cfg.seq_len, d_step, tmp / "lstm_ae.onnx")
+        import torch
+
+        torch.save(res.model.state_dict(), tmp / "lstm_ae.pt")
+        # thresholds and checks through the serving path (ONNX Runtime), not torch/sklearn
+        if_sess = open_session(tmp / "iforest.onnx")
+        ae_sess = open_session(tmp / "lstm_ae.onnx")
+        if_ca = if_sess.run(x_ca)["score"].ravel().astype(np.float64)
+        if_gap = float(np.abs(if_ca[:64] - iforest.score(forest, x_ca[:64])).max())
+        ae_ca = _ae_scores(ae_sess, s_ca, cfg.score_steps)
+        ae_ref = lstm_ae.errors(res.model, s_ca[:16])[:, -cfg.score_steps:, :].mean(axis=(1, 2))
+        ae_gap = float(np.abs(ae_ca[:16] - ae_ref).max())
+        if if_gap > 1e-4 or ae_gap > 1e-3 * max(1.0, float(ae_ref.max())):
+            raise ModelError(f"{asset_type}: ONNX export disagrees with the trained model "
+                             f"(iforest {if_gap:.2e}, lstm_ae {ae_gap:.2e})")
+        thr = {"iforest": float(np.quantile(if_ca, cfg.quantile)),
+               "lstm_ae": float(np.quantile(ae_ca, cfg.quantile))}
+        ae_tr = _ae_scores(ae_sess, s_tr[:500], cfg.score_steps)
+        manifest = {
+            "version": artifacts.new_version(fp),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "feature_spec": spec.model_dump(mode="json"),
+            "feature_hash": spec.hash(tags),
+            "tags": tags,
+            "vector_names": vector_names(spec, tags),
+            "step_names": step_names(spec, tags),
+            "scaler": {"mean": mean.tolist(), "std": std.tolist()},
+            "thresholds": thr,
+            "quantile": cfg.quantile,
+            "iforest": {"file": "iforest.onnx", "n_estimators": cfg.n_estimators,
+                        "max_samples": int(forest.max_samples_)},
+            "lstm_ae": {"file": "lstm_ae.onnx", "torch_state": "lstm_ae.pt",
+                        "hidden": cfg.hidden, "seq_len": cfg.seq_len,
+                        "score_steps": cfg.score_steps, "d": d_step},
+            "train_config": cfg.model_dump(),
+            "training": {
+                "source": source, "assets": sorted(ticks), "ticks_train": len(x_tr),
+                "ticks_calibration": len(x_ca), "sequences_train": len(s_tr),
+                "sequences_calibration": len(s_ca), "iforest_seconds": round(if_secs, 2),
+                "lstm_ae_seconds": round(res.seconds, 2),
+                "lstm_ae_loss": [round(v, 5) for v in res.losses],
+                "lstm_ae_train_score_median": float(np.median(ae_tr)),
+                "lstm_ae_calibration_score_median": float(np.median(ae_ca)),
+                "onnx_max_abs_diff": {"iforest": if_gap, "lstm_ae": ae_gap},
+            },
+            "data_fingerprint": fp,
+        }
+        art = artifacts.write(root, asset_type, manifest, {
+            "iforest.onnx": tmp / "iforest.onnx", "lstm_ae.onnx": tmp / "lstm_ae.onnx",
+            "lstm_ae.pt": tmp / "lstm_ae.pt"})
+    say(f"{asset_type}: thresholds iforest {thr['iforest']:.4f}, lstm_ae {thr['lstm_ae']:.4f} "
+        f"(q={cfg.quantile} of {len(x_ca):,} held-back ticks) -> {art.path}")
+    return art
+
+
+def _ae_scores(sess, seqs: np.ndarray, score_steps: int, batch: int = 512) -> np.ndarray:
+    out = []
+    for i in range(0, len(seqs), batch):
+        sq = sess.run(seqs[i:i + batch])["sqerr"][:, -score_steps:, :]
+        out.append(sq.astype(np.float64).mean(axis=(1, 2)))
+    return np.concatenate(out) if out else np.zeros(0)

@@ -1,0 +1,121 @@
+"""The features and anomaly agents: thin shells around the window engine and the scorer.
+
+features: plant.readings -> :class:`WindowEngine` -> plant.features (one message per asset
+and boundary). It takes readings in batches (size or wait limit) so that closing windows runs
+as a few large numpy operations across assets. Undecodable frames are dead-lettered by the
+thresholds agent when it runs, else here, never twice.
+
+anomaly: plant.features -> :class:`AnomalyScorer` (the newest model per asset type, one
+batched model call per asset type per batch) -> plant.scores. A timer looks for new model
+versions and swaps them in without a restart; the per-asset sequence state is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+
+from tocsin.contracts import features as fc
+from tocsin.contracts.readings import ReadingsFrame
+from tocsin.detectors.windows import WindowEngine
+from tocsin.errors import SchemaError
+from tocsin.models import artifacts
+from tocsin.models.scoring import AnomalyScorer, ModelRegistry
+from tocsin.plantconfig import PlantConfig
+from tocsin.streams import metrics
+from tocsin.streams.settings import Settings
+
+log = logging.getLogger("tocsin.worker")
+
+
+def add_feature_agents(app: faust.App, settings: Settings, plant: PlantConfig, readings,
+                       features_topic, scores_topic, dead_letter, producer_send) -> None:
+    spec = plant.features
+    asset_tags = plant.asset_tags()
+    agents = settings.agent_set
+    sizes = {s.name: s.size_ns for s in spec.scales}
+    hashes = {a: spec.hash(t) for a, t in asset_tags.items()}
+    features_name = settings.topic("plant.features")
+    scores_name = settings.topic("plant.scores")
+
+    if "features" in agents:
+        engine = WindowEngine(spec, asset_tags)
+        m_rows = metrics.FEATURE_ROWS
+        m_time = metrics.PROCESS_SECONDS.labels("features")
+        dl_here = "thresholds" not in agents
+
+        @app.agent(readings, name="features")
+        async def features(stream):
+            async for events in stream.take_events(settings.batch_max, settings.batch_wait_s):
+                t0 = time.perf_counter()
+                n = 0
+                for event in events:
+                    try:
+                        f = ReadingsFrame.decode(event.value)
+                    except SchemaError as exc:
+                        if dl_here:
+                            await dead_letter(event, str(exc), "decode")
+                        continue
+                    engine.add(f.asset, f.tags, f.ts, f.values, f.quality)
+                    n += len(f)
+                try:
+                    rows = engine.close_ready()
+                except Exception:  # a bug must not stop the stream; the windows are lost
+                    log.exception("closing feature windows failed")
+                    continue
+                for row in rows:
+                    st = engine.stats(row.asset)
+                    await producer_send(features_name, row.asset.encode(), fc.encode(
+                        row, engine.names, sizes, hashes.get(row.asset, ""), st["late"]))
+                m_rows.inc(len(rows))
+                metrics.SAMPLES.labels("features").inc(n)
+                m_time.observe(time.perf_counter() - t0)
+
+    if "anomaly" in agents:
+        root = settings.model_dir or artifacts.default_root()
+        scorer = AnomalyScorer(ModelRegistry(root, settings.backend), plant.asset_types())
+        m_time = metrics.PROCESS_SECONDS.labels("anomaly")
+        warned: set[str] = set()
+
+        def refresh() -> None:
+            for at, old, new in scorer.refresh():
+                log.info("model for %s: %s -> %s (%s)", at, old or "none", new,
+                         scorer.registry.get(at).backend)
+                metrics.MODEL_RELOADS.labels(at).inc()
+            missing = set(plant.asset_types().values()) - set(scorer.registry.models)
+            for at in sorted(missing - warned):
+                log.warning("no trained model for asset type %s under %s; its assets are not "
+                            "scored until `tocsin train` writes one", at, root)
+            warned.update(missing)
+
+        refresh()
+
+        @app.timer(interval=settings.model_poll_s)
+        async def reload_models():
+            refresh()
+
+        @app.agent(features_topic, name="anomaly")
+        async def anomaly(stream):
+            async for events in stream.take_events(settings.batch_max, settings.batch_wait_s):
+                t0 = time.perf_counter()
+                rows = []
+                for event in events:
+                    try:
+                        rows.append(fc.decode(event.value)[0])
+                    except SchemaError as exc:
+                        await dead_letter(event, str(exc), "decode")
+                try:
+                    out = scorer.process(rows, time.time_ns())
+                except Exception as exc:
+                    log.exception("scoring failed")
+                    for event in events:
+                        await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
+                    continue
+                for s in out:
+                    await producer_send(scores_name, s.asset.encode(), s.encode())
+                    if s.anomalous:
+                        metrics.ANOMALOUS.labels(s.asset).inc()
+                metrics.SCORES.inc(len(out))
+                m_time.observe(time.perf_counter() - t0)
