@@ -100,14 +100,24 @@ def test_garbage_goes_to_deadletter_and_stream_goes_on(kafka, prefix, worker):
     assert all(a.source_ts == t0 + 10**8 for _, a in alerts)
 
 
-def test_demo_command_shows_alerts(kafka, prefix):
-    """The README's main command, pointed at the test broker, ends with raised alerts."""
+def test_demo_command_shows_alerts_and_rising_scores(kafka, prefix, tiny_models):
+    """The README's main command, pointed at the test broker and at trained models, ends with
+    raised alerts, and the anomaly score of the faulty pump rose after the injection."""
+    import os
+    import re
+
+    root, _, _ = tiny_models
     proc = subprocess.run(
         [sys.executable, "-m", "tocsin.cli", "demo", "--broker", kafka, "--prefix", prefix,
-         "--opcua-port", str(free_port()), "--duration", "45", "--fault-after", "12",
+         "--opcua-port", str(free_port()), "--duration", "70", "--fault-after", "35",
          "--no-history"],
-        capture_output=True, text=True, timeout=150)
+        capture_output=True, text=True, timeout=180,
+        env=dict(os.environ, TOCSIN_MODEL_DIR=str(root)))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "injected fault 'over_temperature'" in out
     assert "RAISED" in out and "bearing_temp" in out
+    assert "scores" in out and "pump-1" in out
+    m = re.search(r"anomaly score of pump-1 .*: ([\d.]+)x before the fault, ([\d.]+)x after", out)
+    assert m, out[-3000:]
+    assert float(m.group(2)) > 1.0 and float(m.group(2)) > 2 * float(m.group(1))
