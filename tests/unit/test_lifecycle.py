@@ -163,3 +163,13 @@ def test_lifecycle_invariants(ps, ack_at):
         assert e.severity in ("warning", "critical")
     assert all(n == 1 for n in acks.values())
     assert [e.ts for e in ev] == sorted(e.ts for e in ev)
+
+
+def test_different_fault_types_in_a_row_are_not_flapping():
+    lc = AlertLifecycle("m", LifecycleConfig(hold_s=5, flap_max=2, escalate_after_s=1e4))
+    ev = []
+    for n, top in enumerate(["mechanical", "electrical", "hydraulic"]):
+        ev += run(lc, [0.95] * 5 + [0.05] * 10, start=n * 15, top=top)
+    raised = [e for e in ev if e.event == "raised"]
+    assert [e.fault_type for e in raised] == ["mechanical", "electrical", "hydraulic"]
+    assert not any(e.flapping for e in raised)

@@ -54,8 +54,9 @@ class FusionEngine:
         if alert.kind != "threshold":
             return False
         st = self._asset(alert.asset, None)
-        self._seq += 1
-        bisect.insort(st.pending_thr, (alert.source_ts, self._seq, alert))
+        # ties broken by id and event, not arrival: the two input topics interleave freely
+        bisect.insort(st.pending_thr, (alert.source_ts, alert.alert_id,
+                                       alert.event is AlertEvent.CLEARED, alert))
         return True
 
     def on_scores(self, s: Scores, now_ns: int) -> list[Alert]:
@@ -101,7 +102,7 @@ class FusionEngine:
 
     def _evaluate(self, st: _AssetState, s: Scores, now_ns: int) -> list[Alert]:
         while st.pending_thr and st.pending_thr[0][0] <= s.ts:
-            _, _, a = st.pending_thr.pop(0)
+            a = st.pending_thr.pop(0)[-1]
             if a.event is AlertEvent.CLEARED:
                 st.active_thr.pop(a.alert_id, None)
             else:
@@ -111,7 +112,8 @@ class FusionEngine:
         posterior = net.posterior(nodes)
         floor = "critical" if any(a.severity is Severity.CRITICAL
                                   for a in st.active_thr.values()) else "warning"
-        st.last = {"nodes": nodes, "thresholds": [_thr(a) for a in st.active_thr.values()],
+        st.last = {"nodes": nodes, "thresholds": [_thr(a) for a in sorted(
+                       st.active_thr.values(), key=lambda a: (a.source_ts, a.alert_id))],
                    "scores": {k: None if m is None else
                               {"score": m.score, "threshold": m.threshold,
                                "ratio": round(m.ratio, 4), "level": nodes.get(k)}

@@ -156,6 +156,16 @@ class FaultNetwork:
             hit = self._cache[key] = self.posterior_ve(dict(zip(self.spec.evidence_nodes, key)))
         return hit
 
+    def warm(self) -> int:
+        """Fill the cache for every evidence combination the worker can see (score nodes
+        may be unobserved), so no tick ever waits for pgmpy; returns the table size."""
+        nodes = self.spec.evidence_nodes
+        choices = [self.spec.states[n] + ((None,) if not n.startswith("thr_") else ())
+                   for n in nodes]
+        for combo in itertools.product(*choices):
+            self.posterior(dict(zip(nodes, combo)))
+        return len(self._cache)
+
     def to_dict(self) -> dict:
         return {"faults": list(self.spec.faults), "groups": list(self.spec.groups),
                 "levels": list(self.spec.levels), "prior": self.prior,

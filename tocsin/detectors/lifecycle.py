@@ -12,8 +12,8 @@ Why each rule exists (operators hate walls of alerts):
   boundary or flaps faster than the hold time stays ONE alert;
 * ``updated`` is emitted only when severity or the top fault type changes, or the posterior
   moves by more than ``hysteresis`` since the last emitted event (no update per tick);
-* an asset whose episodes keep reopening (``flap_max`` raises within ``flap_window_s``) is
-  marked flapping: its next alert carries ``flapping`` and its hold time is multiplied by
+* an asset whose episodes keep reopening (``flap_max`` raises of the same fault type within
+  ``flap_window_s``; a different fault type is a new problem, not flapping) is marked flapping: its next alert carries ``flapping`` and its hold time is multiplied by
   ``flap_hold_factor``, so slow flapping converges to one long alert instead of dozens;
 * an alert unacknowledged for ``escalate_after_s`` is escalated one severity level (again after
   each further period, up to critical); an ack stops escalation.
@@ -114,7 +114,7 @@ class AlertLifecycle:
     config: LifecycleConfig = field(default_factory=LifecycleConfig)
     open: _Open | None = None
     last_ts: int | None = None
-    raises: deque = field(default_factory=deque)  # event times of recent raises
+    raises: deque = field(default_factory=deque)  # (event time, fault type) of recent raises
 
     def step(self, a: Assessment) -> list[Transition]:
         """Feed one tick. Ticks at or before the last one seen are ignored (redelivery)."""
@@ -162,10 +162,10 @@ class AlertLifecycle:
     def _raise(self, a: Assessment) -> Transition:
         c = self.config
         window = int(c.flap_window_s * NS)
-        while self.raises and a.ts - self.raises[0] > window:
+        while self.raises and a.ts - self.raises[0][0] > window:
             self.raises.popleft()
-        self.raises.append(a.ts)
-        flapping = len(self.raises) >= c.flap_max
+        self.raises.append((a.ts, a.top))
+        flapping = sum(top == a.top for _, top in self.raises) >= c.flap_max
         hold = c.hold_s * (c.flap_hold_factor if flapping else 1.0)
         o = self.open = _Open(episode_id(self.asset, a.ts), a.ts, self._severity(a), a.top,
                               dict(a.posterior), flapping, int(hold * NS),
