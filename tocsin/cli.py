@@ -884,7 +884,8 @@ def train(ctx) -> None:
 def _register_extensions() -> None:
     import importlib
 
-    for mod in ("tocsin.cli_plant_models", "tocsin.cli_payments", "tocsin.cli_imaging"):
+    for mod in ("tocsin.cli_plant_models", "tocsin.cli_payments", "tocsin.cli_imaging",
+                "tocsin.cli_alerts_lifecycle"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

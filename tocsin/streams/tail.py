@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from confluent_kafka import Consumer, KafkaError
@@ -17,12 +18,43 @@ _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 _EVENT = {"raised": "RAISED", "updated": "UPDATED", "acknowledged": "ACKED", "cleared": "cleared"}
 
 
+_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """What `tocsin alerts tail` and `list` show: assets (any of), the least severity, fault
+    types (any of; a fused alert's most probable type) and kinds (threshold, fusion)."""
+
+    assets: frozenset[str] = frozenset()
+    min_severity: str | None = None
+    fault_types: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+
+    def __call__(self, a: Alert) -> bool:
+        if self.assets and a.asset not in self.assets:
+            return False
+        if self.min_severity and _RANK[a.severity.value] < _RANK[self.min_severity]:
+            return False
+        if self.kinds and a.kind not in self.kinds:
+            return False
+        if self.fault_types:
+            ft = a.details.get("fault_type") if a.kind == "fusion" else None
+            if ft not in self.fault_types:
+                return False
+        return True
+
+
 def format_alert(a: Alert) -> str:
     when = datetime.fromtimestamp(a.source_ts / 1e9, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
     lat_ms = (a.emitted_ts - a.source_ts) / 1e6
     style = _STYLE.get(a.severity.value, "")
+    extra = ""
+    if a.kind == "fusion" and isinstance(a.details.get("posterior"), dict):
+        post = sorted(a.details["posterior"].items(), key=lambda kv: -kv[1])[:3]
+        extra = "  [bold]" + " ".join(f"{k}={v:.2f}" for k, v in post) + "[/]"
     return (f"{when} [{style}]{_EVENT[a.event.value]:>8} {a.severity.value:<8}[/] "
-            f"{a.alert_id}  {a.message}  [dim](source->worker {lat_ms:.1f} ms)[/]")
+            f"{a.alert_id}  {a.message}{extra}  [dim](source->worker {lat_ms:.1f} ms)[/]")
 
 
 def alert_consumer(bootstrap: str, topic: str, *, from_beginning: bool) -> Consumer:
@@ -36,7 +68,8 @@ def alert_consumer(bootstrap: str, topic: str, *, from_beginning: bool) -> Consu
 def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
                 until: Callable[[], bool] = lambda: False,
                 on_alert: Callable[[Alert], None] | None = None,
-                console: Console | None = None) -> int:
+                console: Console | None = None,
+                only: Callable[[Alert], bool] | None = None) -> int:
     """Print alerts until Ctrl-C or `until()` is true; return how many were shown."""
     console = console or Console(soft_wrap=True)
     consumer = alert_consumer(bootstrap, topic, from_beginning=from_beginning)
@@ -54,6 +87,8 @@ def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
                 alert = Alert.decode(msg.value())
             except SchemaError as exc:
                 console.print(f"[red]undecodable alert at offset {msg.offset()}: {exc}[/]")
+                continue
+            if only is not None and not only(alert):
                 continue
             console.print(format_alert(alert), highlight=False)
             shown += 1

@@ -14,6 +14,12 @@ SCORES = "plant.scores"
 ALERTS = "plant.alerts"
 DEADLETTER = "tocsin.deadletter"
 ALL = (READINGS, FEATURES, SCORES, ALERTS, DEADLETTER)
+# alert lifecycle (fusion worker): operators' acks in; open alerts out, compacted (key = alert
+# id, a cleared alert leaves a tombstone), so `tocsin alerts list` reads only what is open
+ALERT_ACKS = "plant.alerts.acks"
+ALERTS_OPEN = "plant.alerts.open"
+FUSION = (ALERT_ACKS, ALERTS_OPEN)
+COMPACTED = (ALERTS_OPEN,)
 
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int,

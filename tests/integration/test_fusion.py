@@ -1,0 +1,176 @@
+"""The fusion worker on a real broker, fed SIMULATED inputs: the simulator's threshold alerts
+(real ThresholdAlerter) and the stand-in scorer's ticks (tocsin/connectors/simulator/scores.py),
+because the real anomaly models are not on this branch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orjson
+import pytest
+
+from tests.integration.kafka_helpers import collect, produce
+from tocsin.connectors.simulator.fusion_stream import fit_scorers, simulate
+from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
+from tocsin.contracts import Alert, DeadLetter
+from tocsin.contracts.scores import ModelScore, Scores
+from tocsin.detectors.fusion import FusionEngine
+from tocsin.detectors.fusion_bn import FusionModel
+from tocsin.detectors.fusion_config import load_fusion_config
+from tocsin.detectors.fusion_train import assets_from_plant
+from tocsin.plantconfig import load_plant
+from tocsin.streams import topics
+from tocsin.streams.fusion_feed import messages, train_simulated
+
+pytestmark = pytest.mark.integration
+NS = 1_000_000_000
+FAULTS = [("bearing_wear", "mechanical", 20), ("motor_overload", "electrical", 100),
+          ("leak", "hydraulic", 180), ("over_temperature", "thermal", 260)]
+
+
+@pytest.fixture(scope="session")
+def fusion_model(tmp_path_factory):
+    model, _ = train_simulated(None, seeds=(1,))
+    return model, model.save(tmp_path_factory.mktemp("fusion-model"))
+
+
+@pytest.fixture(scope="session")
+def scorers():
+    return fit_scorers(load_plant())
+
+
+@pytest.fixture
+def fusion_worker(spawn, fusion_model):
+    w = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion")
+    w.wait_for("[^Worker]: Ready", timeout=120)
+    return w
+
+
+def _feed(kafka, prefix, items, pause: float = 3.0):
+    """Threshold alerts first, then (after the worker has read them) the score ticks: the two
+    topics are read concurrently, and the engine joins them on event time."""
+    msgs = messages(items)
+    for topic in (topics.ALERTS, topics.SCORES):
+        produce(kafka, prefix + topic, [(k, v) for t, k, v in msgs if t == topic])
+        if topic == topics.ALERTS:
+            time.sleep(pause)
+
+
+def _fused(kafka, prefix, until, timeout=90):
+    got = collect(kafka, prefix + topics.ALERTS, lambda it: until([a for _, a in it
+                                                                   if a.kind == "fusion"]),
+                  timeout=timeout, decode=Alert.decode)
+    return [a for _, a in got if a.kind == "fusion"]
+
+
+def _strip(a: Alert) -> bytes:
+    d = orjson.loads(a.encode())
+    d.pop("emitted_ts")
+    return orjson.dumps(d, option=orjson.OPT_SORT_KEYS)
+
+
+def test_each_fault_type_is_one_alert_and_reprocessing_adds_nothing(
+        kafka, prefix, fusion_worker, fusion_model, scorers):
+    sc = Scenario(seed=42, seconds=330, assets=["pump-1"], faults=[
+        FaultEvent(asset="pump-1", fault=f, start=t0, end=t0 + 40) for f, _, t0 in FAULTS])
+    stream = simulate(sc, scorers)
+    _feed(kafka, prefix, stream.items)
+    events = _fused(kafka, prefix, lambda fs: sum(a.event.value == "cleared" for a in fs)
+                    >= len(FAULTS))
+    raised = [a for a in events if a.event.value == "raised"]
+    assert len(raised) == len(FAULTS), [(a.rule, a.message) for a in events]
+    base = stream.truth[0]["start_ns"] - FAULTS[0][2] * NS
+    for a, (fault, ftype, t0) in zip(sorted(raised, key=lambda a: a.opened_ts), FAULTS):
+        assert base + t0 * NS <= a.opened_ts < base + (t0 + 40) * NS, fault
+        assert a.rule == ftype == a.details["fault_type"], (fault, a.details["posterior"])
+        post = a.details["posterior"]
+        assert max(post, key=lambda k: post[k] if k != "normal" else -1) == ftype
+        assert a.details["model_versions"]["fusion"] == fusion_model[0].version
+        assert a.details["evidence"]["scores"]["lstm_ae"]["ratio"] > 0
+    # the same input again (a redelivery or a replay): no new events, no duplicates
+    _feed(kafka, prefix, stream.items, pause=1.0)
+    time.sleep(6)
+    again = _fused(kafka, prefix, lambda fs: False, timeout=5)
+    assert sorted(map(_strip, again)) == sorted(map(_strip, events))  # partitions interleave
+    # and the worker's events are exactly what the pure engine gives for the same input
+    engine = FusionEngine(load_fusion_config(), FusionModel.load(fusion_model[1]),
+                          assets_from_plant(load_plant()))
+    pure = []
+    for kind, x in stream.items:
+        if kind == "alert":
+            engine.on_threshold(x)
+    for kind, x in stream.items:
+        if kind == "scores":
+            pure += engine.on_scores(x, 0)
+    by_id = sorted(events, key=lambda a: (a.opened_ts, a.source_ts, a.event.value))
+    assert sorted(map(_strip, by_id)) == sorted(map(_strip, pure))
+
+
+def _cli(kafka, prefix, *args):
+    return subprocess.run([sys.executable, "-m", "tocsin.cli", "alerts", *args, "--broker",
+                           kafka, "--prefix", prefix], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_ack_and_clear_through_the_cli(kafka, prefix, fusion_worker, scorers):
+    sc = Scenario(seed=5, seconds=120, assets=["pump-1"], faults=[
+        FaultEvent(asset="pump-1", fault="motor_overload", start=20, end=60)])
+    stream = simulate(sc, scorers)
+    cut = stream.truth[0]["start_ns"] + 30 * NS
+    first = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) < cut]
+    rest = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) >= cut]
+    _feed(kafka, prefix, first)
+    (raised,) = _fused(kafka, prefix, lambda fs: any(a.event.value == "raised" for a in fs))
+    listed = _cli(kafka, prefix, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (open_,) = [Alert.decode(line.encode()) for line in listed.stdout.splitlines()]
+    assert open_.alert_id == raised.alert_id and open_.rule == "electrical"
+
+    ack = subprocess.run([sys.executable, "-m", "tocsin.cli", "alerts", "ack",
+                          raised.alert_id, "--user", "ann", "--broker", kafka, "--prefix",
+                          prefix], capture_output=True, text=True, timeout=60)
+    assert ack.returncode == 0, ack.stdout + ack.stderr
+    assert "acknowledged" in ack.stdout
+    bad = _cli(kafka, prefix, "ack", "pump-1:fnosuchalert")
+    assert bad.returncode != 0 and "not an open alert" in bad.stderr
+    listed = _cli(kafka, prefix, "list", "--json")
+    (open_,) = [Alert.decode(line.encode()) for line in listed.stdout.splitlines()]
+    assert open_.event.value == "acknowledged" and open_.details["acked_by"] == "ann"
+
+    _feed(kafka, prefix, rest, pause=1.0)
+    events = _fused(kafka, prefix, lambda fs: any(a.event.value == "cleared" for a in fs))
+    assert [a.event.value for a in events if a.event.value != "updated"] == [
+        "raised", "acknowledged", "cleared"]
+    assert {a.alert_id for a in events} == {raised.alert_id}
+    cleared = events[-1]
+    assert cleared.source_ts >= stream.truth[0]["end_ns"]
+    assert _cli(kafka, prefix, "list", "--json").stdout.strip() == ""
+
+
+def test_flapping_signal_is_one_alert_and_bad_input_is_dead_lettered(kafka, prefix,
+                                                                    fusion_worker):
+    t0 = int(time.time()) * NS
+    contrib = {"vibration": 0.7, "current_a": 0.1, "voltage": 0.1, "winding_temp": 0.1}
+
+    def tick(i: int, hot: bool) -> Scores:
+        r = 6.0 if hot else 0.3
+        return Scores("motor-1", "induction-motor", t0 + i * NS,
+                      {"iforest": ModelScore(r, 1.0), "lstm_ae": ModelScore(r, 1.0, contrib)},
+                      "test-flap", "x", source_ts=t0 + i * NS)
+
+    items = [(b"motor-1", tick(i, (i // 2) % 2 == 0).encode()) for i in range(60)]
+    items += [(b"motor-1", tick(i, False).encode()) for i in range(60, 80)]
+    garbage = orjson.dumps({"schema": "tocsin.scores/1", "asset": "motor-1"})
+    produce(kafka, prefix + topics.SCORES, items[:30] + [(b"motor-1", garbage)] + items[30:])
+    events = _fused(kafka, prefix, lambda fs: any(a.event.value == "cleared" for a in fs))
+    assert [a.event.value for a in events if a.event.value != "updated"] == ["raised",
+                                                                            "cleared"]
+    assert events[0].rule == "mechanical"
+    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 1, timeout=30,
+                  decode=DeadLetter.decode)
+    assert len(dls) == 1 and "'models'" in dls[0][1].error
+    assert dls[0][1].source_topic == prefix + topics.SCORES
+    assert np.isfinite(events[0].value)

@@ -1,0 +1,244 @@
+"""CLI of the alert fusion and lifecycle: `tocsin fusion worker|feed-sim`, `tocsin train
+fusion`, and `tocsin alerts ack|list` plus the filters of `tocsin alerts tail`.
+
+Registered by tocsin/cli.py's `_register_extensions`; heavy imports happen inside commands.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+_broker_opt = click.option("--broker", default=None, help="Kafka host:port (env TOCSIN_BROKER)")
+_prefix_opt = click.option("--prefix", default=None, help="topic prefix (env TOCSIN_TOPIC_PREFIX)")
+_config_opt = click.option("--config", "config_path", envvar="TOCSIN_FUSION_CONFIG",
+                           type=click.Path(exists=True, dir_okay=False), default=None,
+                           help="fusion network YAML (default: tocsin/data/fusion.yaml)")
+_SEV = click.Choice(["info", "warning", "critical"])
+_FAULT_TYPES = ["mechanical", "electrical", "hydraulic", "thermal"]
+
+
+def _settings(broker, prefix, plant_config=None):
+    from tocsin.streams.settings import load_settings
+
+    return load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config)
+
+
+def _filter_opts(f):
+    f = click.option("--asset", "assets", multiple=True, help="only this asset (repeat)")(f)
+    f = click.option("--severity", type=_SEV, default=None, help="this severity or worse")(f)
+    f = click.option("--fault-type", "fault_types", multiple=True,
+                     type=click.Choice(_FAULT_TYPES),
+                     help="only fused alerts whose most probable fault is this (repeat)")(f)
+    return click.option("--kind", "kinds", multiple=True, type=click.Choice(["threshold",
+                                                                             "fusion"]))(f)
+
+
+def _make_filter(assets, severity, fault_types, kinds):
+    from tocsin.streams.tail import AlertFilter
+
+    return AlertFilter(frozenset(assets), severity, frozenset(fault_types), frozenset(kinds))
+
+
+def register(main: click.Group, train: click.Group) -> None:
+    alerts: click.Group = main.commands["alerts"]  # type: ignore[assignment]
+
+    @click.command("tail")
+    @_broker_opt
+    @_prefix_opt
+    @click.option("--from-beginning", is_flag=True)
+    @_filter_opts
+    def alerts_tail(broker, prefix, from_beginning, assets, severity, fault_types, kinds):
+        """Print alert events as they arrive until Ctrl-C (optionally filtered)."""
+        from tocsin.streams import topics
+        from tocsin.streams.tail import tail_alerts
+
+        s = _settings(broker, prefix)
+        tail_alerts(s.broker, s.topic(topics.ALERTS), from_beginning=from_beginning,
+                    only=_make_filter(assets, severity, fault_types, kinds))
+
+    alerts.add_command(alerts_tail)  # replaces the unfiltered `tail` of tocsin/cli.py
+
+    @alerts.command("list")
+    @_broker_opt
+    @_prefix_opt
+    @_filter_opts
+    @click.option("--json", "as_json", is_flag=True, help="one JSON alert event per line")
+    def alerts_list(broker, prefix, assets, severity, fault_types, kinds, as_json):
+        """The open alerts (from the compacted plant.alerts.open topic)."""
+        from tocsin.streams import topics
+        from tocsin.streams.open_alerts import read_open_alerts
+
+        s = _settings(broker, prefix)
+        found, errors = read_open_alerts(s.broker, s.topic(topics.ALERTS_OPEN))
+        keep = _make_filter(assets, severity, fault_types, kinds)
+        rows = sorted((a for a in found.values() if keep(a)), key=lambda a: a.opened_ts)
+        for e in errors:
+            click.secho(f"undecodable: {e}", fg="red", err=True)
+        if as_json:
+            for a in rows:
+                click.echo(a.encode().decode())
+            return
+        _print_open(rows)
+
+    @alerts.command("ack")
+    @click.argument("alert_id")
+    @click.option("--user", default=None, help="who acknowledges (default: $USER)")
+    @click.option("--note", default="")
+    @click.option("--force", is_flag=True, help="send even if the alert is not listed open")
+    @click.option("--wait", "wait_s", default=10.0, show_default=True,
+                  help="seconds to wait for the 'acknowledged' event (0: do not wait)")
+    @_broker_opt
+    @_prefix_opt
+    def alerts_ack(alert_id, user, note, force, wait_s, broker, prefix):
+        """Acknowledge an open alert: sends an ack to plant.alerts.acks; the fusion worker
+        answers with an 'acknowledged' event."""
+        import getpass
+
+        from tocsin.contracts.acks import Ack
+        from tocsin.streams import topics
+        from tocsin.streams.open_alerts import read_open_alerts, send_ack
+
+        s = _settings(broker, prefix)
+        if not force:
+            found, _ = read_open_alerts(s.broker, s.topic(topics.ALERTS_OPEN))
+            if alert_id not in found:
+                raise click.ClickException(f"{alert_id} is not an open alert (see `tocsin "
+                                           f"alerts list`; --force sends the ack anyway)")
+            if found[alert_id].details.get("acked_by"):
+                click.echo(f"{alert_id} already acknowledged by "
+                           f"{found[alert_id].details['acked_by']}")
+                return
+        user = user or getpass.getuser()
+        send_ack(s.broker, s.topic(topics.ALERT_ACKS), Ack(alert_id, user, time.time_ns(),
+                                                           note))
+        click.echo(f"ack sent for {alert_id} by {user}")
+        if wait_s > 0:
+            if _wait_acknowledged(s.broker, s.topic(topics.ALERTS_OPEN), alert_id, wait_s):
+                click.echo(f"{alert_id} acknowledged")
+            else:
+                raise click.ClickException(f"no 'acknowledged' event for {alert_id} within "
+                                           f"{wait_s:.0f}s: is `tocsin fusion worker` running?")
+
+    @main.group("fusion")
+    def fusion() -> None:
+        """Bayesian-network fusion of threshold alerts and anomaly scores."""
+
+    @fusion.command("worker")
+    @_broker_opt
+    @_prefix_opt
+    @click.option("--plant-config", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="plant YAML (env TOCSIN_PLANT_CONFIG; default: the demo plant)")
+    @_config_opt
+    @click.option("--model", "model_path", envvar="TOCSIN_FUSION_MODEL",
+                  type=click.Path(exists=True), default=None,
+                  help="trained network (folder or network.json; default: newest trained "
+                       "one in the model folder, else the config's expert priors)")
+    def fusion_worker(broker, prefix, plant_config, config_path, model_path):
+        """Run the fusion worker: plant.alerts + plant.scores -> fused alerts."""
+        from faust.worker import Worker
+
+        from tocsin.streams import metrics
+        from tocsin.streams.fusion_app import create_fusion_app, ensure_fusion_topics, load_engine
+
+        s = _settings(broker, prefix, plant_config)
+        ensure_fusion_topics(s)
+        model_path = model_path or _latest_model()
+        engine = load_engine(s, config_path, model_path)
+        click.echo(f"fusion: network {engine.model.version} "
+                   f"({model_path or 'expert priors'}); asset types "
+                   f"{sorted(engine.model.networks)}")
+        app = create_fusion_app(s, engine)
+        metrics.serve(s.metrics_port, s.metrics_host)
+        Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()
+
+    @fusion.command("feed-sim")
+    @_broker_opt
+    @_prefix_opt
+    @click.option("--asset", default="pump-1", show_default=True)
+    @click.option("--fault", default="bearing_wear", show_default=True)
+    @click.option("--at", "fault_at", default=20.0, show_default=True, help="seconds")
+    @click.option("--until", "fault_until", default=80.0, show_default=True, help="seconds")
+    @click.option("--seconds", default=120.0, show_default=True)
+    @click.option("--seed", default=77, show_default=True)
+    @click.option("--speed", default=0.0, show_default=True,
+                  help="1 = real time; 0 = as fast as possible")
+    @click.option("--scores-only", is_flag=True,
+                  help="publish only the scores (a plant worker makes the threshold alerts)")
+    def fusion_feed_sim(broker, prefix, asset, fault, fault_at, fault_until, seconds, seed,
+                        speed, scores_only):
+        """Publish SIMULATED fusion inputs for one fault: the simulator's threshold alerts
+        and stand-in scores (tocsin/connectors/simulator/scores.py), stamped from now."""
+        from tocsin.streams.fusion_feed import feed_simulated
+
+        n = feed_simulated(_settings(broker, prefix), asset=asset, fault=fault, at=fault_at,
+                           until=fault_until, seconds=seconds, seed=seed, speed=speed,
+                           scores_only=scores_only)
+        click.echo(f"feed-sim: published {n} simulated messages ({fault} on {asset})")
+
+    @train.command("fusion")
+    @_config_opt
+    @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+                  help="artifact folder (default: <model folder>/fusion/<version>)")
+    @click.option("--seed", "seeds", multiple=True, type=int, default=(1, 2, 3),
+                  show_default=True, help="simulator seeds of the training scenarios")
+    def train_fusion(config_path, out_dir, seeds):
+        """Learn the fusion network's CPDs from labeled SIMULATED scenarios (every fault of
+        the fault library on its asset, per seed) and save it with the model artifacts."""
+        from pathlib import Path
+
+        from tocsin.streams.fusion_feed import train_simulated
+
+        model, took = train_simulated(config_path, seeds)
+        out = Path(out_dir) if out_dir else _models_dir() / model.version
+        path = model.save(out)
+        click.echo(f"fusion network {model.version}: {model.trained_on['ticks']} labeled "
+                   f"ticks in {took:.0f}s -> {path}")
+
+
+def _models_dir():
+    import os
+    from pathlib import Path
+
+    from tocsin.services.kafka import cache_dir
+
+    return Path(os.environ.get("TOCSIN_MODELS", cache_dir() / "models")) / "fusion"
+
+
+def _latest_model():
+    d = _models_dir()
+    found = sorted(d.glob("*/network.json"), key=lambda p: p.stat().st_mtime) if d.exists() \
+        else []
+    return str(found[-1]) if found else None
+
+
+def _wait_acknowledged(bootstrap: str, topic: str, alert_id: str, timeout: float) -> bool:
+    from tocsin.streams.open_alerts import read_open_alerts
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found, _ = read_open_alerts(bootstrap, topic)
+        a = found.get(alert_id)
+        if a is None or a.details.get("acked_by"):
+            return True  # acknowledged (or already cleared)
+        time.sleep(0.5)
+    return False
+
+
+def _print_open(rows) -> None:
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} open alert(s)")
+    for col in ("opened (UTC)", "alert id", "asset", "kind", "severity", "fault / rule",
+                "P", "acked by", "message"):
+        t.add_column(col)
+    for a in rows:
+        when = datetime.fromtimestamp(a.opened_ts / 1e9, timezone.utc).strftime("%m-%d %H:%M:%S")
+        t.add_row(when, a.alert_id, a.asset, a.kind, a.severity.value, a.rule,
+                  f"{a.value:.2f}" if a.kind == "fusion" else "",
+                  str(a.details.get("acked_by") or ""), a.message)
+    Console(soft_wrap=True).print(t)

@@ -1,0 +1,173 @@
+"""The fusion worker (Faust): threshold alerts + scores -> fused alerts with a lifecycle.
+
+Inputs: ``plant.alerts`` (threshold alerts; fused ones are skipped so the loop cannot feed
+itself), ``plant.scores`` and ``plant.alerts.acks``. Outputs: lifecycle events on
+``plant.alerts`` (key = alert id) and the current state of each open alert on the compacted
+``plant.alerts.open`` (a cleared alert becomes a tombstone). Each agent decodes and calls the
+pure :class:`~tocsin.detectors.fusion.FusionEngine`; bad input goes to the dead-letter topic.
+
+The engine keeps per-asset state in this process, and the inputs are keyed differently
+(scores by asset, alerts by alert id), so run ONE fusion worker per topic prefix; a worker
+restart rebuilds the state from the inputs it reads (see README, "Alert fusion").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import faust
+from prometheus_client import Histogram
+
+from tocsin.contracts.acks import Ack
+from tocsin.contracts.alerts import Alert, AlertEvent
+from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.scores import Scores
+from tocsin.detectors.fusion import FusionEngine
+from tocsin.detectors.fusion_bn import FusionModel, expert_network
+from tocsin.detectors.fusion_config import FusionConfig, load_fusion_config
+from tocsin.detectors.fusion_train import assets_from_plant, specs_for
+from tocsin.errors import SchemaError, ServiceError
+from tocsin.plantconfig import load_plant
+from tocsin.streams import metrics, topics
+from tocsin.streams.app import raw_topic
+from tocsin.streams.settings import Settings
+
+log = logging.getLogger("tocsin.fusion")
+FUSE_SECONDS = Histogram("tocsin_fusion_tick_seconds", "Fusion time per score tick (join, "
+                         "inference, lifecycle)", buckets=(2e-5, 5e-5, 1e-4, 2.5e-4, 1e-3,
+                                                           5e-3, 2.5e-2))
+
+
+def load_engine(settings: Settings, config_path: str | Path | None,
+                model_path: str | Path | None) -> FusionEngine:
+    cfg: FusionConfig = load_fusion_config(config_path)
+    assets = assets_from_plant(load_plant(settings.plant_config))
+    if model_path:
+        model = FusionModel.load(model_path)
+    else:
+        log.warning("no trained fusion network given (--model); using the config's expert "
+                    "priors. Train one with `tocsin train fusion`.")
+        model = FusionModel({at: expert_network(cfg, spec)
+                             for at, spec in specs_for(cfg, assets).items()},
+                            {"source": "expert priors from the config"})
+    t0 = time.perf_counter()
+    sizes = {at: net.warm() for at, net in model.networks.items()}
+    log.info("fusion posterior tables precomputed (exact, pgmpy VE) in %.1fs: %s",
+             time.perf_counter() - t0, sizes)
+    return FusionEngine(cfg, model, assets)
+
+
+def ensure_fusion_topics(settings: Settings) -> None:
+    """The shared topics, the ack topic, and the compacted open-alerts topic."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    names = [settings.topic(t) for t in (*topics.ALL, topics.ALERT_ACKS)]
+    topics.ensure_topics(settings.broker, names, settings.partitions)
+    admin = AdminClient({"bootstrap.servers": settings.broker})
+    compacted = [settings.topic(t) for t in topics.COMPACTED]
+    existing = set(admin.list_topics(timeout=30).topics)
+    new = [NewTopic(n, settings.partitions, 1, config={"cleanup.policy": "compact"})
+           for n in compacted if n not in existing]
+    for name, fut in (admin.create_topics(new, operation_timeout=30).items() if new else []):
+        try:
+            fut.result(30)
+        except Exception as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise ServiceError(f"cannot create topic {name}: {exc}") from exc
+    topics._wait_visible(admin, compacted, 30)
+
+
+def create_fusion_app(settings: Settings, engine: FusionEngine) -> faust.App:
+    app = faust.App(
+        f"{settings.app_id}-fusion-{settings.topic_prefix}".rstrip("-"),
+        broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
+        producer_linger=0.0, producer_acks=-1, topic_partitions=settings.partitions,
+        topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,
+        consumer_auto_offset_reset="earliest",
+    )
+    p = settings.partitions
+    alerts_t = raw_topic(app, settings.topic(topics.ALERTS), p)
+    scores_t = raw_topic(app, settings.topic(topics.SCORES), p)
+    acks_t = raw_topic(app, settings.topic(topics.ALERT_ACKS), p)
+    deadletter = raw_topic(app, settings.topic(topics.DEADLETTER), p)
+    alerts_name, open_name = settings.topic(topics.ALERTS), settings.topic(topics.ALERTS_OPEN)
+    worker = f"{settings.worker_name}-fusion"
+    m_alerts = {e.value: metrics.ALERTS.labels("fusion", e.value) for e in AlertEvent}
+
+    async def dead_letter(event, error: str, stage: str) -> None:
+        msg = event.message
+        dl = DeadLetter.wrap(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                             key=msg.key, payload=msg.value, error=error, stage=stage,
+                             worker=worker, ts=time.time_ns())
+        await deadletter.send(key=msg.topic.encode(), value=dl.encode())
+        metrics.DEADLETTERS.labels(msg.topic, stage).inc()
+        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+
+    def _delivery(fut) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.error("fused alert not delivered: %r", fut.exception())
+
+    async def emit(alerts: list[Alert]) -> None:
+        for a in alerts:
+            key = a.alert_id.encode()
+            data = a.encode()
+            for topic, value in ((alerts_name, data),
+                                 (open_name, None if a.event is AlertEvent.CLEARED else data)):
+                fut = await app.producer.send(topic, key, value, None, None, None)
+                fut.add_done_callback(_delivery)
+            m_alerts[a.event.value].inc()
+            log.info("%s %s %s", a.event.value, a.alert_id, a.message)
+
+    async def handle(event, decode, process) -> None:
+        try:
+            obj = decode(event.value)
+        except SchemaError as exc:
+            await dead_letter(event, str(exc), "decode")
+            return
+        try:
+            out = process(obj)
+        except Exception as exc:  # a bug must not stop the stream; keep the input
+            log.exception("fusion failed on %s", event.message.topic)
+            await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
+            return
+        await emit(out)
+
+    def on_scores(s: Scores) -> list[Alert]:
+        t0 = time.perf_counter()
+        out = engine.on_scores(s, time.time_ns())
+        FUSE_SECONDS.observe(time.perf_counter() - t0)
+        if engine.unknown.get(s.asset) == 1:
+            log.warning("asset %r (type %r) has no fusion network; its scores are skipped",
+                        s.asset, s.asset_type)
+        return out
+
+    def on_ack(a: Ack) -> list[Alert]:
+        out = engine.on_ack(a, time.time_ns())
+        if not out:
+            log.warning("ack of %s by %s changed nothing (not open, or already acked)",
+                        a.alert_id, a.user)
+        return out
+
+    def on_alert(a: Alert) -> list[Alert]:
+        engine.on_threshold(a)  # fused alerts (our own output) are ignored inside
+        return []
+
+    @app.agent(alerts_t, name="fusion-alerts")
+    async def alerts_in(stream):
+        async for event in stream.events():
+            await handle(event, Alert.decode, on_alert)
+
+    @app.agent(scores_t, name="fusion-scores")
+    async def scores_in(stream):
+        async for event in stream.events():
+            await handle(event, Scores.decode, on_scores)
+
+    @app.agent(acks_t, name="fusion-acks")
+    async def acks_in(stream):
+        async for event in stream.events():
+            await handle(event, Ack.decode, on_ack)
+
+    app.tocsin_settings = settings  # type: ignore[attr-defined]
+    return app
