@@ -47,15 +47,23 @@ async def aggregate(stream):
     async for value in stream:
         f = ReadingsFrame.decode(value)
         done += len(f)
-        if done - mark >= 20_000:  # progress for the benchmark (commits stall under load)
+        if done - mark >= 5_000:  # progress for the benchmark (commits stall under load)
             mark = done
             print(f"PEER {done} {time.monotonic():.3f}", file=sys.stderr, flush=True)
+        # per frame and tag first (one table update per tag and frame instead of per
+        # sample: ten times fewer changelog writes, again in the peer's favour)
+        acc: dict[str, list[float]] = {}
         for tag, v in zip(f.tags, f.values.tolist()):
+            a = acc.setdefault(tag, [0.0, 0.0, 0.0])
+            a[0] += 1.0
+            a[1] += v
+            a[2] += v * v
+        for tag, (cnt, sm, sq) in acc.items():
             key = f"{f.asset}:{tag}"
             for n, s, ss in SCALES:
-                n[key] += 1.0
-                s[key] += v
-                ss[key] += v * v
+                n[key] += cnt
+                s[key] += sm
+                ss[key] += sq
 
 
 if __name__ == "__main__":

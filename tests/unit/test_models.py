@@ -167,3 +167,20 @@ def test_hot_reload_keeps_sequence_state(tiny_models, tmp_path):
     assert after and all(s.model_version.startswith("2999") for s in after)
     # the LSTM-AE needed no new warm-up after the swap
     assert after[0].models["lstm_ae"] is not None
+
+
+def test_a_config_listing_tags_in_another_order_is_scored_the_same(tiny_models):
+    from tocsin.models.scoring import reorder
+
+    root, art, _ = tiny_models
+    scores = _score_run(root, "leak")
+    from tocsin.detectors.windows import FeatureRow
+
+    row = FeatureRow("pump-1", 1, list(art.tags),
+                     {"1s": np.arange(len(art.tags) * 2.0).reshape(-1, 2)},
+                     {"1s": np.arange(len(art.tags))})
+    shuffled = reorder(row, list(reversed(art.tags)))
+    back = reorder(shuffled, art.tags)
+    assert np.array_equal(back.scales["1s"], row.scales["1s"]) and back.tags == row.tags
+    assert reorder(row, art.tags[:-1] + ["other"]) is None
+    assert scores  # the pump's own order scores, as before

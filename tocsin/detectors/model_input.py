@@ -11,7 +11,6 @@ its hash travels with every model artifact so a worker never feeds a model the w
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,21 +67,31 @@ class TickAssembler:
 
 
 class SequenceBuffer:
-    """The last ``seq_len`` step vectors of each asset (for the sequence model)."""
+    """The last ``seq_len`` step vectors of each asset (for the sequence model).
+
+    Each asset has a numpy ring of twice the length; a full window is always one contiguous
+    slice, so a push costs one row copy instead of stacking seq_len arrays."""
 
     def __init__(self, seq_len: int):
         self.seq_len = seq_len
-        self._buf: dict[str, deque] = {}
+        self._buf: dict[str, list] = {}  # asset -> [array (2L x d), next row, rows filled]
 
     def push(self, asset: str, step: np.ndarray) -> np.ndarray | None:
-        """Append; return the (seq_len x d) sequence once full, else None."""
-        d = self._buf.get(asset)
-        if d is None:
-            d = self._buf[asset] = deque(maxlen=self.seq_len)
-        d.append(step)
-        if len(d) < self.seq_len:
+        """Append; return the (seq_len x d) sequence once full (a view), else None."""
+        L = self.seq_len
+        e = self._buf.get(asset)
+        if e is None or e[0].shape[1] != step.shape[0]:
+            e = self._buf[asset] = [np.zeros((2 * L, step.shape[0]), dtype=step.dtype), 0, 0]
+        arr, i, n = e
+        if i == 2 * L:  # slide the newest L - 1 rows to the front
+            arr[:L - 1] = arr[L + 1:]
+            i = L - 1
+        arr[i] = step
+        i += 1
+        e[1], e[2] = i, min(n + 1, L)
+        if e[2] < L:
             return None
-        return np.stack(d)
+        return arr[i - L:i]
 
     def clear(self) -> None:
         self._buf.clear()

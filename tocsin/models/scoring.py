@@ -111,6 +111,16 @@ class ModelRegistry:
         return changed
 
 
+def reorder(row: FeatureRow, tags: list[str]) -> FeatureRow | None:
+    """The row with its tags in the model's order (configs may list tags in any order);
+    None when the tag sets differ."""
+    if sorted(row.tags) != sorted(tags):
+        return None
+    idx = [row.tags.index(t) for t in tags]
+    return FeatureRow(row.asset, row.end, list(tags), {k: v[idx] for k, v in row.scales.items()},
+                      {k: v[idx] for k, v in row.counts.items()}, row.source_ts)
+
+
 @dataclass
 class _Pending:
     asset: str
@@ -153,15 +163,20 @@ class AnomalyScorer:
                                             "asset not in the plant config")
                 continue
             if row.tags != model.tags:
-                self.unscored[row.asset] = (f"tags {row.tags} differ from the model's "
-                                            f"{model.tags}")
-                continue
+                fixed = reorder(row, model.tags)
+                if fixed is None:
+                    self.unscored[row.asset] = (f"tags {sorted(row.tags)} differ from the "
+                                                f"model's {sorted(model.tags)}")
+                    continue
+                row = fixed
             asm = self._asm.setdefault(at, TickAssembler(model.spec))
             tick = asm.push(row)
             if tick is None:
                 continue
             seqbuf = self._seq.setdefault(at, SequenceBuffer(model.seq_len))
             seq = seqbuf.push(row.asset, model.standardize(tick.step, step=True))
+            if seq is not None:
+                seq = seq.copy()  # the ring buffer moves on if this asset ticks again
             pend.append(_Pending(row.asset, model, tick.end, tick.source_ts,
                                  model.standardize(tick.vector), seq))
         out: list[Scores] = []

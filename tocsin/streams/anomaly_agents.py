@@ -90,11 +90,27 @@ def add_feature_agents(app: faust.App, settings: Settings, plant: PlantConfig, r
                             "scored until `tocsin train` writes one", at, root)
             warned.update(missing)
 
-        refresh()
+        refresh()  # before the first message; logging is not set up yet, so say it again:
+
+        @app.task
+        async def report_models():
+            for at, m in sorted(scorer.registry.models.items()):
+                log.info("model for %s: %s (%s) from %s", at, m.version, m.backend, root)
+            for at in sorted(warned):
+                log.warning("no trained model for asset type %s under %s; its assets are not "
+                            "scored until `tocsin train` writes one", at, root)
 
         @app.timer(interval=settings.model_poll_s)
         async def reload_models():
             refresh()
+
+        told: set[str] = set()
+
+        def tell_unscored() -> None:
+            for asset, why in scorer.unscored.items():
+                if asset not in told:
+                    told.add(asset)
+                    log.warning("asset %s is not scored: %s", asset, why)
 
         @app.agent(features_topic, name="anomaly")
         async def anomaly(stream):
@@ -113,6 +129,8 @@ def add_feature_agents(app: faust.App, settings: Settings, plant: PlantConfig, r
                     for event in events:
                         await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
                     continue
+                if len(scorer.unscored) != len(told):
+                    tell_unscored()
                 for s in out:
                     await producer_send(scores_name, s.asset.encode(), s.encode())
                     if s.anomalous:

@@ -1,0 +1,98 @@
+"""Batched model inference against one call per asset, side by side (ONNX Runtime, CPU).
+
+Per tick, every asset needs an Isolation Forest score (one vector) and an LSTM-AE score (one
+60-step sequence). "batched" scores all assets of a tick in one call per model, the way the
+anomaly agent does; "per-asset" calls each model once per asset. Both score the same inputs;
+rounds alternate. Reported: asset-scores/s and the p50/p99 time to score a whole tick (the
+latency a tick's last asset sees). Also the LSTM-AE on the torch backend for reference.
+
+Usage: python -m benchmarks.anomaly_inference [--assets 64] [--ticks 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tocsin.models import artifacts
+from tocsin.models.scoring import AnomalyModel
+
+
+def artifact_for_bench() -> artifacts.Artifact:
+    art = artifacts.newest(artifacts.default_root(), "centrifugal-pump")
+    if art is not None:
+        return art
+    from tocsin.connectors.model_sources import simulated_frames
+    from tocsin.models.training import TrainConfig, collect_ticks, train_asset_type
+    from tocsin.plantconfig import load_plant
+
+    plant = load_plant(None)
+    root = Path(tempfile.mkdtemp(prefix="bench-models-"))
+    tags = plant.asset_tags()["pump-1"]
+    ticks = collect_ticks(simulated_frames(400, seed=1, assets=["pump-1"]), plant.features,
+                          {"pump-1": tags})
+    return train_asset_type("centrifugal-pump", ticks, plant.features, tags,
+                            TrainConfig(epochs=2), root, "benchmark")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--assets", type=int, default=64)
+    ap.add_argument("--ticks", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    art = artifact_for_bench()
+    m = AnomalyModel(art)
+    rng = np.random.default_rng(0)
+    d_all = len(m.mean)
+    vec = rng.normal(size=(args.assets, d_all)).astype(np.float32)
+    seq = rng.normal(size=(args.assets, m.seq_len, m.d_step)).astype(np.float32)
+    try:
+        mt = AnomalyModel(art, backend="torch")
+    except Exception as exc:  # torch absent: skip that line
+        mt = None
+        print(f"(torch backend skipped: {exc})")
+
+    def batched(model):
+        model.score_vectors(vec)
+        model.score_sequences(seq)
+
+    def per_asset(model):
+        for i in range(args.assets):
+            model.score_vectors(vec[i:i + 1])
+            model.score_sequences(seq[i:i + 1])
+
+    contenders = {"batched": lambda: batched(m), "per-asset": lambda: per_asset(m)}
+    if mt is not None:
+        contenders["batched, torch backend"] = lambda: batched(mt)
+    res: dict[str, list] = {k: [] for k in contenders}
+    for fn in contenders.values():  # warm-up
+        for _ in range(3):
+            fn()
+    for _ in range(args.rounds):
+        for k, fn in contenders.items():
+            ticks = args.ticks if k != "per-asset" else max(10, args.ticks // 8)
+            lat = []
+            for _ in range(ticks):
+                t0 = time.perf_counter()
+                fn()
+                lat.append(time.perf_counter() - t0)
+            res[k].append(np.array(lat))
+    print(f"{args.assets} assets per tick, IF on {d_all} inputs + LSTM-AE on "
+          f"{m.seq_len}x{m.d_step} (model {m.version}), medians over {args.rounds} rounds:")
+    base = None
+    for k, runs in res.items():
+        tput = float(np.median([args.assets / r.mean() for r in runs]))
+        p50 = float(np.median([np.percentile(r, 50) for r in runs])) * 1e3
+        p99 = float(np.median([np.percentile(r, 99) for r in runs])) * 1e3
+        base = base or tput
+        print(f"  {k:<24} {tput:10,.0f} asset-scores/s   tick p50 {p50:7.2f} ms   "
+              f"p99 {p99:7.2f} ms   ({tput / base:.2f}x batched)")
+
+
+if __name__ == "__main__":
+    main()
