@@ -838,14 +838,19 @@ def _stop_flag():
 @click.option("--broker", default=None, help="use this Kafka instead of starting one")
 @click.option("--history/--no-history", default=True, show_default=True,
               help="write readings and alerts to a local InfluxDB (built on first use)")
+@click.option("--train/--no-train", "train_missing", default=True, show_default=True,
+              help="train the anomaly models first when none exist (about a minute)")
 @_prefix_opt
-def demo(duration, fault, fault_after, kafka_port, opcua_port, modbus_port, protocol, asset,
-         broker, history, prefix) -> None:
-    """Start everything on embedded defaults and show the alerts of an injected fault.
+@click.pass_context
+def demo(ctx, duration, fault, fault_after, kafka_port, opcua_port, modbus_port, protocol, asset,
+         broker, history, train_missing, prefix) -> None:
+    """Start everything on embedded defaults and show the alerts and anomaly scores of an
+    injected fault.
 
     Exits 0 when at least one alert was raised, 1 otherwise.
     """
     from tocsin.demo import run_demo
+    from tocsin.models import artifacts
 
     from tocsin.connectors.simulator.plant import DEFAULT_ASSETS, FAULTS
 
@@ -853,6 +858,10 @@ def demo(duration, fault, fault_after, kafka_port, opcua_port, modbus_port, prot
         ok = sorted(f for f, by in FAULTS.items() if DEFAULT_ASSETS.get(asset) in by)
         raise click.BadParameter(f"{fault!r} on {asset!r}; faults of {asset}: {ok}",
                                  param_hint="--fault/--asset")
+    if train_missing and not artifacts.asset_types(artifacts.default_root()):
+        click.secho("no anomaly models yet: training them on simulated normal operation "
+                    "first (once; `tocsin train` does it by itself)", bold=True)
+        ctx.invoke(train.commands["plant"])
     sys.exit(run_demo(duration=duration, fault=fault, fault_after=fault_after,
                       kafka_port=kafka_port, opcua_port=opcua_port, broker=broker,
                       prefix=prefix, protocol=protocol, modbus_port=modbus_port,

@@ -26,10 +26,11 @@ BACKENDS = ("onnxruntime", "tensorrt", "torch")
 
 class Session:
     def __init__(self, run: Callable[[np.ndarray], dict[str, np.ndarray]], backend: str,
-                 providers: list[str]):
+                 providers: list[str], outputs: list[str] | None = None):
         self._run = run
         self.backend = backend
         self.providers = providers
+        self.outputs = outputs or []
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return self._run(np.ascontiguousarray(x, dtype=np.float32))
@@ -52,7 +53,7 @@ def _ort_session(path: Path, providers: list, threads: int) -> Session:
     def run(x):
         return dict(zip(outs, sess.run(None, {name: x})))
 
-    return Session(run, "onnxruntime", sess.get_providers())
+    return Session(run, "onnxruntime", sess.get_providers(), outs)
 
 
 def gpu_arch() -> str:
@@ -101,7 +102,7 @@ def _torch_session(path: Path, builder: Callable | None) -> Session:
         with torch.no_grad():
             return {"sqerr": model(torch.from_numpy(x)).numpy()}
 
-    return Session(run, "torch", ["torch-cpu"])
+    return Session(run, "torch", ["torch-cpu"], ["sqerr"])
 
 
 def open_session(path: Path, backend: str = "onnxruntime", *, threads: int = 1,

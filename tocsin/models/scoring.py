@@ -55,6 +55,11 @@ class AnomalyModel:
         self.ae = open_session(art.file(m["lstm_ae"]["file"]), backend, threads=threads,
                                torch_builder=builder)
         self.backend = self.ae.backend
+        for sess, want, f in ((self.iforest, "score", m["iforest"]["file"]),
+                              (self.ae, "sqerr", m["lstm_ae"]["file"])):
+            if want not in sess.outputs:
+                raise ModelError(f"{art.path / f}: no output {want!r} (has {sess.outputs}); "
+                                 "an artifact from another Tocsin version? retrain it")
 
     def standardize(self, x: np.ndarray, step: bool = False) -> np.ndarray:
         mu, sd = (self.mean[:self.d_step], self.std[:self.d_step]) if step else (self.mean,
