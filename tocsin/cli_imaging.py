@@ -183,7 +183,8 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--n-train", type=int, default=None)
     @click.option("--teacher-epochs", type=int, default=None)
     @click.option("--seed", type=int, default=None)
-    @click.option("--threads", type=int, default=2, show_default=True)
+    @click.option("--threads", type=int, default=1, show_default=True,
+                  help="torch threads (more than the idle cores slows training down)")
     def train_imaging_cmd(out, quick, n_train, teacher_epochs, seed, threads) -> None:
         """Train the cross-modal teacher and distil the INT8 student on simulated data."""
         from tocsin.models.imaging.artifacts import default_dir

@@ -77,7 +77,7 @@ def train_teacher(cs: CropSet, cfg: DistillConfig, report: Report) -> Teacher:
             opt.step()
             sched.step()
             step += 1
-            report("teacher", step, steps, float(loss))
+            report("teacher", step, steps, loss.item())
     return net.eval()
 
 
@@ -140,5 +140,5 @@ def distill_student(cs: CropSet, teacher: Teacher, cfg: DistillConfig,
                 opt.step()
                 sched.step()
                 step += 1
-                report(f"student/{stage}", step, steps, float(loss))
+                report(f"student/{stage}", step, steps, loss.item())
     return student.eval()
