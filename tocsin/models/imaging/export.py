@@ -9,6 +9,7 @@ caller on held-back cases. Needs the `train` extra (torch, onnx).
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,11 @@ def export_onnx(net: torch.nn.Module, path: Path, paired_inputs: bool) -> Path:
         args = (torch.zeros(2, 2, CROP, CROP),)
         names = ["image"]
     axes = {n: {0: "batch"} for n in names} | {"p_nodule": {0: "batch"}}
-    torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=["p_nodule"],
-                      dynamic_axes=axes, opset_version=17, dynamo=False)
+    with warnings.catch_warnings():  # the tracer warns about shape-dependent reshapes
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(wrapper, args, str(path), input_names=names,
+                          output_names=["p_nodule"], dynamic_axes=axes, opset_version=17,
+                          dynamo=False)
     return path
 
 

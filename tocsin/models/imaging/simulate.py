@@ -179,14 +179,18 @@ class SimCase:
 
 def simulate_cases(n: int, seed: int, positive_fraction: float = 0.5,
                    ct_vendor: str | None = None, mr_vendor: str | None = None) -> list[SimCase]:
-    """`n` simulated CT/MR pairs; vendors drawn at random unless fixed."""
+    """`n` simulated CT/MR pairs; vendors drawn at random unless fixed. Anatomy and noise
+    come from separate generators, so the same seed with other vendors gives the same
+    phantoms (the cross-vendor agreement compares like with like)."""
     rng = np.random.default_rng(seed)
+    noise = np.random.default_rng([seed, 1])
     out = []
     for _ in range(n):
         ph = random_phantom(rng, rng.random() < positive_fraction)
-        cv = VENDORS[ct_vendor or CT_VENDORS[int(rng.integers(0, 2))]]
-        mv = VENDORS[mr_vendor or MR_VENDORS[int(rng.integers(0, 2))]]
-        ct, cm = render(ph, cv, rng)
-        mr, mm = render(ph, mv, rng)
+        ci, mi = int(rng.integers(0, 2)), int(rng.integers(0, 2))
+        cv = VENDORS[ct_vendor or CT_VENDORS[ci]]
+        mv = VENDORS[mr_vendor or MR_VENDORS[mi]]
+        ct, cm = render(ph, cv, noise)
+        mr, mm = render(ph, mv, noise)
         out.append(SimCase(ph, ct, cm, mr, mm))
     return out

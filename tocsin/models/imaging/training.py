@@ -54,11 +54,8 @@ def train_imaging(out: Path, cfg: TrainImagingConfig,
     torch.set_num_threads(cfg.threads)
     t0 = time.monotonic()
     progress = progress or (lambda *a: None)
-    say(f"simulating {cfg.n_train} training, {cfg.n_val} validation and {cfg.n_test} test "
-        "CT/MR pairs (simulated data)")
+    say(f"simulating {cfg.n_train} training CT/MR pairs (simulated data)")
     train = simulate_cases(cfg.n_train, cfg.seed)
-    val = simulate_cases(cfg.n_val, cfg.seed + 1)
-    test = simulate_cases(cfg.n_test, cfg.seed + 2)
     table = fit_table(train[:200])
     k = cfg.roi_candidates
     cs = paired_crops(train, table, k, "both")
@@ -72,6 +69,9 @@ def train_imaging(out: Path, cfg: TrainImagingConfig,
     say(f"student distilled (features, attention, predictions), {time.monotonic() - t0:.0f}s")
 
     out.mkdir(parents=True, exist_ok=True)
+    torch.save({"teacher": teacher.state_dict(), "student": student.state_dict(),
+                "teacher_dim": dcfg.teacher_dim, "student_width": dcfg.student_width},
+               out / "weights.pt")  # for re-export; serving never reads it
     export_onnx(teacher, out / FILES["teacher"], paired_inputs=True)
     export_onnx(student, out / FILES["student-fp32"], paired_inputs=False)
     rng = np.random.default_rng(cfg.seed)
@@ -83,7 +83,27 @@ def train_imaging(out: Path, cfg: TrainImagingConfig,
     quantize_int8(out / FILES["student-fp32"], out / FILES["student-int8"], calib)
     say(f"exported ONNX and quantized the student to INT8, {time.monotonic() - t0:.0f}s")
 
-    backends = {m: OrtBackend(out / f, cfg.threads) for m, f in FILES.items()}
+    digest = hashlib.blake2b(b"".join((out / f).read_bytes() for f in FILES.values()),
+                             digest_size=4).hexdigest()
+    meta = {"version": f"imaging-{time.strftime('%Y%m%d%H%M%S')}-{digest}",
+            "data": "simulated", "norm_table": table.to_json(), "roi_candidates": k,
+            "specificity": cfg.specificity, "config": asdict(cfg),
+            "train_seconds": round(time.monotonic() - t0, 1)}
+    art = ImagingArtifact(out, meta | {"thresholds": {}})
+    evaluate(art, cfg, say)
+    say(f"wrote {out} (version {meta['version']}), {time.monotonic() - t0:.0f}s")
+    return art
+
+
+def evaluate(art: ImagingArtifact, cfg: TrainImagingConfig,
+             say: Callable[[str], None] = print) -> ImagingArtifact:
+    """Thresholds on simulated validation cases, quality on held-back simulated test cases
+    and across simulated vendors, INT8 vs FP32; written into the artifact's meta.json."""
+    t0 = time.monotonic()
+    table, k = art.table, art.roi_candidates
+    val = simulate_cases(cfg.n_val, cfg.seed + 1)
+    test = simulate_cases(cfg.n_test, cfg.seed + 2)
+    backends = {m: OrtBackend(art.path / f, cfg.threads) for m, f in FILES.items()}
     val_sets, test_sets = quality.crop_sets(val, table, k), quality.crop_sets(test, table, k)
     vendor = quality.vendor_sets(cfg.n_vendor, cfg.seed + 3, table, k)
     thresholds: dict[str, dict[str, float]] = {}
@@ -97,28 +117,21 @@ def train_imaging(out: Path, cfg: TrainImagingConfig,
         for m in ts:
             results[model][m]["vendor"] = quality.vendor_agreement(
                 be.predict, vendor[m], m, thresholds[model][m])
-    fp, q8 = test_sets["paired"], None
     diffs = {}
     for m in MODES:
         x = quality.batch_inputs(test_sets[m], m)
-        a = backends["student-fp32"].predict(x)
-        q8 = backends["student-int8"].predict(x)
-        diffs[m] = {"max_abs": float(np.abs(a - q8).max()), "mean_abs": float(np.abs(a - q8).mean()),
-                    "p99_abs": float(np.quantile(np.abs(a - q8), 0.99))}
-    del fp, q8
-    digest = hashlib.blake2b(b"".join((out / f).read_bytes() for f in FILES.values()),
-                             digest_size=4).hexdigest()
-    meta = {"version": f"imaging-{time.strftime('%Y%m%d%H%M%S')}-{digest}",
-            "data": "simulated", "norm_table": table.to_json(), "roi_candidates": k,
-            "specificity": cfg.specificity, "thresholds": thresholds, "quality": results,
-            "int8_vs_fp32": diffs, "config": asdict(cfg),
-            "roi_recall": {src: quality_recall for src, quality_recall in
-                           ((s, _recall(test_sets[m])) for s, m in
-                            (("both", "paired"), ("ct", "ct"), ("mr", "mr")))},
-            "train_seconds": round(time.monotonic() - t0, 1)}
-    art = ImagingArtifact(out, meta)
+        d = np.abs(backends["student-fp32"].predict(x) - backends["student-int8"].predict(x))
+        diffs[m] = {"max_abs": float(d.max()), "mean_abs": float(d.mean()),
+                    "p99_abs": float(np.quantile(d, 0.99)), "crops": int(len(d))}
+    art.meta.update({
+        "thresholds": thresholds, "quality": results, "int8_vs_fp32": diffs,
+        "int8_tolerance": quality.INT8_TOLERANCE,
+        "evaluation": {"n_val": cfg.n_val, "n_test": cfg.n_test, "n_vendor": cfg.n_vendor,
+                       "seed": cfg.seed, "data": "simulated"},
+        "roi_recall": {s: _recall(test_sets[m]) for s, m in
+                       (("both", "paired"), ("ct", "ct"), ("mr", "mr"))}})
     art.save()
-    say(f"wrote {out} (version {meta['version']}), {time.monotonic() - t0:.0f}s")
+    say(f"evaluated on {cfg.n_test} held-back simulated cases, {time.monotonic() - t0:.0f}s")
     return art
 
 
