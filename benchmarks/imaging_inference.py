@@ -85,6 +85,40 @@ def main() -> None:
         q = art.meta["quality"].get(m.replace(" TensorRT", ""), {}).get("paired", {})
         print(f"| {m} | {b} | {t:,.0f} | {t / k:,.0f} | {np.percentile(ms, 50):.2f} | "
               f"{np.percentile(ms, 99):.2f} | {t / base:.2f}x | {q.get('auc', float('nan')):.3f} |")
+    reader_path(art, a.threads, a.batch, a.seconds * a.rounds)
+
+
+def reader_path(art: ImagingArtifact, threads: int, batch: int, seconds: float) -> None:
+    """The served path per slice: decode pixels, preprocess, ROI search, crops, then one
+    student-int8 call per batch of slices (what the worker does between Kafka calls)."""
+    from tocsin.contracts.imaging import StudyImage
+    from tocsin.models.imaging.reader import Reader
+
+    msgs = []
+    for i, c in enumerate(simulate_cases(32, seed=777)):
+        for arr, m in ((c.ct, c.ct_meta), (c.mr, c.mr_meta)):
+            msgs.append(StudyImage.decode(StudyImage.from_array(
+                arr, study_uid=f"s{i}", series_uid="x", sop_uid=f"{i}{m['modality']}",
+                modality=m["modality"], vendor=m["vendor"], spacing=m["spacing"],
+                slope=m["slope"], intercept=m["intercept"], source="bench", sender="bench",
+                received_ts=time.time_ns()).encode()))
+    reader = Reader(art, OrtBackend(art.model_path("student-int8"), threads), "student-int8")
+    prep_ms, n, t0, i = [], 0, time.perf_counter(), 0
+    while time.perf_counter() - t0 < seconds:
+        part = [msgs[(i + j) % len(msgs)] for j in range(batch)]
+        i += batch
+        ready = []
+        for m in part:
+            t = time.perf_counter()
+            ready.append(reader.prepare(m))
+            prep_ms.append((time.perf_counter() - t) * 1e3)
+        reader.read(ready)
+        n += len(part)
+    rate = n / (time.perf_counter() - t0)
+    print(f"\nServed path (decode + preprocess + ROI + student-int8, batches of {batch} "
+          f"simulated CT and MR slices): {rate:,.0f} slices/s; preprocessing p50 "
+          f"{np.percentile(prep_ms, 50):.2f} ms, p99 {np.percentile(prep_ms, 99):.2f} ms per "
+          "slice")
 
 
 if __name__ == "__main__":

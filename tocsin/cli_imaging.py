@@ -165,6 +165,27 @@ def register(main: click.Group, train: click.Group) -> None:
 
         click.echo(quality_markdown(ImagingArtifact.load(model_dir or default_dir())))
 
+    @imaging.command("evaluate")
+    @_model_dir_opt
+    @click.option("--n-test", type=int, default=None, help="held-back simulated cases")
+    def evaluate_cmd(model_dir, n_test) -> None:
+        """Re-measure quality (simulated held-back data) with ONNX Runtime; no torch needed.
+        Thresholds are chosen again on simulated validation cases; meta.json is updated."""
+        import dataclasses
+
+        from tocsin.models.imaging.artifacts import ImagingArtifact, default_dir
+        from tocsin.models.imaging.report import quality_markdown
+        from tocsin.models.imaging.training import TrainImagingConfig, evaluate
+
+        art = ImagingArtifact.load(model_dir or default_dir())
+        names = {f.name for f in dataclasses.fields(TrainImagingConfig)}
+        cfg = TrainImagingConfig(**{k: v for k, v in art.meta.get("config", {}).items()
+                                    if k in names})
+        if n_test:
+            cfg.n_test = n_test
+        evaluate(art, cfg, say=lambda m: click.echo(m, err=True))
+        click.echo(quality_markdown(art))
+
     @imaging.command("demo")
     @_broker_opt
     @_model_dir_opt
