@@ -9,7 +9,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
@@ -18,7 +17,8 @@ _broker_opt = click.option("--broker", default=None, help="Kafka host:port (env 
 _prefix_opt = click.option("--prefix", default=None, help="topic prefix (env TOCSIN_TOPIC_PREFIX)")
 _model_dir_opt = click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
                               default=None, help="trained model folder (env "
-                              "TOCSIN_IMAGING_MODEL_DIR; default ~/.local/share/tocsin/models/imaging)")
+                              "TOCSIN_IMAGING_MODEL_DIR; default "
+                              "~/.local/share/tocsin/models/imaging)")
 
 
 def _settings(broker, prefix):

@@ -93,7 +93,8 @@ def test_folder_watcher_publishes_and_dead_letters(kafka, imaging_topics, tmp_pa
     pub = ImagePublisher(kafka, prefix + topics.IMAGING_STUDIES, prefix + topics.DEADLETTER,
                          "dicom-watch")
     assert FolderWatcher(pub, folder, settle_s=0).scan_once() == (1, 1)
-    assert (folder / "processed" / "mr.dcm").exists() and (folder / "failed" / "garbage.dcm").exists()
+    assert (folder / "processed" / "mr.dcm").exists()
+    assert (folder / "failed" / "garbage.dcm").exists()
     studies = collect(kafka, prefix + topics.IMAGING_STUDIES, lambda it: len(it) >= 1,
                       timeout=30, decode=StudyImage.decode)
     assert [s.modality for _, s in studies] == ["MR"] and studies[0][1].source == "watch"

@@ -70,8 +70,9 @@ class StudyImage:
                 raise SchemaError(f"{STUDY}: field 'pixels.inline' is not base64 ({exc})") from exc
             dt = np.dtype(self.dtype).newbyteorder("<")
             if len(raw) != self.rows * self.cols * dt.itemsize:
+                need = self.rows * self.cols * dt.itemsize
                 raise SchemaError(f"{STUDY}: field 'pixels.inline' has {len(raw)} bytes; rows x "
-                                  f"cols x {self.dtype} needs {self.rows * self.cols * dt.itemsize}")
+                                  f"cols x {self.dtype} needs {need}")
             return np.frombuffer(raw, dt).reshape(self.rows, self.cols).astype(self.dtype)
         uri = self.pixels.get("uri")
         if not isinstance(uri, str) or not uri.startswith("file://"):

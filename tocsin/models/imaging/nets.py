@@ -24,7 +24,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
         self.heads, self.scale = heads, (dim // heads) ** -0.5
-        self.q, self.kv, self.out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+        self.q, self.kv = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
 
     def forward(self, x, ctx=None, mask=None):
         ctx = x if ctx is None else ctx

@@ -43,8 +43,9 @@ class Reader:
     def prepare(self, msg: StudyImage) -> PreparedImage:
         t0 = time.perf_counter()
         arr = msg.array()
-        if msg.photometric == "MONOCHROME1":
-            arr = arr.max() - arr + arr.min()
+        if msg.photometric == "MONOCHROME1":  # float: int16 max - x + min can overflow
+            a = arr.astype(np.float32)
+            arr = a.max() - a + a.min()
         p = prepare(arr, msg.modality, msg.vendor, msg.spacing, msg.slope, msg.intercept,
                     self.table)
         rois = select_rois(p.score, self.k)

@@ -31,7 +31,7 @@ class TrainImagingConfig:
     specificity: float = 0.9
     seed: int = 7
     threads: int = 1  # on a shared 2-core machine one thread trained 5x faster than two
-    teacher_epochs: int = 6
+    teacher_epochs: int = 8
     stage_epochs: tuple[int, int, int] = (1, 1, 5)
     batch: int = 64
     calibration: int = 256
@@ -45,7 +45,8 @@ def _scores(backend: OrtBackend, sets: dict, model: str) -> dict[str, np.ndarray
 
 def train_imaging(out: Path, cfg: TrainImagingConfig,
                   say: Callable[[str], None] = print,
-                  progress: Callable[[str, int, int, float], None] | None = None) -> ImagingArtifact:
+                  progress: Callable[[str, int, int, float], None] | None = None,
+                  ) -> ImagingArtifact:
     import torch
 
     from tocsin.models.imaging.distill import DistillConfig, distill_student, train_teacher
