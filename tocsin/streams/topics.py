@@ -63,3 +63,8 @@ def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
             raise ServiceError(f"topics not visible in metadata after {timeout:.0f}s: "
                                f"{sorted(set(names) - set(ready))}")
         time.sleep(0.1)
+
+# imaging (issue 9): images in, findings out, keyed by study UID
+IMAGING_STUDIES = "imaging.studies"
+IMAGING_FINDINGS = "imaging.findings"
+IMAGING = (IMAGING_STUDIES, IMAGING_FINDINGS, DEADLETTER)

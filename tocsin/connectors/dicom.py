@@ -1,0 +1,116 @@
+"""DICOM ingest into `imaging.studies`: a C-STORE receiver (pynetdicom), as PACS and
+modalities send images, and a folder watcher for DICOM exports.
+
+Both turn a pydicom dataset into a `StudyImage` message and publish it with an idempotent
+producer, waiting for Kafka's acknowledgement before answering the sender, so a C-STORE
+success means the image is in Kafka. Anything that cannot be decoded or is not supported
+(another modality, colour or multi-frame images, pixel data pydicom cannot decode) is refused
+with a DIMSE failure status (C-STORE) or logged (watcher) and sent to the dead-letter topic
+with pydicom's error. Kafka being unreachable is answered "out of resources" so the sender
+retries later; nothing is acknowledged that is not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import Producer
+
+from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.imaging import StudyImage
+from tocsin.errors import ConnectorError, TocsinError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_MODALITIES = ("CT", "MR")
+DEADLETTER_INLINE_MAX = 700 * 1024  # bigger originals are kept on disk, not in the message
+
+
+class DicomRejected(TocsinError):
+    """A DICOM object that will not be processed; `status` is the DIMSE failure to answer."""
+
+    def __init__(self, reason: str, status: int = 0xC210):
+        super().__init__(reason)
+        self.status = status
+
+
+def dataset_to_image(ds, *, source: str, sender: str, store_dir: Path | None = None,
+                     received_ts: int | None = None) -> StudyImage:
+    """pydicom Dataset -> StudyImage; raises DicomRejected naming the attribute at fault."""
+    def need(attr: str):
+        val = ds.get(attr)
+        if val in (None, ""):
+            raise DicomRejected(f"DICOM attribute {attr} is missing")
+        return val
+
+    modality = str(need("Modality"))
+    if modality not in SUPPORTED_MODALITIES:
+        raise DicomRejected(f"modality {modality} is not supported (CT, MR)", 0xC211)
+    if int(ds.get("SamplesPerPixel", 1)) != 1:
+        raise DicomRejected(f"SamplesPerPixel {ds.SamplesPerPixel}: only grey-scale images are "
+                            "supported", 0xC211)
+    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        raise DicomRejected(f"NumberOfFrames {ds.NumberOfFrames}: only single-frame images are "
+                            "supported", 0xC211)
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    if not spacing or len(spacing) != 2 or not all(float(s) > 0 for s in spacing):
+        raise DicomRejected(f"DICOM attribute PixelSpacing is missing or invalid: {spacing!r}")
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:  # pydicom raises many kinds; its message is the reason
+        raise DicomRejected(f"pixel data cannot be decoded: {type(exc).__name__}: {exc}") from exc
+    if arr.ndim != 2:
+        raise DicomRejected(f"pixel array has shape {arr.shape}; expected one 2-D slice", 0xC211)
+    if arr.dtype.byteorder == ">" or arr.dtype.name not in ("int16", "uint16", "uint8", "int8",
+                                                             "int32", "uint32", "float32"):
+        arr = arr.astype(np.float32)
+    return StudyImage.from_array(
+        arr, store_dir=store_dir, study_uid=str(need("StudyInstanceUID")),
+        series_uid=str(need("SeriesInstanceUID")), sop_uid=str(need("SOPInstanceUID")),
+        modality=modality, vendor=str(ds.get("Manufacturer")) or None,
+        spacing=(float(spacing[0]), float(spacing[1])),
+        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")),
+        source=source, sender=sender, received_ts=received_ts or time.time_ns())
+
+
+class ImagePublisher:
+    """Publishes images and dead letters; `publish` returns once Kafka acknowledged."""
+
+    def __init__(self, bootstrap: str, studies_topic: str, deadletter_topic: str,
+                 worker: str, failed_dir: Path | None = None, timeout: float = 30.0):
+        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                                  "acks": "all", "linger.ms": 0, "compression.type": "lz4",
+                                  "message.max.bytes": 4 << 20,
+                                  "message.timeout.ms": int(timeout * 1000),
+                                  "client.id": f"tocsin-{worker}"})
+        self.studies, self.deadletter = studies_topic, deadletter_topic
+        self.worker, self.failed_dir, self.timeout = worker, failed_dir, timeout
+
+    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        errors: list = []
+        self.producer.produce(topic, value, key=key,
+                              on_delivery=lambda err, msg: errors.append(err))
+        self.producer.flush(self.timeout)
+        if not errors or errors[0] is not None:
+            raise ConnectorError(f"Kafka did not acknowledge the message on {topic}: "
+                                 f"{errors[0] if errors else 'timed out'}")
+
+    def publish(self, img: StudyImage) -> None:
+        self._send(self.studies, img.study_uid.encode(), img.encode())
+
+    def dead_letter(self, raw: bytes, error: str, key: str) -> None:
+        if len(raw) > DEADLETTER_INLINE_MAX and self.failed_dir is not None:
+            self.failed_dir.mkdir(parents=True, exist_ok=True)
+            kept = self.failed_dir / f"{time.time_ns()}.dcm"
+            kept.write_bytes(raw)
+            error, raw = f"{error} (original kept at {kept})", b""
+        dl = DeadLetter.wrap(source_topic=self.studies, partition=-1, offset=-1,
+                             key=key.encode(), payload=raw, error=error, stage="decode",
+                             worker=self.worker, ts=time.time_ns())
+        self._send(self.deadletter, self.studies.encode(), dl.encode())
+        log.warning("dead-lettered DICOM from %s: %s", key, error)
