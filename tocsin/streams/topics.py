@@ -57,3 +57,10 @@ def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
             raise ServiceError(f"topics not visible in metadata after {timeout:.0f}s: "
                                f"{sorted(set(names) - set(ready))}")
         time.sleep(0.1)
+
+# payments (fraud scoring); a separate tuple so ALL and the plant tooling stay as they are
+TRANSACTIONS = "payments.transactions"
+PAY_LABELS = "payments.labels"
+PAY_SCORES = "payments.scores"
+PAY_ALERTS = "payments.alerts"
+PAYMENTS = (TRANSACTIONS, PAY_LABELS, PAY_SCORES, PAY_ALERTS, DEADLETTER)
