@@ -167,6 +167,9 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
     quality = {"full": metrics(te.y, p_full), "light": metrics(te.y, p_light),
                "random_forest": metrics(te.y, p_rf)}
     export_onnx(net, out)
+    import torch
+
+    torch.save(net.state_dict(), out / "torch_state.pt")  # for fine-tuning and checks
     digest = hashlib.blake2b((out / "full.onnx").read_bytes(), digest_size=4).hexdigest()
     meta = {
         "model": "tocsin.fraud-hybrid", "version": f"fraud-{time.strftime('%Y%m%d')}-{digest}",

@@ -44,7 +44,7 @@ log = logging.getLogger("tocsin.payments")
 class _TableStates(dict):
     """A dict view of one kind of state in the table: loads on first access per batch."""
 
-    def __init__(self, table, prefix: str):
+    def __init__(self, table, prefix: bytes):
         super().__init__()
         self.table, self.prefix = table, prefix
 
@@ -54,7 +54,7 @@ class _TableStates(dict):
     def get(self, key, default=None):
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)
-        raw = self.table.get(self.prefix + key)
+        raw = self.table.get(self.prefix + key.encode())
         if raw is None:
             return default
         st = orjson.loads(raw)
@@ -63,7 +63,7 @@ class _TableStates(dict):
 
     def flush(self) -> None:
         for key, st in self.items():
-            self.table[self.prefix + key] = orjson.dumps(st)
+            self.table[self.prefix + key.encode()] = orjson.dumps(st)
         self.clear()
 
 
@@ -85,9 +85,10 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
     deadletter = raw_topic(app, settings.topic(topics.DEADLETTER), P)
     scores_name = settings.topic(topics.PAY_SCORES)
     alerts_name = settings.topic(topics.PAY_ALERTS)
-    table = app.Table("fraud-state", default=None, key_type=str, value_type=bytes,
-                      key_serializer="raw", value_serializer="raw", partitions=P,
-                      use_partitioner=True)
+    # bytes in and out (raw), so recovered keys equal written keys
+    table = app.Table("fraud-state", default=None, partitions=P, use_partitioner=True,
+                      schema=faust.Schema(key_type=bytes, value_type=bytes,
+                                          key_serializer="raw", value_serializer="raw"))
     switch = LoadAwareSwitch(SwitchConfig(budget_ms=fs.budget_ms, high=fs.switch_high,
                                           low=fs.switch_low, trip_after=fs.trip_after,
                                           recover_s=fs.recover_s))
@@ -139,7 +140,7 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
             return
         arrived = [t.ingest_ts or int(e.message.timestamp * 1e9) for t, e in zip(txns, kept)]
         wait_ms = (t_start - min(arrived)) / 1e6
-        cards, terms = _TableStates(table, "c:"), _TableStates(table, "t:")
+        cards, terms = _TableStates(table, b"c:"), _TableStates(table, b"t:")
         ff = FraudFeatures(cards, terms)
         tab, seq, pad, errors = ff.transform(txns)
         cards.flush()
@@ -212,10 +213,11 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
             except SchemaError as exc:
                 await dead_letter(event, str(exc), "decode")
                 continue
-            raw = table.get("t:" + lab.terminal_id)
+            tkey = b"t:" + lab.terminal_id.encode()
+            raw = table.get(tkey)
             st = orjson.loads(raw) if raw is not None else new_state()
             FraudFeatures(terms={lab.terminal_id: st}).add_label(lab)
-            table["t:" + lab.terminal_id] = orjson.dumps(st)
+            table[tkey] = orjson.dumps(st)
 
     app.tocsin_settings = settings  # type: ignore[attr-defined]
     app.tocsin_switch = switch  # type: ignore[attr-defined]
