@@ -90,3 +90,12 @@ def test_transform_isolates_a_failing_transaction():
     assert [i for i, _ in errors] == [1] and "TypeError" in errors[0][1]
     assert tab[2, IDX["card_count_1h"]] == 1.0  # the good ones went on
     assert pad[0].sum() == pad.shape[1] - 1  # one real token: the transaction itself
+
+
+def test_redelivered_transaction_counts_once():
+    ff = FraudFeatures()
+    first = ff.one(_t(1, T0, amount=5.0))[0]
+    again = ff.one(_t(1, T0, amount=5.0))[0]  # same txn_id, redelivered after a crash
+    nxt = ff.one(_t(2, T0 + 60 * 10**9))[0]
+    assert first[IDX["card_count_1h"]] == 0.0 and again[IDX["card_count_1h"]] == 1.0
+    assert nxt[IDX["card_count_1h"]] == 1.0  # not 2

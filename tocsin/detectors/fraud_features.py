@@ -46,7 +46,7 @@ N_FEATURES = len(FEATURES)
 def new_state() -> dict:
     # r: exact [ts, amount] of the last hour; h: hourly [idx, n, sum]; d: daily [idx, n, sum]
     return {"r": [], "h": [], "d": [], "last": 0, "n": 0, "m": 0.0, "s2": 0.0,
-            "seq": [], "terms": [], "fl": [], "pend": [], "lastf": 0}
+            "seq": [], "terms": [], "ids": [], "fl": [], "pend": [], "lastf": 0}
 
 
 def _add_bucket(buckets: list, idx: int, amount: float, keep_from: int) -> None:
@@ -231,8 +231,16 @@ class FraudFeatures:
         days_since = (ts - term["lastf"]) / DAY if term["lastf"] else 30.0
         row += [math.log1p(frauds), frauds / max(n30, 1.0), min(max(days_since, 0.0), 30.0),
                 *_pem(t.pos_entry_mode), *_hour_parts(ts)]
+        tok = _token(ts, card["last"], amount, t.pos_entry_mode, new_term)
+        ids = card.setdefault("ids", [])
+        if t.txn_id and t.txn_id in ids:
+            # redelivered (at-least-once after a crash): score it, but count it only once
+            return row, card["seq"][-(SEQ_LEN - 1):] + [tok]
+        ids.append(t.txn_id)
+        if len(ids) > SEQ_LEN:
+            del ids[0]
         seq = card["seq"]
-        seq.append(_token(ts, card["last"], amount, t.pos_entry_mode, new_term))
+        seq.append(tok)
         if len(seq) > SEQ_LEN:
             del seq[0]
         toks = list(seq)

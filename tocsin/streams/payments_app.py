@@ -78,6 +78,8 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
         producer_linger=0.0, producer_acks=-1, topic_partitions=settings.partitions,
         topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,
         consumer_auto_offset_reset="earliest", table_cleanup_interval=3600.0,
+        # the table's changelog is recovered with the app's serializers: raw bytes both ways
+        key_serializer="raw", value_serializer="raw",
     )
     P = settings.partitions
     txn_topic = raw_topic(app, settings.topic(topics.TRANSACTIONS), P)
@@ -86,7 +88,9 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
     scores_name = settings.topic(topics.PAY_SCORES)
     alerts_name = settings.topic(topics.PAY_ALERTS)
     # bytes in and out (raw), so recovered keys equal written keys
+    # (Faust picks the changelog's serializers from key_type/value_type: bytes -> raw)
     table = app.Table("fraud-state", default=None, partitions=P, use_partitioner=True,
+                      key_type=bytes, value_type=bytes,
                       schema=faust.Schema(key_type=bytes, value_type=bytes,
                                           key_serializer="raw", value_serializer="raw"))
     switch = LoadAwareSwitch(SwitchConfig(budget_ms=fs.budget_ms, high=fs.switch_high,
