@@ -99,3 +99,14 @@ def test_redelivered_transaction_counts_once():
     nxt = ff.one(_t(2, T0 + 60 * 10**9))[0]
     assert first[IDX["card_count_1h"]] == 0.0 and again[IDX["card_count_1h"]] == 1.0
     assert nxt[IDX["card_count_1h"]] == 1.0  # not 2
+
+
+def test_late_arrival_is_windowed_by_event_time():
+    """A transaction that arrives after a later one still lands in its own hour and day."""
+    ff = FraudFeatures()
+    ff.one(_t(1, T0 + 5 * DAY, amount=7.0))
+    ff.one(_t(2, T0 + 1 * DAY, amount=3.0))  # late
+    row = ff.one(_t(3, T0 + 5 * DAY + 60 * 10**9))[0]
+    assert row[IDX["card_count_1h"]] == 1.0 and row[IDX["card_count_7d"]] == 2.0
+    card = ff.cards["c1"]
+    assert [b[0] for b in card["d"]] == sorted(b[0] for b in card["d"])

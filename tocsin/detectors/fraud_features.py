@@ -15,6 +15,7 @@ towards the terminal's risk only for transactions whose event time is at or afte
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -49,12 +50,23 @@ def new_state() -> dict:
             "seq": [], "terms": [], "ids": [], "fl": [], "pend": [], "lastf": 0}
 
 
-def _add_bucket(buckets: list, idx: int, amount: float, keep_from: int) -> None:
+def _add_bucket(buckets: list, idx: int, amount: float, span: int) -> None:
+    """Add to bucket ``idx`` (buckets stay sorted, a late transaction lands in its own
+    bucket), then drop buckets older than ``span`` before the newest."""
     if buckets and buckets[-1][0] == idx:
         buckets[-1][1] += 1
         buckets[-1][2] += amount
-    else:
+    elif not buckets or buckets[-1][0] < idx:
         buckets.append([idx, 1, amount])
+    else:
+        for b in reversed(buckets):
+            if b[0] == idx:
+                b[1] += 1
+                b[2] += amount
+                break
+        else:
+            bisect.insort(buckets, [idx, 1, amount])
+    keep_from = buckets[-1][0] - span
     while buckets and buckets[0][0] < keep_from:
         buckets.pop(0)
 
@@ -103,12 +115,15 @@ def _windows(st: dict, ts: int, out: list) -> None:
 
 def _update(st: dict, ts: int, amount: float) -> None:
     r = st["r"]
-    r.append([ts, amount])
+    if not r or r[-1][0] <= ts:
+        r.append([ts, amount])
+    else:  # arrived late: keep the list in event-time order
+        bisect.insort(r, [ts, amount])
     cut = max(ts, st["last"]) - HOUR
     while r and (r[0][0] <= cut or len(r) > _RECENT_CAP):
         r.pop(0)
-    _add_bucket(st["h"], ts // HOUR, amount, ts // HOUR - 24)
-    _add_bucket(st["d"], ts // DAY, amount, ts // DAY - 30)
+    _add_bucket(st["h"], ts // HOUR, amount, 24)
+    _add_bucket(st["d"], ts // DAY, amount, 30)
     la = math.log1p(amount)  # Welford over log amounts: the card's usual spending
     st["n"] += 1
     delta = la - st["m"]

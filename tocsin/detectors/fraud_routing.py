@@ -6,9 +6,11 @@ how many messages still wait in the partitions (lag), the process's CPU use, GPU
 known, and how long the model took. The switch keeps running per-transaction cost estimates of
 both branches and predicts the latency the *full* model would give the next transaction:
 
-    predicted = wait_ewma + (lag + batch) * full_cost_per_txn * cpu_penalty + overhead
+    predicted = recent_wait + (lag + batch) * full_cost_per_txn * cpu_penalty + overhead
 
-(``lag`` transactions in front of it must be scored first; ``cpu_penalty`` = 1 / (1 - cpu
+(``recent_wait`` is the largest wait of the last ``window_s`` seconds, so one slow batch
+counts at once and is forgotten in bounded time whatever the batch rate; ``lag``
+transactions in front of it must be scored first; ``cpu_penalty`` = 1 / (1 - cpu
 above 70 %), because a saturated CPU stretches every call; the GPU, where present, counts the
 same way). It moves to ``light`` when the prediction exceeds ``high`` x budget for
 ``trip_after`` consecutive batches, and back to ``full`` only when it has stayed below
@@ -18,6 +20,7 @@ not flap. Pure logic: time comes in, nothing is read from the clock here.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 
@@ -41,7 +44,8 @@ class SwitchConfig:
     trip_after: int = 2  # consecutive batches over `high` before switching to light
     recover_s: float = 2.0  # seconds below `low` before switching back to full
     overhead_ms: float = 1.0  # decode, features and produce per batch (measured is better)
-    alpha: float = 0.2  # EWMA weight
+    alpha: float = 0.2  # EWMA weight of the per-transaction cost estimates
+    window_s: float = 1.0  # the recent wait is the largest of this many seconds
 
 
 @dataclass
@@ -56,6 +60,7 @@ class LoadAwareSwitch:
     _over: int = 0
     _below_since: float | None = None
     history: list = field(default_factory=list)  # (now_s, branch) at each change
+    _waits: deque = field(default_factory=deque)  # (now_s, wait_ms), a sliding max window
 
     def observe(self, s: LoadSample) -> str:
         """Feed one batch's observation; returns the branch for the next batch."""
@@ -65,7 +70,13 @@ class LoadAwareSwitch:
             self.full_ms_per_txn += a * (per - self.full_ms_per_txn)
         else:
             self.light_ms_per_txn += a * (per - self.light_ms_per_txn)
-        self.wait_ms += a * (s.wait_ms - self.wait_ms)
+        w = self._waits
+        while w and w[-1][1] <= s.wait_ms:  # monotonic deque: the front is the max
+            w.pop()
+        w.append((s.now_s, s.wait_ms))
+        while w[0][0] < s.now_s - self.cfg.window_s:
+            w.popleft()
+        self.wait_ms = w[0][1]
         self.predicted_ms = self.predict(s)
         budget = self.cfg.budget_ms
         if self.branch == "full":
@@ -85,9 +96,7 @@ class LoadAwareSwitch:
     def predict(self, s: LoadSample) -> float:
         load = max(s.cpu, s.gpu or 0.0)
         penalty = 1.0 / max(1.0 - max(load - 0.7, 0.0) / 0.3 * 0.8, 0.2)
-        # max of the smoothed and the current wait: a sudden backlog trips at once
-        wait = max(self.wait_ms, s.wait_ms)
-        return (wait + (s.lag + s.batch) * self.full_ms_per_txn * penalty
+        return (max(self.wait_ms, s.wait_ms) + (s.lag + s.batch) * self.full_ms_per_txn * penalty
                 + self.cfg.overhead_ms)
 
     def _set(self, branch: str, now_s: float) -> None:

@@ -12,8 +12,10 @@ keyed by terminal: with one worker (all partitions) every state is local; severa
 need a repartition by terminal first (not built). Labels (``payments.labels``, keyed by
 terminal) are parked in the terminal's state and count only from their ``reported_ts`` on.
 
-Batching: ``take_events(batch_max, within=batch_wait)``; offsets are acknowledged only after
-the batch's scores were handed to the producer, which Faust flushes before it commits.
+Batching: ``take_events(batch_max, within=batch_wait)``. Scores, alerts and state records
+leave through :class:`~tocsin.streams.payments_out.OutputWriter` and are acknowledged by Kafka
+before the batch's input offsets are (at-least-once; see that module for why not Faust's own
+producer on this path).
 """
 
 from __future__ import annotations
@@ -36,17 +38,19 @@ from tocsin.payments_config import FraudSettings
 from tocsin.streams import metrics, topics
 from tocsin.streams.app import raw_topic
 from tocsin.streams.payments_load import LoadProbe
+from tocsin.streams.payments_out import OutputWriter
 from tocsin.streams.settings import Settings
 
 log = logging.getLogger("tocsin.payments")
 
 
 class _TableStates(dict):
-    """A dict view of one kind of state in the table: loads on first access per batch."""
+    """A dict view of one kind of state in the table: loads on first access per batch;
+    ``flush`` updates the local table and sends each changed state to its changelog once."""
 
-    def __init__(self, table, prefix: bytes):
+    def __init__(self, table, prefix: bytes, out, changelog: str):
         super().__init__()
-        self.table, self.prefix = table, prefix
+        self.table, self.prefix, self.out, self.changelog = table, prefix, out, changelog
 
     def __missing__(self, key):  # dict.get does not call this; FraudFeatures uses get
         raise KeyError(key)
@@ -62,8 +66,11 @@ class _TableStates(dict):
         return st
 
     def flush(self) -> None:
+        data = self.table.data  # the local store; the changelog record is sent here
         for key, st in self.items():
-            self.table[self.prefix + key.encode()] = orjson.dumps(st)
+            k, v = self.prefix + key.encode(), orjson.dumps(st)
+            data[k] = v
+            self.out.send(self.changelog, k, v)
         self.clear()
 
 
@@ -75,7 +82,9 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
     app = faust.App(
         f"{settings.app_id}-payments-{settings.topic_prefix}".rstrip("-"),
         broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
-        producer_linger=0.0, producer_acks=-1, topic_partitions=settings.partitions,
+        # 1 ms linger: a micro-batch's scores and changelog writes leave as one request per
+        # partition instead of one small write each (the socket writes were the top cost)
+        producer_linger=0.001, producer_acks=-1, topic_partitions=settings.partitions,
         topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,
         consumer_auto_offset_reset="earliest", table_cleanup_interval=3600.0,
         # the table's changelog is recovered with the app's serializers: raw bytes both ways
@@ -97,6 +106,7 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
                                           low=fs.switch_low, trip_after=fs.trip_after,
                                           recover_s=fs.recover_s))
     probe = LoadProbe()
+    status = [0.0]  # monotonic time of the last status log line
     worker = settings.worker_name
 
     async def dead_letter(event, error: str, stage: str) -> None:
@@ -108,14 +118,8 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
         metrics.DEADLETTERS.labels(msg.topic, stage).inc()
         log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
 
-    def _delivery(fut) -> None:
-        if not fut.cancelled() and fut.exception() is not None:
-            log.error("score not delivered: %r", fut.exception())
-
-    async def send(topic: str, key: bytes, value: bytes) -> None:
-        # straight to the producer (as the plant worker does); flushed before each commit
-        fut = await app.producer.send(topic, key, value, None, None, None)
-        fut.add_done_callback(_delivery)
+    out = OutputWriter(settings.broker)
+    send = out.send
 
     def lag_of(events) -> int:
         last: dict = {}
@@ -144,7 +148,9 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
             return
         arrived = [t.ingest_ts or int(e.message.timestamp * 1e9) for t, e in zip(txns, kept)]
         wait_ms = (t_start - min(arrived)) / 1e6
-        cards, terms = _TableStates(table, b"c:"), _TableStates(table, b"t:")
+        changelog = table.changelog_topic.get_topic_name()
+        cards = _TableStates(table, b"c:", out, changelog)
+        terms = _TableStates(table, b"t:", out, changelog)
         ff = FraudFeatures(cards, terms)
         tab, seq, pad, errors = ff.transform(txns)
         cards.flush()
@@ -172,7 +178,7 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
             sc = FraudScore(t.txn_id, t.card_id, t.terminal_id, p, decisions[k], branch,
                             model.version, t.ts, t.ingest_ts, now, lat, n,
                             None if gate is None else float(gate[k]))
-            await send(scores_name, t.card_id.encode(), sc.encode())
+            send(scores_name, t.card_id.encode(), sc.encode())
             metrics.FRAUD_SCORED.labels(branch, decisions[k]).inc()
             metrics.FRAUD_LATENCY.observe(lat / 1e3)
             rank = 2 if decisions[k] == "decline" else 1 if decisions[k] == "review" else 0
@@ -186,13 +192,20 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
                            {"txn_id": t.txn_id, "terminal_id": t.terminal_id,
                             "amount": t.amount, "branch": branch,
                             "model_version": model.version})
-                await send(alerts_name, al.alert_id.encode(), al.encode())
+                send(alerts_name, al.alert_id.encode(), al.encode())
         metrics.FRAUD_BATCH.observe(n)
+        await out.drain()  # durable before take_events acknowledges the inputs
         if fs.force_branch is None:
             cpu, gpu = probe.sample()
             before = switch.branch
-            after = switch.observe(LoadSample(time.monotonic(), n, wait_ms, lag_of(kept),
-                                              model_ms, branch, cpu, gpu))
+            lag = lag_of(kept)
+            mono = time.monotonic()
+            after = switch.observe(LoadSample(mono, n, wait_ms, lag, model_ms, branch, cpu, gpu))
+            if mono - status[0] > 5.0:
+                status[0] = mono
+                log.info("switch: %s, predicted %.1f ms (wait %.1f ms, lag %d, cpu %.0f%%, "
+                         "full %.3f ms/txn)", after, switch.predicted_ms, switch.wait_ms, lag,
+                         cpu * 100, switch.full_ms_per_txn)
             if after != before:
                 metrics.FRAUD_SWITCHES.labels(after).inc()
                 log.info("switch: %s -> %s (predicted %.1f ms, budget %.0f ms)", before,
@@ -221,7 +234,10 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
             raw = table.get(tkey)
             st = orjson.loads(raw) if raw is not None else new_state()
             FraudFeatures(terms={lab.terminal_id: st}).add_label(lab)
-            table[tkey] = orjson.dumps(st)
+            value = orjson.dumps(st)
+            table.data[tkey] = value
+            out.send(table.changelog_topic.get_topic_name(), tkey, value)
+            await out.drain()
 
     app.tocsin_settings = settings  # type: ignore[attr-defined]
     app.tocsin_switch = switch  # type: ignore[attr-defined]
