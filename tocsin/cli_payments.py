@@ -127,6 +127,26 @@ def register(main: click.Group, train: click.Group) -> None:
                                    log=lambda m: click.echo(m, err=True)))
         click.echo(f"simulator: done: {out}")
 
+    @payments.command("demo")
+    @_broker
+    @_prefix
+    @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
+                  help="default: TOCSIN_FRAUD_MODEL_DIR (trained first if missing)")
+    @click.option("--days", type=int, default=2, show_default=True)
+    @click.option("--speed", type=float, default=3600.0, show_default=True)
+    @click.option("--duration", type=float, default=0.0, help="seconds (0: until the "
+                  "simulated days are sent)")
+    def payments_demo(broker, prefix, model_dir, days, speed, duration) -> None:
+        """Simulated switch -> ISO 8583 ingest -> scoring worker -> decisions on screen."""
+        import sys
+
+        from tocsin.payments_config import load_fraud_settings
+        from tocsin.payments_demo import run_payments_demo
+
+        md = Path(model_dir) if model_dir else load_fraud_settings().model_dir
+        sys.exit(run_payments_demo(broker=broker, prefix=prefix, model_dir=md, days=days,
+                                   speed=speed, duration=duration))
+
     @payments.command("simulate")
     @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
     @click.option("--days", type=int, default=60, show_default=True)

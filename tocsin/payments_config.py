@@ -31,6 +31,7 @@ class FraudSettings(BaseSettings):
     review_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's")
     decline_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's")
     alert_on: str = Field("decline", description="review or decline: lowest decision alerted")
+    status_every_s: float = Field(5.0, gt=0, description="switch status log interval")
 
     @model_validator(mode="after")
     def _check(self) -> "FraudSettings":

@@ -193,7 +193,8 @@ def test_switch_goes_light_under_load_and_back(kafka, prefix, pay_worker):
     produce(kafka, prefix + topics.TRANSACTIONS, [(t.card_id.encode(), t.encode())
                                                   for t in backlog])
     # budget 1 s: far above this shared machine's idle latency, far below the backlog's
-    pay_worker(TOCSIN_FRAUD_BUDGET_MS="1000", TOCSIN_FRAUD_RECOVER_S="1")
+    pay_worker(TOCSIN_FRAUD_BUDGET_MS="1000", TOCSIN_FRAUD_RECOVER_S="1",
+               TOCSIN_FRAUD_STATUS_EVERY_S="0.5")
     first = _scores(kafka, prefix, 3000, timeout=120)
     assert len(first) >= 3000
     trickle = []
@@ -202,7 +203,8 @@ def test_switch_goes_light_under_load_and_back(kafka, prefix, pay_worker):
         t = _txn(5000 + i, now + i * 10**8, card=f"card-{i}", term="T1")
         trickle.append(t)
         p.produce(prefix + topics.TRANSACTIONS, t.encode(), key=t.card_id.encode())
-        p.poll(0.1)
+        p.poll(0)
+        time.sleep(0.1)
     assert p.flush(10) == 0
     scores = sorted(_scores(kafka, prefix, 3040, timeout=60), key=lambda s: s.emitted_ts)
     branch = [s.branch for s in scores]

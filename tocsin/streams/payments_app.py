@@ -201,7 +201,7 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
             lag = lag_of(kept)
             mono = time.monotonic()
             after = switch.observe(LoadSample(mono, n, wait_ms, lag, model_ms, branch, cpu, gpu))
-            if mono - status[0] > 5.0:
+            if mono - status[0] > fs.status_every_s:
                 status[0] = mono
                 log.info("switch: %s, predicted %.1f ms (wait %.1f ms, lag %d, cpu %.0f%%, "
                          "full %.3f ms/txn)", after, switch.predicted_ms, switch.wait_ms, lag,
