@@ -2,8 +2,12 @@
 
 Contenders, in the same invocation on the same broker, each on its own topic prefix and
 consumer group, each a `tocsin payments worker` process with the same model and features:
-  batched   micro-batches (up to --batch-max or --batch-wait-ms), load-aware switch on
-  naive     the straightforward per-transaction scorer: model called once per message
+  batched       micro-batches (up to --batch-max or --batch-wait-ms), load-aware switch on
+                (as deployed)
+  batched-full  the same micro-batches with the switch pinned to the full model (the effect of
+                batching alone)
+  naive         the straightforward per-transaction scorer: the full model called once per
+                message, no batching, no switch
 
 Phases per contender:
   latency     simulated transactions at each --rates value for --seconds s against the warm
@@ -166,7 +170,7 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=20000)
     ap.add_argument("--batch-max", type=int, default=64)
     ap.add_argument("--batch-wait-ms", type=float, default=2.0)
-    ap.add_argument("--only", default="batched,naive")
+    ap.add_argument("--only", default="batched,batched-full,naive")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fraud-bench-"))
     model_dir = args.model_dir
@@ -177,8 +181,9 @@ def main() -> None:
     rates = [float(r) for r in args.rates.split(",") if r]
     need = int(max(rates, default=0) * args.seconds) + 200
     txns = transactions(max(need, args.burst))
-    contenders = {"batched": ["--batch-max", str(args.batch_max), "--batch-wait-ms",
-                              str(args.batch_wait_ms)], "naive": ["--naive"]}
+    batching = ["--batch-max", str(args.batch_max), "--batch-wait-ms", str(args.batch_wait_ms)]
+    contenders = {"batched": batching, "batched-full": batching + ["--force-branch", "full"],
+                  "naive": ["--naive"]}
     res: dict = {}
     for name in args.only.split(","):
         extra = contenders[name]
@@ -201,9 +206,11 @@ def main() -> None:
         tp = d["throughput"]
         print(f"| {name} | {tp['rate']:,.0f} ({tp['light']:.0%} light) | " + " | ".join(cells)
               + " |")
-    if "batched" in res and "naive" in res and res["naive"]["throughput"]["rate"]:
-        print(f"\nsustained ratio batched / naive: "
-              f"{res['batched']['throughput']['rate'] / res['naive']['throughput']['rate']:.2f}x")
+    base = res.get("naive", {}).get("throughput", {}).get("rate")
+    for name in res:
+        if name != "naive" and base:
+            print(f"sustained ratio {name} / naive: "
+                  f"{res[name]['throughput']['rate'] / base:.2f}x")
 
 
 if __name__ == "__main__":

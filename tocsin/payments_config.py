@@ -21,7 +21,7 @@ class FraudSettings(BaseSettings):
     batch_max: int = Field(64, ge=1, le=4096, description="largest micro-batch")
     batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="longest wait to fill one")
     naive: bool = Field(False, description="per-transaction scorer (benchmark peer): no "
-                                           "batching, model called once per message")
+                                           "batching, full model once per message, no switch")
     budget_ms: float = Field(120.0, gt=0, description="latency budget of the switch")
     switch_high: float = Field(0.8, gt=0, description="trip above this x budget")
     switch_low: float = Field(0.5, gt=0, description="recover below this x budget")
@@ -39,6 +39,9 @@ class FraudSettings(BaseSettings):
             raise ValueError("switch_low must be below switch_high")
         if self.alert_on not in ("review", "decline"):
             raise ValueError(f"alert_on must be review or decline, got {self.alert_on!r}")
+        if self.naive and self.force_branch is None:
+            # the straightforward scorer has no load-aware switch: full model, every message
+            self.force_branch = "full"
         if self.force_branch not in (None, "full", "light"):
             raise ValueError(f"force_branch must be full or light, got {self.force_branch!r}")
         if (self.review_threshold is not None and self.decline_threshold is not None

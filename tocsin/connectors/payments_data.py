@@ -22,6 +22,8 @@ DAY = 86_400 * 10**9
 
 def _ts(text: str, line: int, col: str) -> int:
     t = text.strip()
+    if t.isdigit() and len(t) >= 18:  # integer ns: exact (a float would round it)
+        return int(t)
     try:
         v = float(t)
     except ValueError:

@@ -13,9 +13,10 @@ need a repartition by terminal first (not built). Labels (``payments.labels``, k
 terminal) are parked in the terminal's state and count only from their ``reported_ts`` on.
 
 Batching: ``take_events(batch_max, within=batch_wait)``. Scores, alerts and state records
-leave through :class:`~tocsin.streams.payments_out.OutputWriter` and are acknowledged by Kafka
-before the batch's input offsets are (at-least-once; see that module for why not Faust's own
-producer on this path).
+leave through :class:`~tocsin.streams.payments_out.OutputWriter`, which Faust's commit waits
+for (at-least-once; see that module for why not Faust's own producer on this path). Decoded
+states are cached in the process (this worker is their only writer) so a busy card is not
+parsed again for every transaction.
 """
 
 from __future__ import annotations
@@ -42,15 +43,17 @@ from tocsin.streams.payments_out import OutputWriter
 from tocsin.streams.settings import Settings
 
 log = logging.getLogger("tocsin.payments")
+_CACHE_MAX = 500_000  # decoded states kept; beyond this the cache starts over
 
 
 class _TableStates(dict):
     """A dict view of one kind of state in the table: loads on first access per batch;
     ``flush`` updates the local table and sends each changed state to its changelog once."""
 
-    def __init__(self, table, prefix: bytes, out, changelog: str):
+    def __init__(self, table, prefix: bytes, out, changelog: str, cache: dict):
         super().__init__()
         self.table, self.prefix, self.out, self.changelog = table, prefix, out, changelog
+        self.cache = cache
 
     def __missing__(self, key):  # dict.get does not call this; FraudFeatures uses get
         raise KeyError(key)
@@ -58,18 +61,25 @@ class _TableStates(dict):
     def get(self, key, default=None):
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)
-        raw = self.table.get(self.prefix + key.encode())
-        if raw is None:
-            return default
-        st = orjson.loads(raw)
+        k = self.prefix + key.encode()
+        st = self.cache.get(k)
+        if st is None:
+            raw = self.table.get(k)
+            if raw is None:
+                return default
+            st = orjson.loads(raw)
         dict.__setitem__(self, key, st)
         return st
 
     def flush(self) -> None:
         data = self.table.data  # the local store; the changelog record is sent here
+        cache = self.cache
+        if len(cache) > _CACHE_MAX:
+            cache.clear()
         for key, st in self.items():
             k, v = self.prefix + key.encode(), orjson.dumps(st)
             data[k] = v
+            cache[k] = st
             self.out.send(self.changelog, k, v)
         self.clear()
 
@@ -120,6 +130,11 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
 
     out = OutputWriter(settings.broker)
     send = out.send
+    cache: dict = {}
+
+    @app.task
+    async def _hook_commit() -> None:
+        out.hook_commit(app.producer)
 
     def lag_of(events) -> int:
         last: dict = {}
@@ -149,8 +164,8 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
         arrived = [t.ingest_ts or int(e.message.timestamp * 1e9) for t, e in zip(txns, kept)]
         wait_ms = (t_start - min(arrived)) / 1e6
         changelog = table.changelog_topic.get_topic_name()
-        cards = _TableStates(table, b"c:", out, changelog)
-        terms = _TableStates(table, b"t:", out, changelog)
+        cards = _TableStates(table, b"c:", out, changelog, cache)
+        terms = _TableStates(table, b"t:", out, changelog, cache)
         ff = FraudFeatures(cards, terms)
         tab, seq, pad, errors = ff.transform(txns)
         cards.flush()
@@ -194,7 +209,7 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
                             "model_version": model.version})
                 send(alerts_name, al.alert_id.encode(), al.encode())
         metrics.FRAUD_BATCH.observe(n)
-        await out.drain()  # durable before take_events acknowledges the inputs
+        out.poll()  # handed to librdkafka; Faust's commit waits for the acks (hook_commit)
         if fs.force_branch is None:
             cpu, gpu = probe.sample()
             before = switch.branch
@@ -231,13 +246,16 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
                 await dead_letter(event, str(exc), "decode")
                 continue
             tkey = b"t:" + lab.terminal_id.encode()
-            raw = table.get(tkey)
-            st = orjson.loads(raw) if raw is not None else new_state()
+            st = cache.get(tkey)
+            if st is None:
+                raw = table.get(tkey)
+                st = orjson.loads(raw) if raw is not None else new_state()
             FraudFeatures(terms={lab.terminal_id: st}).add_label(lab)
             value = orjson.dumps(st)
             table.data[tkey] = value
+            cache[tkey] = st
             out.send(table.changelog_topic.get_topic_name(), tkey, value)
-            await out.drain()
+            out.poll()
 
     app.tocsin_settings = settings  # type: ignore[attr-defined]
     app.tocsin_switch = switch  # type: ignore[attr-defined]
