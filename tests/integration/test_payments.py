@@ -19,6 +19,7 @@ from tests.fraud_helpers import train_tiny
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.connectors import iso8583_codec as iso
 from tocsin.connectors.simulator.payswitch_live import IsoClient
+from tocsin.contracts.alerts import Alert
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.payments import FraudLabel, FraudScore, Transaction
 from tocsin.detectors.fraud_features import FraudFeatures
@@ -71,7 +72,8 @@ def test_iso8583_and_http_ingest_with_bad_input_dead_lettered(kafka, prefix, spa
     ing = spawn("payments", "ingest", "--iso-port", str(iso_port), "--http-port",
                 str(http_port), name="ingest", TOCSIN_PAN_TOKEN_KEY="k")
     ing.wait_for("ingest: ready", timeout=60)
-    pay_worker()
+    # review threshold 0: every transaction is at least "review" and alerted as such
+    pay_worker(TOCSIN_FRAUD_REVIEW_THRESHOLD="0", TOCSIN_FRAUD_ALERT_ON="review")
     now = time.time_ns()
 
     async def switch_side():
@@ -115,9 +117,19 @@ def test_iso8583_and_http_ingest_with_bad_input_dead_lettered(kafka, prefix, spa
     version = orjson.loads((model_dir / "meta.json").read_bytes())["version"]
     for s in scores:
         assert s.model_version == version and s.branch in ("full", "light")
-        assert s.decision in ("approve", "review", "decline") and 0 <= s.score <= 1
+        assert s.decision in ("review", "decline") and 0 <= s.score <= 1
         assert s.latency_ms > 0 and s.emitted_ts > s.ingest_ts > 0
     assert all(s.card_id.startswith("tok_") for s in scores if s.txn_id.startswith("TRMISO"))
+
+    alerts = collect(kafka, prefix + topics.PAY_ALERTS, lambda it: len(it) >= 7, timeout=30,
+                     decode=Alert.decode)
+    by_txn = {a.details["txn_id"]: a for _, a in alerts}
+    assert set(by_txn) == {s.txn_id for s in scores}
+    for s in scores:
+        a = by_txn[s.txn_id]
+        assert a.kind == "fraud" and a.asset == s.card_id and a.rule == s.decision
+        assert a.event.value == "raised" and a.value == pytest.approx(s.score)
+        assert a.severity.value == ("critical" if s.decision == "decline" else "warning")
 
     dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 5, timeout=60,
                   decode=DeadLetter.decode)

@@ -47,3 +47,24 @@ def test_missing_column_is_named(tmp_path):
     path.write_text("timestamp,card_id,amount,label\n")
     with pytest.raises(SchemaError, match="terminal_id"):
         read_csv(path)
+
+
+def test_recording_of_the_payment_topics(tmp_path):
+    """`tocsin train fraud --recording`: transactions and labels as `tocsin record` keeps
+    them; a transaction is fraud when a label names it."""
+    from tocsin.connectors.payments_data import read_recording
+    from tocsin.connectors.recording import Message, RecordingWriter
+
+    sim = PaymentSwitch(customers=30, terminals=8, seed=4, frauds_per_day=3).generate(3)
+    path = tmp_path / "pay.rec"
+    with RecordingWriter(path) as w:
+        w.declare_topics(["x.payments.transactions", "x.payments.labels"])
+        for i, t in enumerate(sim.transactions):
+            w.write(Message("x.payments.transactions", 0, i, t.ts // 10**6,
+                            t.card_id.encode(), t.encode()))
+        for i, lab in enumerate(sim.labels):
+            w.write(Message("x.payments.labels", 0, i, lab.reported_ts // 10**6,
+                            lab.terminal_id.encode(), lab.encode()))
+    txns, labels, y = read_recording(path)
+    assert [t.txn_id for t in txns] == [t.txn_id for t in sim.transactions]
+    assert y == sim.fraud.tolist() and len(labels) == len(sim.labels)
