@@ -25,7 +25,6 @@ import logging
 import time
 
 import faust
-import numpy as np
 import orjson
 
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id

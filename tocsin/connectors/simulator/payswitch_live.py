@@ -62,7 +62,7 @@ async def run_live(*, bootstrap: str, txn_topic: str, label_topic: str, via: str
     prod = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                      "linger.ms": 2})
     client = None
-    key = b""
+    key = b""  # the ingest's PAN token key, to label ISO transactions with their card token
     if via == "iso":
         from tocsin.connectors.payments_ingest import token_key
 
@@ -75,7 +75,7 @@ async def run_live(*, bootstrap: str, txn_topic: str, label_topic: str, via: str
         import aiohttp
 
         http = aiohttp.ClientSession()
-    li = sent = rejected = 0
+    li = sent = rejected = labels_sent = 0
     ids = {}
     try:
         for i, t in enumerate(txns):
@@ -93,6 +93,7 @@ async def run_live(*, bootstrap: str, txn_topic: str, label_topic: str, via: str
                 lab2 = FraudLabel(tid[0], tid[1], lab.terminal_id, lab.txn_ts + shift,
                                   lab.reported_ts + shift, True, lab.scenario)
                 prod.produce(label_topic, lab2.encode(), key=lab.terminal_id.encode())
+                labels_sent += 1
             ts = t.ts + shift
             if via == "iso":
                 raw = iso.request(pan=pan_of(t.card_id), amount_minor=round(t.amount * 100),
@@ -128,4 +129,4 @@ async def run_live(*, bootstrap: str, txn_topic: str, label_topic: str, via: str
             await http.close()
         prod.flush(30)
     fraud = int(sim.fraud[:len(txns)].sum())
-    return {"sent": sent, "rejected": rejected, "labels": li, "fraud": fraud}
+    return {"sent": sent, "rejected": rejected, "labels": labels_sent, "fraud": fraud}
