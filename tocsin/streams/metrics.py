@@ -19,6 +19,7 @@ def serve(port: int, host: str = "127.0.0.1") -> None:
     if port:
         start_http_server(port, addr=host)
 
+
 # payments (fraud scoring)
 FRAUD_SCORED = Counter("tocsin_fraud_scored_total", "Transactions scored",
                        ["branch", "decision"])

@@ -58,6 +58,7 @@ def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
                                f"{sorted(set(names) - set(ready))}")
         time.sleep(0.1)
 
+
 # payments (fraud scoring); a separate tuple so ALL and the plant tooling stay as they are
 TRANSACTIONS = "payments.transactions"
 PAY_LABELS = "payments.labels"
