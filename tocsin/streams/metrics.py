@@ -22,3 +22,14 @@ MODEL_RELOADS = Counter("tocsin_model_reloads_total", "Model versions loaded", [
 def serve(port: int, host: str = "127.0.0.1") -> None:
     if port:
         start_http_server(port, addr=host)
+
+
+# payments (fraud scoring)
+FRAUD_SCORED = Counter("tocsin_fraud_scored_total", "Transactions scored",
+                       ["branch", "decision"])
+FRAUD_BATCH = Histogram("tocsin_fraud_batch_size", "Transactions per scoring micro-batch",
+                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+FRAUD_LATENCY = Histogram("tocsin_fraud_latency_seconds", "Ingest to score emitted",
+                          buckets=(1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.25, 1, 5))
+FRAUD_SWITCHES = Counter("tocsin_fraud_branch_switches_total", "Load-aware switch moves",
+                         ["to"])

@@ -68,3 +68,10 @@ def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
 IMAGING_STUDIES = "imaging.studies"
 IMAGING_FINDINGS = "imaging.findings"
 IMAGING = (IMAGING_STUDIES, IMAGING_FINDINGS, DEADLETTER)
+
+# payments (fraud scoring); a separate tuple so ALL and the plant tooling stay as they are
+TRANSACTIONS = "payments.transactions"
+PAY_LABELS = "payments.labels"
+PAY_SCORES = "payments.scores"
+PAY_ALERTS = "payments.alerts"
+PAYMENTS = (TRANSACTIONS, PAY_LABELS, PAY_SCORES, PAY_ALERTS, DEADLETTER)

@@ -1,0 +1,213 @@
+"""Transaction feeds into ``payments.transactions``: an ISO 8583 TCP listener and an HTTP
+JSON endpoint, one process, one idempotent producer.
+
+Every message is answered: ISO 8583 with DE39 ``00`` (accepted) or ``30`` (format error, DE44
+names the data element), HTTP with 202 or 4xx and ``{"error", "field"}``. Malformed input also
+goes to ``tocsin.deadletter`` (source ``ingest.iso8583`` / ``ingest.http``, whole payload,
+the reason), so nothing vanishes. A request is acknowledged only after Kafka acknowledged the
+transaction (acks=all), so an accepted transaction is never lost.
+
+HTTP: ``POST /v1/transactions`` with one transaction object or a list (all or nothing: one bad
+item rejects the request, 422, naming the index and field); ``GET /healthz``. The body is the
+``tocsin.transaction/1`` schema; ``schema`` may be left out, ``ingest_ts`` is set here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import struct
+import time
+
+import orjson
+from confluent_kafka import Producer
+
+from tocsin.connectors import iso8583_codec as iso
+from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.payments import TXN, VERSION, Transaction
+from tocsin.errors import SchemaError
+
+log = logging.getLogger("tocsin.ingest")
+_LEN = struct.Struct(">H")
+_FIELD = re.compile(r"field '([^']+)'")
+MAX_BODY = 4 << 20
+
+
+def token_key() -> bytes:
+    key = os.environ.get("TOCSIN_PAN_TOKEN_KEY")
+    if not key:
+        log.warning("TOCSIN_PAN_TOKEN_KEY not set: PANs are tokenized with a development key")
+        key = "tocsin-development-token-key"
+    return key.encode()[:64]
+
+
+class TxnPublisher:
+    """Produces transactions (keyed by card) and dead letters; awaits Kafka's acks."""
+
+    def __init__(self, bootstrap: str, txn_topic: str, dl_topic: str):
+        self.p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                           "acks": "all", "linger.ms": 1, "client.id": "tocsin-ingest"})
+        self.txn_topic, self.dl_topic = txn_topic, dl_topic
+        self.accepted = self.rejected = 0
+        self._poller: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._poller = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            self.p.poll(0)
+            await asyncio.sleep(0.001)
+
+    def _produce(self, topic: str, key: bytes, value: bytes) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(err, _msg):
+            loop.call_soon_threadsafe(
+                lambda: fut.done() or (fut.set_exception(RuntimeError(str(err))) if err
+                                       else fut.set_result(None)))
+        self.p.produce(topic, value, key=key, on_delivery=done)
+        return fut
+
+    async def publish(self, txns: list[Transaction]) -> None:
+        futs = [self._produce(self.txn_topic, t.card_id.encode(), t.encode()) for t in txns]
+        await asyncio.gather(*futs)
+        self.accepted += len(txns)
+
+    async def dead_letter(self, source: str, payload: bytes, error: str) -> None:
+        self.rejected += 1
+        dl = DeadLetter.wrap(source_topic=source, partition=-1, offset=-1, key=None,
+                             payload=payload, error=error, stage="decode",
+                             worker="ingest", ts=time.time_ns())
+        await self._produce(self.dl_topic, source.encode(), dl.encode())
+        log.warning("rejected %s input: %s", source, error)
+
+    async def close(self) -> None:
+        if self._poller:
+            self._poller.cancel()
+        self.p.flush(10)
+
+
+# ------------------------------------------------------------------ ISO 8583 over TCP
+async def serve_iso(pub: TxnPublisher, host: str, port: int, key: bytes) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    n = _LEN.unpack(await reader.readexactly(2))[0]
+                    raw = await reader.readexactly(n)
+                except asyncio.IncompleteReadError:
+                    return
+                doc = None
+                try:
+                    txn, doc = iso.decode(raw, key, time.time_ns())
+                except iso.IsoFieldError as exc:
+                    await pub.dead_letter("ingest.iso8583", raw, str(exc))
+                    out = iso.response(_partial(raw), "30", exc.field)
+                else:
+                    try:
+                        await pub.publish([txn])
+                        out = iso.response(doc, "00")
+                    except Exception as exc:  # Kafka refused: tell the switch to retry
+                        log.error("kafka did not take %s: %s", txn.txn_id, exc)
+                        out = iso.response(doc, "96")  # system malfunction
+                writer.write(_LEN.pack(len(out)) + out)
+                await writer.drain()
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)
+
+
+def _partial(raw: bytes) -> dict:
+    try:
+        return {"t": raw[:4].decode("ascii")}
+    except UnicodeDecodeError:
+        return {}
+
+
+# ------------------------------------------------------------------ HTTP JSON
+def _error(status: int, error: str, field: str | None = None, index: int | None = None):
+    from aiohttp import web
+
+    body = {"error": error, "field": field}
+    if index is not None:
+        body["index"] = index
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def http_app(pub: TxnPublisher):
+    from aiohttp import web
+
+    async def post(request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            await pub.dead_letter("ingest.http", raw, f"not valid JSON: {exc}")
+            return _error(400, f"not valid JSON: {exc}")
+        items = body if isinstance(body, list) else [body]
+        now = time.time_ns()
+        txns = []
+        for i, obj in enumerate(items):
+            try:
+                if not isinstance(obj, dict):
+                    raise SchemaError(f"{TXN}: expected a JSON object, got "
+                                      f"{type(obj).__name__}")
+                obj.setdefault("schema", f"{TXN}/{VERSION}")
+                t = Transaction.from_obj(obj)
+            except SchemaError as exc:
+                m = _FIELD.search(str(exc))
+                await pub.dead_letter("ingest.http", orjson.dumps(obj), str(exc))
+                return _error(422, str(exc), m.group(1) if m else None,
+                              i if isinstance(body, list) else None)
+            t.ingest_ts, t.source = now, t.source or "http"
+            txns.append(t)
+        try:
+            await pub.publish(txns)
+        except Exception as exc:
+            return _error(503, f"Kafka did not acknowledge: {exc}")
+        return web.Response(status=202, body=orjson.dumps({"accepted": len(txns)}),
+                            content_type="application/json")
+
+    async def health(_request):
+        return web.Response(body=orjson.dumps({"accepted": pub.accepted,
+                                               "rejected": pub.rejected}),
+                            content_type="application/json")
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/v1/transactions", post)
+    app.router.add_get("/healthz", health)
+    return app
+
+
+async def run_ingest(bootstrap: str, txn_topic: str, dl_topic: str, *, host: str = "127.0.0.1",
+                     iso_port: int | None = 8583, http_port: int | None = 8080,
+                     stop: asyncio.Event | None = None) -> None:
+    from aiohttp import web
+
+    pub = TxnPublisher(bootstrap, txn_topic, dl_topic)
+    await pub.start()
+    servers, runner = [], None
+    if iso_port is not None:
+        servers.append(await serve_iso(pub, host, iso_port, token_key()))
+        print(f"ingest: ISO 8583 on {host}:{iso_port}", flush=True)
+    if http_port is not None:
+        runner = web.AppRunner(http_app(pub), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, http_port).start()
+        print(f"ingest: HTTP on http://{host}:{http_port}/v1/transactions", flush=True)
+    print(f"ingest: ready -> {txn_topic}", flush=True)
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        for s in servers:
+            s.close()
+        if runner:
+            await runner.cleanup()
+        await pub.close()

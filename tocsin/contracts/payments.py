@@ -1,0 +1,172 @@
+"""Payment wire records: transactions in, late fraud labels, fraud scores out.
+
+``payments.transactions`` (key: card id) is what every feed (ISO 8583 listener, HTTP ingest,
+direct Kafka producers) writes; ``payments.labels`` (key: terminal id) carries confirmed
+fraud (chargebacks) with the time the label became known, so features can refuse to see a
+label before that time; ``payments.scores`` (key: card id) is the scorer's output.
+Amounts are in major units of ``currency`` (ISO 4217 alphabetic or numeric code as a string).
+Card ids are tokens, never PANs: the ISO 8583 listener tokenizes the PAN before Kafka.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from tocsin.contracts._codec import check_schema, loads
+from tocsin.contracts._codec import field as get_field
+from tocsin.errors import SchemaError
+
+TXN = "tocsin.transaction"
+LABEL = "tocsin.fraud_label"
+SCORE = "tocsin.fraud_score"
+VERSION = 1
+_NUM = (int, float)
+
+
+def _opt(obj: dict, key: str, typ, name: str, default):
+    if obj.get(key) is None:
+        return default
+    return get_field(obj, key, typ, name)
+
+
+@dataclass(slots=True)
+class Transaction:
+    txn_id: str
+    ts: int  # ns, event time at the switch (authorisation time)
+    card_id: str
+    terminal_id: str
+    amount: float
+    currency: str = "EUR"
+    merchant_id: str = ""
+    customer_id: str = ""
+    mcc: int = 0  # ISO 18245 merchant category code
+    pos_entry_mode: str = ""  # ISO 8583 DE22, e.g. "051" chip, "010" manual, "812" e-commerce
+    ingest_ts: int = 0  # ns, wall clock when the feed accepted it (latency measurement)
+    source: str = ""  # "iso8583", "http", "sim", "kafka"
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "schema": f"{TXN}/{VERSION}", "txn_id": self.txn_id, "ts": self.ts,
+            "card_id": self.card_id, "terminal_id": self.terminal_id, "amount": self.amount,
+            "currency": self.currency, "merchant_id": self.merchant_id,
+            "customer_id": self.customer_id, "mcc": self.mcc,
+            "pos_entry_mode": self.pos_entry_mode, "ingest_ts": self.ingest_ts,
+            "source": self.source})
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> "Transaction":
+        return cls.from_obj(loads(data, TXN))
+
+    @classmethod
+    def from_obj(cls, obj: dict) -> "Transaction":
+        check_schema(obj, TXN, VERSION)
+        n = TXN
+        amount = float(get_field(obj, "amount", _NUM, n))
+        if not amount >= 0 or amount != amount or amount > 1e9:
+            raise SchemaError(f"{n}: field 'amount' must be a number in [0, 1e9], got {amount}")
+        ts = get_field(obj, "ts", int, n)
+        if ts <= 0:
+            raise SchemaError(f"{n}: field 'ts' must be ns since the epoch (> 0), got {ts}")
+        card = get_field(obj, "card_id", str, n)
+        term = get_field(obj, "terminal_id", str, n)
+        for key, val in (("card_id", card), ("terminal_id", term)):
+            if not val:
+                raise SchemaError(f"{n}: field '{key}' must not be empty")
+        mcc = _opt(obj, "mcc", int, n, 0)
+        if not 0 <= mcc <= 9999:
+            raise SchemaError(f"{n}: field 'mcc' must be 0..9999, got {mcc}")
+        return cls(
+            txn_id=get_field(obj, "txn_id", str, n), ts=ts, card_id=card, terminal_id=term,
+            amount=amount, currency=_opt(obj, "currency", str, n, "EUR"),
+            merchant_id=_opt(obj, "merchant_id", str, n, ""),
+            customer_id=_opt(obj, "customer_id", str, n, ""), mcc=mcc,
+            pos_entry_mode=_opt(obj, "pos_entry_mode", str, n, ""),
+            ingest_ts=_opt(obj, "ingest_ts", int, n, 0), source=_opt(obj, "source", str, n, ""))
+
+
+@dataclass(slots=True)
+class FraudLabel:
+    txn_id: str
+    card_id: str
+    terminal_id: str
+    txn_ts: int  # ns, event time of the labelled transaction
+    reported_ts: int  # ns, when the label became known (chargeback); never used before this
+    fraud: bool = True
+    scenario: str = ""
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "schema": f"{LABEL}/{VERSION}", "txn_id": self.txn_id, "card_id": self.card_id,
+            "terminal_id": self.terminal_id, "txn_ts": self.txn_ts,
+            "reported_ts": self.reported_ts, "fraud": self.fraud, "scenario": self.scenario})
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> "FraudLabel":
+        obj = loads(data, LABEL)
+        check_schema(obj, LABEL, VERSION)
+        n = LABEL
+        lab = cls(txn_id=get_field(obj, "txn_id", str, n),
+                  card_id=get_field(obj, "card_id", str, n),
+                  terminal_id=get_field(obj, "terminal_id", str, n),
+                  txn_ts=get_field(obj, "txn_ts", int, n),
+                  reported_ts=get_field(obj, "reported_ts", int, n),
+                  fraud=get_field(obj, "fraud", bool, n),
+                  scenario=_opt(obj, "scenario", str, n, ""))
+        if lab.reported_ts < lab.txn_ts:
+            raise SchemaError(f"{n}: field 'reported_ts' ({lab.reported_ts}) is before "
+                              f"'txn_ts' ({lab.txn_ts}): a label cannot precede its transaction")
+        return lab
+
+
+DECISIONS = ("approve", "review", "decline")
+BRANCHES = ("full", "light")
+
+
+@dataclass(slots=True)
+class FraudScore:
+    txn_id: str
+    card_id: str
+    terminal_id: str
+    score: float  # probability of fraud, 0..1
+    decision: str  # approve, review, decline
+    branch: str  # "full" (gate-fused light + sequence towers) or "light" (tabular tower alone)
+    model_version: str
+    ts: int  # ns, event time of the transaction
+    ingest_ts: int  # ns, when the feed accepted it (0 if the producer did not say)
+    emitted_ts: int  # ns, when the scorer sent this
+    latency_ms: float  # emitted_ts - ingest_ts (or - Kafka timestamp), in ms
+    batch_size: int = 1
+    gate: float | None = None  # weight of the sequence tower in the full branch
+
+    def encode(self) -> bytes:
+        return orjson.dumps({
+            "schema": f"{SCORE}/{VERSION}", "txn_id": self.txn_id, "card_id": self.card_id,
+            "terminal_id": self.terminal_id, "score": self.score, "decision": self.decision,
+            "branch": self.branch, "model_version": self.model_version, "ts": self.ts,
+            "ingest_ts": self.ingest_ts, "emitted_ts": self.emitted_ts,
+            "latency_ms": self.latency_ms, "batch_size": self.batch_size, "gate": self.gate})
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> "FraudScore":
+        obj = loads(data, SCORE)
+        check_schema(obj, SCORE, VERSION)
+        n = SCORE
+        decision = get_field(obj, "decision", str, n)
+        branch = get_field(obj, "branch", str, n)
+        if decision not in DECISIONS:
+            raise SchemaError(f"{n}: field 'decision' must be one of {DECISIONS}, got {decision!r}")
+        if branch not in BRANCHES:
+            raise SchemaError(f"{n}: field 'branch' must be one of {BRANCHES}, got {branch!r}")
+        gate = obj.get("gate")
+        return cls(txn_id=get_field(obj, "txn_id", str, n),
+                   card_id=get_field(obj, "card_id", str, n),
+                   terminal_id=get_field(obj, "terminal_id", str, n),
+                   score=float(get_field(obj, "score", _NUM, n)), decision=decision,
+                   branch=branch, model_version=get_field(obj, "model_version", str, n),
+                   ts=get_field(obj, "ts", int, n), ingest_ts=get_field(obj, "ingest_ts", int, n),
+                   emitted_ts=get_field(obj, "emitted_ts", int, n),
+                   latency_ms=float(get_field(obj, "latency_ms", _NUM, n)),
+                   batch_size=_opt(obj, "batch_size", int, n, 1),
+                   gate=None if gate is None else float(gate))

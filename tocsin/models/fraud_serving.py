@@ -1,0 +1,107 @@
+"""Serving the hybrid fraud model: an artifact folder, inference backends, decisions.
+
+An artifact is a folder with ``full.onnx`` (both towers and the gate), ``light.onnx`` (the
+tabular tower alone) and ``meta.json`` (version, features, thresholds, quality). Backends
+share one interface (``run(name, inputs) -> outputs``):
+
+- ``onnxruntime`` (default, CPU): one session per graph, 1 intra-op thread by default, because
+  the worker already scores in micro-batches and the machine is shared.
+- ``tensorrt``: ONNX Runtime's TensorRT execution provider; needs the ``tensorrt`` package and
+  ``onnxruntime-gpu`` on an NVIDIA GPU, imported only when asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from tocsin.detectors.fraud_features import FEATURES, SEQ_LEN, TOKEN_DIM
+from tocsin.errors import TocsinError
+
+
+class ModelError(TocsinError):
+    """A model artifact is missing, unreadable or incompatible, or a backend is unavailable."""
+
+
+class OnnxBackend:
+    name = "onnxruntime"
+
+    def __init__(self, folder: Path, threads: int = 1, providers: list | None = None):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        prov = providers or ["CPUExecutionProvider"]
+        try:
+            self.sessions = {g: ort.InferenceSession(str(folder / f"{g}.onnx"), so,
+                                                     providers=prov)
+                             for g in ("full", "light")}
+        except Exception as exc:
+            raise ModelError(f"cannot load the ONNX graphs in {folder}: {exc}") from exc
+
+    def run(self, graph: str, inputs: dict) -> list[np.ndarray]:
+        return self.sessions[graph].run(None, inputs)
+
+
+class TensorRTBackend(OnnxBackend):
+    name = "tensorrt"
+
+    def __init__(self, folder: Path, threads: int = 1):
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError as exc:
+            raise ModelError("the tensorrt backend needs NVIDIA TensorRT and onnxruntime-gpu: "
+                             "pip install 'tocsin[gpu]' on a machine with an NVIDIA GPU "
+                             "(or use --backend onnxruntime)") from exc
+        import onnxruntime as ort
+
+        if "TensorrtExecutionProvider" not in ort.get_available_providers():
+            raise ModelError("tensorrt is installed but this onnxruntime has no "
+                             "TensorrtExecutionProvider; install onnxruntime-gpu")
+        super().__init__(folder, threads, ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                           "CPUExecutionProvider"])
+
+
+BACKENDS = {"onnxruntime": OnnxBackend, "tensorrt": TensorRTBackend}
+
+
+def decide(scores: np.ndarray, review: float, decline: float) -> list[str]:
+    out = np.full(len(scores), "approve", dtype=object)
+    out[scores >= review] = "review"
+    out[scores >= decline] = "decline"
+    return out.tolist()
+
+
+class FraudModel:
+    """Loads an artifact; ``score(tab, seq, pad, branch)`` scores a micro-batch."""
+
+    def __init__(self, folder: str | Path, backend: str = "onnxruntime", threads: int = 1):
+        folder = Path(folder)
+        try:
+            self.meta = orjson.loads((folder / "meta.json").read_bytes())
+        except FileNotFoundError:
+            raise ModelError(f"no fraud model at {folder} (meta.json missing); train one with "
+                             "`tocsin train fraud --simulate -o {folder}`") from None
+        if self.meta.get("features") != list(FEATURES) or self.meta.get("seq_len") != SEQ_LEN \
+                or self.meta.get("token_dim") != TOKEN_DIM:
+            raise ModelError(f"model {folder} was trained on other features than this code "
+                             "computes; retrain it with `tocsin train fraud`")
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
+        self.backend = BACKENDS[backend](folder, threads)
+        self.version = self.meta["version"]
+        self.review = float(self.meta["thresholds"]["review"])
+        self.decline = float(self.meta["thresholds"]["decline"])
+
+    def score(self, tab: np.ndarray, seq: np.ndarray | None, pad: np.ndarray | None,
+              branch: str = "full") -> tuple[np.ndarray, np.ndarray | None]:
+        if branch == "light":
+            return self.backend.run("light", {"tab": tab})[0], None
+        prob, gate = self.backend.run("full", {"tab": tab, "seq": seq,
+                                               "pad": pad.astype(np.float32, copy=False)})
+        return prob, gate
