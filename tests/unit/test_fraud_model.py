@@ -71,7 +71,7 @@ def test_tensorrt_backend_says_what_to_install(tiny):
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
-    with pytest.raises(ModelError, match=r"tocsin\[tensorrt\]"):
+    with pytest.raises(ModelError, match=r"tocsin\[gpu\]"):
         FraudModel(tiny, backend="tensorrt")
 
 
