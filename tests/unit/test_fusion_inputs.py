@@ -38,10 +38,19 @@ def test_model_scores_are_the_stream_scorers_scores_in_event_order(tiny_models):
         FaultEvent(asset="pump-1", fault="leak", start=WARMUP_S, end=120)])
     st = simulate(sc, ModelScores(root, plant, assets=["pump-1"]), plant, keep_frames=True)
     ticks = [x for k, x in st.items if k == "scores"]
-    # exactly what the stream's offline path (window engine + AnomalyScorer) gives
+    # the stream's offline path (window engine + AnomalyScorer) gives the same ticks; only
+    # source_ts (newest sample when the window closed) depends on the batching, and the
+    # offline path also flushes the last, partly filled window at the end
     ref = score_frames(st.frames, spec=plant.features, asset_tags=plant.asset_tags(),
                        asset_types=plant.asset_types(), model_root=root)
-    assert [s.encode() for s in ticks] == [s.encode() for s in ref]
+
+    def same(s):
+        return (s.ts, s.encode().replace(f'"source_ts":{s.source_ts},'.encode(), b""))
+
+    assert [same(s) for s in ticks] == [same(s) for s in ref[:len(ticks)]]
+    # (the ticks within the allowed lateness of the end, which a live stream has not closed)
+    assert 0 < len(ref) - len(ticks) <= plant.features.allowed_lateness_s + 2
+    assert all(s.ts <= s.source_ts + NS for s in ticks)
     assert {s.model_version for s in ticks} == {art.version}
     # event order: ticks ascend, and every alert precedes the first tick at/after its time
     ts = [s.ts for s in ticks]
