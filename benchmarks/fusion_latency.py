@@ -1,11 +1,14 @@
 """End-to-end latency of the fusion worker on a real broker: score tick produced (its source
 time = wall clock at produce) -> Faust fusion worker -> fused alert consumed here.
 
-Setup: a fresh topic prefix; `tocsin fusion worker` with the expert network and a config whose
-hold time is 0, so ticks that alternate between anomalous and normal make every tick an alert
-event (raised or cleared); 3 assets at 10 ticks/s each for --duration seconds (SIMULATED
-score values). Reports medians: worker = emitted_ts - source_ts, end to end = consumed here -
-source_ts. No peer runs here (see README): the threshold path's figures are in
+Setup: a fresh topic prefix; `tocsin fusion worker` with the newest trained network under
+$TOCSIN_MODEL_DIR (else the expert priors) and a config whose hold time is 0, so ticks that
+alternate between anomalous and normal make every tick an alert event (raised or cleared);
+3 assets at 10 ticks/s each for --duration seconds. The ticks are real anomaly-model score
+ticks (Isolation Forest + LSTM-AE of `tocsin train`) of SIMULATED readings, taken from each
+asset's normal operation and from a fault, restamped with the wall clock at produce.
+Reports medians: worker = emitted_ts - source_ts, end to end = consumed here - source_ts.
+No peer runs here (see README): the threshold path's figures are in
 benchmarks/threshold_path.py. Usage: python -m benchmarks.fusion_latency [--broker H:P]
 """
 
@@ -24,14 +27,33 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer, Producer
 
+from tocsin.connectors.simulator.fusion_stream import ModelScores, simulate
+from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
 from tocsin.contracts.alerts import Alert
-from tocsin.contracts.scores import ModelScore, Scores
+from tocsin.contracts.scores import Scores
+from tocsin.detectors import fusion_store
 from tocsin.detectors.fusion_config import DEFAULT_PATH
 from tocsin.streams import topics
 
-ASSETS = {"pump-1": ("centrifugal-pump", {"vibration_rms": 0.8, "bearing_temp": 0.2}),
-          "motor-1": ("induction-motor", {"current_a": 0.7, "voltage": 0.3}),
-          "press-1": ("hydraulic-press", {"pressure": 0.7, "flow": 0.3})}
+FAULTS = {"pump-1": "leak", "motor-1": "phase_imbalance", "press-1": "leak"}
+
+
+def real_ticks(scores: ModelScores) -> dict[str, tuple[Scores, Scores]]:
+    """Per asset: a normal and a faulty score tick of the trained models (fully warmed up)."""
+    out = {}
+    for asset, fault in FAULTS.items():
+        st = simulate(Scenario(seed=5, seconds=130, assets=[asset], faults=[
+            FaultEvent(asset=asset, fault=fault, start=100)]), scores)
+        ticks = [x for k, x in st.items if k == "scores"]
+        start = st.truth[0]["start_ns"]
+        cold = [s for s in ticks if s.ts < start and s.models["lstm_ae"] is not None][-1]
+        out[asset] = (cold, ticks[-1])
+    return out
+
+
+def restamp(s: Scores, now: int) -> Scores:
+    return Scores(s.asset, s.asset_type, now, s.models, s.model_version, s.feature_hash,
+                  source_ts=now)
 
 
 def main() -> None:
@@ -41,15 +63,19 @@ def main() -> None:
     args = ap.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     tmp = Path(tempfile.mkdtemp())
+    ticks = real_ticks(ModelScores(assets=list(FAULTS)))
+    network = fusion_store.newest()
+    print(f"network: {network or 'expert priors (no trained network)'}")
     cfg = yaml.safe_load(DEFAULT_PATH.read_text())
     cfg["lifecycle"]["hold_s"] = 0
     (tmp / "fusion.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, TOCSIN_BROKER=args.broker, TOCSIN_TOPIC_PREFIX=prefix,
-               TOCSIN_PARTITIONS="2", TOCSIN_DATA_DIR=str(tmp / "data"),
-               TOCSIN_MODELS=str(tmp / "models"))
+               TOCSIN_PARTITIONS="2", TOCSIN_DATA_DIR=str(tmp / "data"))
     log = open(tmp / "worker.log", "wb")
+    pin = ["--model", str(network)] if network else ["--model-dir", str(tmp / "none")]
     w = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "fusion", "worker", "--config",
-                          str(tmp / "fusion.yaml")], env=env, stdout=log, stderr=subprocess.STDOUT)
+                          str(tmp / "fusion.yaml"), *pin], env=env, stdout=log,
+                         stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while b"[^Worker]: Ready" not in (tmp / "worker.log").read_bytes():
@@ -68,12 +94,8 @@ def main() -> None:
         while time.monotonic() < end:
             if time.monotonic() >= next_t:
                 hot = i % 2 == 0
-                for a, (atype, contrib) in ASSETS.items():
-                    now = time.time_ns()
-                    r = 6.0 if hot else 0.2
-                    s = Scores(a, atype, now, {"iforest": ModelScore(r, 1.0),
-                                               "lstm_ae": ModelScore(r, 1.0, contrib)},
-                               "bench", "x", source_ts=now)
+                for a, (cold, faulty) in ticks.items():
+                    s = restamp(faulty if hot else cold, time.time_ns())
                     p.produce(prefix + topics.SCORES, s.encode(), key=a.encode())
                 p.poll(0)
                 i += 1

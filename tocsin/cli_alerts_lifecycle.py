@@ -19,10 +19,21 @@ _SEV = click.Choice(["info", "warning", "critical"])
 _FAULT_TYPES = ["mechanical", "electrical", "hydraulic", "thermal"]
 
 
-def _settings(broker, prefix, plant_config=None):
+_model_dir_opt = click.option("--model-dir", type=click.Path(file_okay=False), default=None,
+                              envvar="TOCSIN_MODEL_DIR",
+                              help="model root: anomaly models and fusion/ networks [env "
+                                   "TOCSIN_MODEL_DIR; default ~/.local/share/tocsin/models]")
+_stand_in_opt = click.option("--stand-in", is_flag=True,
+                             help="score with the SIMULATED stand-in scorer (window z-scores, "
+                                  "tocsin/connectors/simulator/scores.py) instead of the "
+                                  "trained anomaly models; for development only")
+
+
+def _settings(broker, prefix, plant_config=None, model_dir=None):
     from tocsin.streams.settings import load_settings
 
-    return load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config)
+    return load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config,
+                         model_dir=model_dir)
 
 
 def _filter_opts(f):
@@ -131,86 +142,104 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--plant-config", type=click.Path(exists=True, dir_okay=False), default=None,
                   help="plant YAML (env TOCSIN_PLANT_CONFIG; default: the demo plant)")
     @_config_opt
+    @_model_dir_opt
     @click.option("--model", "model_path", envvar="TOCSIN_FUSION_MODEL",
                   type=click.Path(exists=True), default=None,
-                  help="trained network (folder or network.json; default: newest trained "
-                       "one in the model folder, else the config's expert priors)")
-    def fusion_worker(broker, prefix, plant_config, config_path, model_path):
+                  help="pin a trained network (folder or network.json); default: the newest "
+                       "under <model dir>/fusion/, reloaded when a newer one is trained, else "
+                       "the config's expert priors")
+    def fusion_worker(broker, prefix, plant_config, config_path, model_dir, model_path):
         """Run the fusion worker: plant.alerts + plant.scores -> fused alerts."""
         from faust.worker import Worker
 
+        from tocsin.detectors import fusion_store
         from tocsin.streams import metrics
         from tocsin.streams.fusion_app import create_fusion_app, ensure_fusion_topics, load_engine
 
-        s = _settings(broker, prefix, plant_config)
+        s = _settings(broker, prefix, plant_config, model_dir)
         ensure_fusion_topics(s)
-        model_path = model_path or _latest_model()
+        watch = None if model_path else fusion_store.fusion_root(s.model_dir)
+        model_path = model_path or fusion_store.newest(s.model_dir)
         engine = load_engine(s, config_path, model_path)
         click.echo(f"fusion: network {engine.model.version} "
                    f"({model_path or 'expert priors'}); asset types "
-                   f"{sorted(engine.model.networks)}")
-        app = create_fusion_app(s, engine)
+                   f"{sorted(engine.model.networks)}"
+                   + (f"; watching {watch} for newer networks" if watch else ""))
+        app = create_fusion_app(s, engine, watch=watch,
+                                current=str(model_path) if model_path else None)
         metrics.serve(s.metrics_port, s.metrics_host)
         Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()
 
     @fusion.command("feed-sim")
     @_broker_opt
     @_prefix_opt
+    @_model_dir_opt
+    @_stand_in_opt
     @click.option("--asset", default="pump-1", show_default=True)
     @click.option("--fault", default="bearing_wear", show_default=True)
-    @click.option("--at", "fault_at", default=20.0, show_default=True, help="seconds")
-    @click.option("--until", "fault_until", default=80.0, show_default=True, help="seconds")
-    @click.option("--seconds", default=120.0, show_default=True)
+    @click.option("--at", "fault_at", default=100.0, show_default=True,
+                  help="seconds (after the models' 90 s warm-up)")
+    @click.option("--until", "fault_until", default=160.0, show_default=True, help="seconds")
+    @click.option("--seconds", default=200.0, show_default=True)
     @click.option("--seed", default=77, show_default=True)
     @click.option("--speed", default=0.0, show_default=True,
                   help="1 = real time; 0 = as fast as possible")
     @click.option("--scores-only", is_flag=True,
                   help="publish only the scores (a plant worker makes the threshold alerts)")
-    def fusion_feed_sim(broker, prefix, asset, fault, fault_at, fault_until, seconds, seed,
-                        speed, scores_only):
-        """Publish SIMULATED fusion inputs for one fault: the simulator's threshold alerts
-        and stand-in scores (tocsin/connectors/simulator/scores.py), stamped from now."""
+    def fusion_feed_sim(broker, prefix, model_dir, stand_in, asset, fault, fault_at,
+                        fault_until, seconds, seed, speed, scores_only):
+        """Publish fusion inputs for one SIMULATED fault: the simulator's threshold alerts and
+        the trained anomaly models' scores on the same simulated readings, stamped from now."""
         from tocsin.streams.fusion_feed import feed_simulated
 
-        n = feed_simulated(_settings(broker, prefix), asset=asset, fault=fault, at=fault_at,
-                           until=fault_until, seconds=seconds, seed=seed, speed=speed,
-                           scores_only=scores_only)
+        s = _settings(broker, prefix, None, model_dir)
+        n = feed_simulated(s, _score_source(s.model_dir, stand_in, [asset]), asset=asset,
+                           fault=fault, at=fault_at, until=fault_until, seconds=seconds,
+                           seed=seed, speed=speed, scores_only=scores_only)
         click.echo(f"feed-sim: published {n} simulated messages ({fault} on {asset})")
 
     @train.command("fusion")
     @_config_opt
+    @_model_dir_opt
+    @_stand_in_opt
     @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-                  help="artifact folder (default: <model folder>/fusion/<version>)")
+                  help="artifact folder (default: <model dir>/fusion/<time>-<version>)")
     @click.option("--seed", "seeds", multiple=True, type=int, default=(1, 2, 3),
                   show_default=True, help="simulator seeds of the training scenarios")
-    def train_fusion(config_path, out_dir, seeds):
+    def train_fusion(config_path, model_dir, stand_in, out_dir, seeds):
         """Learn the fusion network's CPDs from labeled SIMULATED scenarios (every fault of
-        the fault library on its asset, per seed) and save it with the model artifacts."""
+        the fault library on its asset, per seed), scored by the trained anomaly models
+        (`tocsin train` first), and save it beside them."""
         from pathlib import Path
 
+        from tocsin.detectors import fusion_store
         from tocsin.streams.fusion_feed import train_simulated
 
-        model, took = train_simulated(config_path, seeds)
-        out = Path(out_dir) if out_dir else _models_dir() / model.version
-        path = model.save(out)
+        root = Path(model_dir) if model_dir else None
+        scores = _score_source(root, stand_in, None)
+        click.echo(f"scores: {scores.label}", err=True)
+        model, took = train_simulated(scores, config_path, seeds,
+                                      progress=lambda m: click.echo(m, err=True))
+        path = model.save(Path(out_dir)) if out_dir else fusion_store.save(model, root)
         click.echo(f"fusion network {model.version}: {model.trained_on['ticks']} labeled "
                    f"ticks in {took:.0f}s -> {path}")
 
 
-def _models_dir():
-    import os
-    from pathlib import Path
+def _score_source(model_root, stand_in: bool, assets):
+    """The trained anomaly models (default), or the SIMULATED stand-in when asked for."""
+    if stand_in:
+        from tocsin.connectors.simulator.fusion_stream import fit_scorers
 
-    from tocsin.services.kafka import cache_dir
+        click.secho("scores: SIMULATED stand-in scorer (--stand-in), not the anomaly models",
+                    fg="yellow", err=True)
+        return fit_scorers()
+    from tocsin.connectors.simulator.fusion_stream import ModelScores
+    from tocsin.models.errors import ModelError
 
-    return Path(os.environ.get("TOCSIN_MODELS", cache_dir() / "models")) / "fusion"
-
-
-def _latest_model():
-    d = _models_dir()
-    found = sorted(d.glob("*/network.json"), key=lambda p: p.stat().st_mtime) if d.exists() \
-        else []
-    return str(found[-1]) if found else None
+    try:
+        return ModelScores(model_root, assets=assets)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _wait_acknowledged(bootstrap: str, topic: str, alert_id: str, timeout: float) -> bool:

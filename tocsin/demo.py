@@ -3,6 +3,12 @@
 Kafka (started through `tocsin services` unless --broker points at one) -> simulated plant
 served over OPC UA -> OPC UA connector -> plant.readings -> Faust worker (thresholds) ->
 plant.alerts, shown here as they arrive. A fault is injected on pump-1 after a short while.
+
+With trained anomaly models (`tocsin train`) the worker also scores every asset; with a trained
+fusion network as well (`tocsin train fusion`), a fusion worker runs beside it and the fused
+alerts (kind fusion: the most probable fault type and its posterior) show up in the same feed.
+The fault then ends after ``fault_for`` seconds, so the fused alert is seen through its whole
+lifecycle: raised, acknowledged (`tocsin alerts ack ID`, from another shell) and cleared.
 """
 
 from __future__ import annotations
@@ -62,15 +68,20 @@ def _wait_log(path: Path, marker: str, proc: subprocess.Popen, timeout: float = 
 def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
              fault_after: float | None = None, kafka_port: int = 9092, opcua_port: int = 4840,
              broker: str | None = None, prefix: str | None = None, protocol: str = "opcua",
-             modbus_port: int = 5020, asset: str = "pump-1", history: bool = True) -> int:
+             modbus_port: int = 5020, asset: str = "pump-1", history: bool = True,
+             fault_for: float | None = None) -> int:
     console = Console(soft_wrap=True)
+    from tocsin.detectors import fusion_store
     from tocsin.models import artifacts
 
     model_root = artifacts.default_root()
     trained = artifacts.asset_types(model_root)
+    network = fusion_store.newest(model_root) if trained else None
     if fault_after is None:
         # with models: let the 60 s windows and the LSTM-AE's 60 s sequence fill first
         fault_after = 90.0 if trained else 15.0
+    if fault_for is None and network is not None:
+        fault_for = 40.0  # then the fault ends, and the fused alert clears
     if prefix is None:
         # each demo run on its own topics: no frames or alarm states left over from the last
         prefix = f"demo-{int(time.time())}."
@@ -98,8 +109,11 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             dev["port"] = modbus_port + i
         cfg_path = logs / "modbus.yaml"
         cfg_path.write_text(yaml.safe_dump(cfg))
+        scenario = {"faults": [{"asset": asset, "fault": fault, "start": fault_after,
+                                "end": fault_after + fault_for if fault_for else None}]}
+        (logs / "scenario.yaml").write_text(yaml.safe_dump(scenario))
         sim = ["sim", "modbus", "--config", str(cfg_path),
-               "--inject", f"{asset}:{fault}@{fault_after:.0f}"]
+               "--scenario", str(logs / "scenario.yaml")]
     else:
         cfg = yaml.safe_load((DATA / "opcua.yaml").read_text())
         cfg["endpoint"] = endpoint
@@ -138,6 +152,15 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
     else:
         console.print("[yellow]anomaly models: none trained yet (run `tocsin train` first to "
                       "see anomaly scores); thresholds only[/]")
+    if network is not None:
+        procs["fusion"] = _spawn(["fusion", "worker"], logs / "fusion.log",
+                                 dict(env, TOCSIN_DATA_DIR=str(logs / "fusion-data")))
+        console.print(f"[bold]fusion[/]: network {network.parent.name}; fused alerts (kind "
+                      "fusion, most probable fault type and posterior) below; acknowledge one "
+                      f"with: tocsin alerts ack ID --broker {broker} --prefix {prefix}")
+    elif trained:
+        console.print("[yellow]fusion: no trained network (run `tocsin train fusion` to see "
+                      "fused alerts with their fault type)[/]")
     injected_at = None
     try:
         if protocol == "modbus":
@@ -151,11 +174,17 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
                                      "--spool-dir", str(spool)], logs / "connector.log", env)
         console.print(f"[bold]connector + worker[/]: running (logs in {logs})")
         t0 = time.monotonic()
-        injected = False
+        injected = ended = False
 
         def until() -> bool:
-            nonlocal injected
+            nonlocal injected, ended
             now = time.monotonic() - t0
+            if injected and not ended and fault_for and now >= fault_after + fault_for:
+                if protocol == "opcua":
+                    asyncio.run(call_fault(endpoint, asset, fault, clear=True))
+                console.print(f"[bold magenta]>>> fault {fault!r} on {asset} ended at "
+                              f"t={now:.0f}s[/]")
+                ended = True
             if not injected and now >= fault_after:
                 if protocol == "opcua":  # through the server's InjectFault method
                     asyncio.run(call_fault(endpoint, asset, fault))
@@ -173,7 +202,8 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             return bool(duration) and now >= duration
 
         console.print(f"[bold]alerts[/] on {prefix}{topics.ALERTS} "
-                      f"(fault {fault!r} on {asset} in {fault_after:.0f}s; Ctrl-C to stop):")
+                      f"(fault {fault!r} on {asset} in {fault_after:.0f}s"
+                      + (f" for {fault_for:.0f}s" if fault_for else "") + "; Ctrl-C to stop):")
         tail_alerts(broker, prefix + topics.ALERTS, until=until, on_alert=seen.append,
                     console=console)
     except KeyboardInterrupt:
@@ -195,6 +225,12 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
             watch.stop()
     raised = sum(1 for a in seen if a.event.value == "raised")
     console.print(f"[bold]demo finished[/]: {len(seen)} alert events, {raised} raised")
+    fused = [a for a in seen if a.kind == "fusion"]
+    for alert_id in dict.fromkeys(a.alert_id for a in fused):
+        evs = [a for a in fused if a.alert_id == alert_id]
+        first = evs[0]
+        console.print(f"fused alert {alert_id}: {first.rule} (P={first.value:.2f}) on "
+                      f"{first.asset}; events: {', '.join(a.event.value for a in evs)}")
     if watch is not None and injected_at is not None:
         moved = watch.summary(asset, injected_at)
         if moved:

@@ -79,6 +79,15 @@ class FusionEngine:
         return [self._alert(st, t, now_ns) for t in st.lifecycle.ack(ack.alert_id, ack.user,
                                                                      ack.ts)]
 
+    def set_model(self, model: FusionModel) -> None:
+        """Swap in a newly trained network (hot reload). Open alerts, pending inputs and
+        lifecycle state are kept; each asset takes its type's new network from its next tick."""
+        self.model = model
+        for asset, st in self._state.items():
+            atype = self.assets.get(asset, (st.spec.asset_type if st.spec else None, []))[0]
+            net = model.networks.get(atype) if atype else None
+            st.spec = net.spec if net else None
+
     def open_alert(self, asset: str) -> str | None:
         st = self._state.get(asset)
         o = st.lifecycle.open if st else None

@@ -28,7 +28,8 @@ def specs_for(cfg: FusionConfig, assets: dict[str, tuple[str, list[str]]]
 
 def labeled_rows(cfg: FusionConfig, specs: dict[str, NetworkSpec],
                  assets: dict[str, tuple[str, list[str]]],
-                 items: Iterable[tuple[str, object]], label: Callable[[str, int], str]
+                 items: Iterable[tuple[str, object]],
+                 label: Callable[[str, int], str | None]
                  ) -> dict[str, list[dict]]:
     """Evidence + ground-truth rows per asset type, one per score tick."""
     active: dict[str, dict[str, Alert]] = {}
@@ -51,7 +52,7 @@ def labeled_rows(cfg: FusionConfig, specs: dict[str, NetworkSpec],
             continue
         truth = label(s.asset, s.ts)
         if truth not in spec.faults:
-            continue  # a fault type this asset type's network does not model
+            continue  # unlabeled (None), or a fault type this network does not model
         row = evidence_nodes(cfg, spec, active.get(s.asset, {}).values(), s)
         row[FAULT] = truth
         rows.setdefault(atype, []).append(row)

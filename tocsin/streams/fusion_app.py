@@ -13,6 +13,7 @@ restart rebuilds the state from the inputs it reads (see README, "Alert fusion")
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel, expert_network
 from tocsin.detectors.fusion_config import FusionConfig, load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant, specs_for
-from tocsin.errors import SchemaError, ServiceError
+from tocsin.errors import SchemaError, ServiceError, TocsinError
 from tocsin.plantconfig import load_plant
 from tocsin.streams import metrics, topics
 from tocsin.streams.app import raw_topic
@@ -79,7 +80,19 @@ def ensure_fusion_topics(settings: Settings) -> None:
     topics._wait_visible(admin, compacted, 30)
 
 
-def create_fusion_app(settings: Settings, engine: FusionEngine) -> faust.App:
+def load_network(path: str | Path) -> FusionModel:
+    """Load a trained network and precompute its posterior tables (seconds: run it off the
+    event loop when the worker is running)."""
+    model = FusionModel.load(path)
+    for net in model.networks.values():
+        net.warm()
+    return model
+
+
+def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | None = None,
+                      current: str | None = None) -> faust.App:
+    """``watch``: the model root's fusion/ folder; a newer network there is loaded (off the
+    event loop) and swapped in without a restart. ``current``: the network loaded now."""
     app = faust.App(
         f"{settings.app_id}-fusion-{settings.topic_prefix}".rstrip("-"),
         broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
@@ -153,6 +166,30 @@ def create_fusion_app(settings: Settings, engine: FusionEngine) -> faust.App:
     def on_alert(a: Alert) -> list[Alert]:
         engine.on_threshold(a)  # fused alerts (our own output) are ignored inside
         return []
+
+    if watch is not None:
+        loaded = {"path": current, "failed": None}
+
+        @app.timer(interval=settings.model_poll_s)
+        async def reload_network():
+            from tocsin.detectors import fusion_store
+
+            newest = fusion_store.newest(watch.parent)
+            if newest is None or str(newest) in (loaded["path"], loaded["failed"]):
+                return
+            try:
+                model = await asyncio.get_running_loop().run_in_executor(None, load_network,
+                                                                         newest)
+            except TocsinError as exc:
+                loaded["failed"] = str(newest)  # do not retry the same file every poll
+                log.error("fusion network %s not loaded, keeping %s: %s", newest,
+                          engine.model.version, exc)
+                return
+            old = engine.model.version
+            engine.set_model(model)
+            loaded["path"] = str(newest)
+            metrics.MODEL_RELOADS.labels("fusion").inc()
+            log.info("fusion network %s -> %s (%s)", old, model.version, newest)
 
     @app.agent(alerts_t, name="fusion-alerts")
     async def alerts_in(stream):

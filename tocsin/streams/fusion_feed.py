@@ -1,8 +1,8 @@
-"""SIMULATED fusion inputs on Kafka, and training on simulated scenarios.
+"""Training the fusion network on SIMULATED scenarios, and SIMULATED fusion inputs on Kafka.
 
-Until the anomaly models publish real ``plant.scores``, these feed the fusion worker with the
-simulator's threshold alerts and the stand-in scorer's ticks (both documented in
-tocsin/connectors/simulator/), so the fused alerts can be demonstrated and tested end to end.
+The scenarios' readings are simulated; the threshold alerts come from the real threshold
+alerter and the score ticks from the trained anomaly models (:class:`ModelScores`), or, only
+when asked for, from the SIMULATED stand-in scorer (tocsin/connectors/simulator/scores.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from tocsin.connectors.simulator.fusion_stream import (fault_scenarios, fit_scorers, simulate)
+from tocsin.connectors.simulator.fusion_stream import (ScoreSource, fault_scenarios,
+                                                       simulate)
+from tocsin.connectors.simulator.plant import DEFAULT_ASSETS
 from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.scores import Scores
@@ -22,20 +24,33 @@ from tocsin.streams import topics
 from tocsin.streams.settings import Settings
 
 
-def train_simulated(config_path=None, seeds: Iterable[int] = (1, 2, 3)
-                    ) -> tuple[FusionModel, float]:
+def train_simulated(scores: ScoreSource, config_path=None, seeds: Iterable[int] = (1, 2, 3),
+                    assets: Iterable[str] | None = None, progress=None,
+                    normal_s: float = 300.0) -> tuple[FusionModel, float]:
+    """Learn the CPDs from every fault of the library (on ``assets``, default all) per seed,
+    plus ``normal_s`` of fault-free plant per seed, with the score ticks of ``scores``
+    (normally :class:`ModelScores`)."""
     t0 = time.monotonic()
     plant = load_plant()
     cfg = load_fusion_config(config_path)
-    scorers = fit_scorers(plant)
+    keep = set(assets) if assets is not None else None
     streams = []
     for seed in seeds:
-        for sc in fault_scenarios(seed):
-            s = simulate(sc, scorers, plant)
+        normal = Scenario(seed=seed, seconds=normal_s,
+                          assets=sorted(keep) if keep is not None else list(DEFAULT_ASSETS))
+        for sc in [*fault_scenarios(seed), *([normal] if normal_s > 0 else [])]:
+            if keep is not None and not keep & set(sc.assets):
+                continue
+            s = simulate(sc, scores, plant)
             streams.append((s.items, s.label))
+            if progress:
+                what = (f"{sc.faults[0].fault} on {sc.assets[0]}" if sc.faults else
+                        f"{sc.seconds:.0f}s fault-free")
+                progress(f"seed {seed}: {what} ({time.monotonic() - t0:.0f}s)")
     model = train(cfg, assets_from_plant(plant), streams, {
         "source": "simulated scenarios (tocsin.connectors.simulator.fusion_stream)",
-        "seeds": list(seeds), "scores": "simulated stand-in scorer"})
+        "seeds": list(seeds), "normal_seconds_per_seed": normal_s, "scores": scores.label,
+        "score_models": getattr(scores, "versions", {})})
     return model, time.monotonic() - t0
 
 
@@ -52,8 +67,8 @@ def messages(items) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
-def feed_simulated(settings: Settings, *, asset: str, fault: str, at: float, until: float,
-                   seconds: float, seed: int, speed: float = 0.0,
+def feed_simulated(settings: Settings, scores: ScoreSource, *, asset: str, fault: str,
+                   at: float, until: float, seconds: float, seed: int, speed: float = 0.0,
                    scores_only: bool = False) -> int:
     from confluent_kafka import Producer
 
@@ -64,7 +79,7 @@ def feed_simulated(settings: Settings, *, asset: str, fault: str, at: float, unt
                   faults=[FaultEvent(asset=asset, fault=fault, start=at, end=until)])
     now = time.time()
     start_s = int(now) if speed > 0 else int(now - seconds)
-    stream = simulate(sc, fit_scorers(plant), plant, start_s=start_s)
+    stream = simulate(sc, scores, plant, start_s=start_s)
     p = Producer({"bootstrap.servers": settings.broker, "enable.idempotence": True,
                   "linger.ms": 0 if speed > 0 else 5})
     n = 0
