@@ -101,21 +101,22 @@ class PlantOpcUaServer:
         return self
 
     async def _run(self) -> None:
+        # The plant steps on its own sample clock (t = k / rate, dt = 1 / rate, stamped
+        # t0 + t), as the offline generator does, so the served signal is the signal the
+        # models were trained on; a late loop catches up, it does not stretch dt.
         period = 1.0 / self.rate_hz
-        nxt = time.monotonic()
-        last = time.time()
+        k = 0
         while True:
-            now = time.time()
-            values = self.plant.step(now - self._t0, max(now - last, 1e-3))
-            last = now
-            stamp = datetime.fromtimestamp(now, timezone.utc)
+            k += 1
+            t = k * period
+            await asyncio.sleep(max(0.0, self._t0 + t - time.time()))  # never stamp ahead
+            values = self.plant.step(t, period)
+            stamp = datetime.fromtimestamp(self._t0 + t, timezone.utc)
             for aid, tags in values.items():
                 for tag, v in tags.items():
                     dv = ua.DataValue(ua.Variant(v, ua.VariantType.Double),
                                       SourceTimestamp=stamp, ServerTimestamp=stamp)
                     await self.server.write_attribute_value(self._vars[(aid, tag)], dv)
-            nxt += period
-            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
 
     async def stop(self) -> None:
         if self._task:
