@@ -839,7 +839,8 @@ def _stop_flag():
 @click.option("--history/--no-history", default=True, show_default=True,
               help="write readings and alerts to a local InfluxDB (built on first use)")
 @click.option("--train/--no-train", "train_missing", default=True, show_default=True,
-              help="train the anomaly models first when none exist (about a minute)")
+              help="train the anomaly models and the fusion network first when none exist "
+                   "(a few minutes, once)")
 @_prefix_opt
 @click.pass_context
 def demo(ctx, duration, fault, fault_after, kafka_port, opcua_port, modbus_port, protocol, asset,
@@ -862,6 +863,13 @@ def demo(ctx, duration, fault, fault_after, kafka_port, opcua_port, modbus_port,
         click.secho("no anomaly models yet: training them on simulated normal operation "
                     "first (once; `tocsin train` does it by itself)", bold=True)
         ctx.invoke(train.commands["plant"])
+    if train_missing and "fusion" in train.commands:
+        from tocsin.detectors import fusion_store
+
+        if fusion_store.newest(artifacts.default_root()) is None:
+            click.secho("no fusion network yet: learning it from simulated fault runs scored "
+                        "by those models (once; `tocsin train fusion`)", bold=True)
+            ctx.invoke(train.commands["fusion"])
     sys.exit(run_demo(duration=duration, fault=fault, fault_after=fault_after,
                       kafka_port=kafka_port, opcua_port=opcua_port, broker=broker,
                       prefix=prefix, protocol=protocol, modbus_port=modbus_port,

@@ -110,7 +110,7 @@ def test_demo_command_shows_alerts_and_rising_scores(kafka, prefix, tiny_models)
     proc = subprocess.run(
         [sys.executable, "-m", "tocsin.cli", "demo", "--broker", kafka, "--prefix", prefix,
          "--opcua-port", str(free_port()), "--duration", "70", "--fault-after", "35",
-         "--no-history"],
+         "--no-history", "--no-train"],
         capture_output=True, text=True, timeout=180,
         env=dict(os.environ, TOCSIN_MODEL_DIR=str(root)))
     out = proc.stdout + proc.stderr
