@@ -173,3 +173,16 @@ def test_different_fault_types_in_a_row_are_not_flapping():
     raised = [e for e in ev if e.event == "raised"]
     assert [e.fault_type for e in raised] == ["mechanical", "electrical", "hydraulic"]
     assert not any(e.flapping for e in raised)
+
+
+def test_an_unsure_diagnosis_does_not_relabel_an_open_alert():
+    lc = AlertLifecycle("press-1", LifecycleConfig(hold_s=5))
+    ev = lc.step(Assessment(T0, {"normal": 0.02, "hydraulic": 0.96, "mechanical": 0.02}))
+    assert [e.event for e in ev] == ["raised"] and ev[0].fault_type == "hydraulic"
+    # the fault's after-effects: still a fault, but split between two other types
+    unsure = {"normal": 0.3, "hydraulic": 0.0, "mechanical": 0.35, "electrical": 0.35}
+    assert lc.step(Assessment(T0 + NS, unsure)) == []
+    # a confident new diagnosis does relabel it
+    sure = {"normal": 0.1, "hydraulic": 0.02, "electrical": 0.88}
+    ev = lc.step(Assessment(T0 + 2 * NS, sure))
+    assert [e.event for e in ev] == ["updated"] and ev[0].fault_type == "electrical"

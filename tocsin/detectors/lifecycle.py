@@ -12,6 +12,10 @@ Why each rule exists (operators hate walls of alerts):
   boundary or flaps faster than the hold time stays ONE alert;
 * ``updated`` is emitted only when severity or the top fault type changes, or the posterior
   moves by more than ``hysteresis`` since the last emitted event (no update per tick);
+* an open alert changes its fault type only to a confident new diagnosis (the new type holds
+  at least ``retype_p`` of P(fault)); while the diagnosis is unsure (say, a fault's
+  after-effects fading through other tag groups) the alert keeps the type and posterior it
+  was raised or last confidently updated with;
 * an asset whose episodes keep reopening (``flap_max`` raises of the same fault type within
   ``flap_window_s``; a different fault type is a new problem, not flapping) is marked flapping: its next alert carries ``flapping`` and its hold time is multiplied by
   ``flap_hold_factor``, so slow flapping converges to one long alert instead of dozens;
@@ -37,6 +41,8 @@ class LifecycleConfig(BaseModel):
     clear_p: float = Field(0.5, ge=0, lt=1, description="P(fault) below which evidence is gone")
     critical_p: float = Field(0.99, gt=0, le=1, description="P(fault) that makes it critical")
     hysteresis: float = Field(0.15, ge=0, le=1, description="posterior change for an update")
+    retype_p: float = Field(0.8, gt=0, le=1, description="share of P(fault) a new fault type "
+                            "needs to relabel an open alert")
     hold_s: float = Field(10.0, ge=0, description="evidence gone this long (event time) clears")
     flap_window_s: float = Field(300.0, gt=0)
     flap_max: int = Field(3, ge=2, description="raises within the window that mean flapping")
@@ -138,9 +144,16 @@ class AlertLifecycle:
         o.quiet_since = None
         out = self._escalate(o, a.ts)
         sev = _max_sev(self._severity(a), o.severity)
+        top = a.top
+        share = a.posterior.get(top, 0.0) / a.p_fault if a.p_fault > 0 else 0.0
+        if top != o.fault_type and share < c.retype_p:
+            # unsure: keep the diagnosis; only a severity change is news
+            if sev != o.severity:
+                o.severity = sev
+                out.append(self._t("updated", o, a.ts, reason="severity changed"))
+            return out
         moved = max(abs(a.posterior.get(k, 0.0) - o.posterior.get(k, 0.0))
                     for k in set(a.posterior) | set(o.posterior))
-        top = a.top
         if sev != o.severity or top != o.fault_type or moved >= c.hysteresis:
             why = [w for w, hit in (("severity", sev != o.severity),
                                     ("fault type", top != o.fault_type),
