@@ -266,7 +266,7 @@ class ModbusSource:
                     v = self._decoder(t)(raw, 2 * rel)
             except Exception as exc:
                 log.error("modbus device %s tag %s: cannot decode %s as %s: %s", dev.name,
-                          t.name, part, t.type, exc)
+                          t.name, values[rel:rel + span.count], t.type, exc)
                 v = None
             if isinstance(v, str):
                 continue  # strings are identity data (serial, model), not readings

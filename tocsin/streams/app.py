@@ -11,13 +11,13 @@ import time
 
 import faust
 
-from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.errors import SchemaError
 from tocsin.plantconfig import load_plant
 from tocsin.streams import metrics, topics
 from tocsin.streams.anomaly_agents import add_feature_agents
+from tocsin.streams.deadletters import dead_letterer
 from tocsin.streams.settings import Settings
 
 log = logging.getLogger("tocsin.worker")
@@ -56,14 +56,7 @@ def create_app(settings: Settings) -> faust.App:
     m_alerts = {e: metrics.ALERTS.labels("threshold", e) for e in
                 ("raised", "updated", "acknowledged", "cleared")}
 
-    async def dead_letter(event, error: str, stage: str) -> None:
-        msg = event.message
-        dl = DeadLetter.wrap(source_topic=msg.topic, partition=msg.partition,
-                             offset=msg.offset, key=msg.key, payload=msg.value, error=error,
-                             stage=stage, worker=worker, ts=time.time_ns())
-        await deadletter.send(key=msg.topic.encode(), value=dl.encode())
-        metrics.DEADLETTERS.labels(msg.topic, stage).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+    dead_letter = dead_letterer(deadletter, worker)
 
     alerts_name = settings.topic(topics.ALERTS)
 

@@ -23,7 +23,6 @@ from prometheus_client import Histogram
 
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert, AlertEvent
-from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.scores import Scores
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel, expert_network
@@ -31,6 +30,7 @@ from tocsin.detectors.fusion_config import FusionConfig, load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant, specs_for
 from tocsin.errors import SchemaError, ServiceError, TocsinError
 from tocsin.plantconfig import load_plant
+from tocsin.streams.deadletters import dead_letterer
 from tocsin.streams import metrics, topics
 from tocsin.streams.app import raw_topic
 from tocsin.streams.settings import Settings
@@ -109,14 +109,7 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
     worker = f"{settings.worker_name}-fusion"
     m_alerts = {e.value: metrics.ALERTS.labels("fusion", e.value) for e in AlertEvent}
 
-    async def dead_letter(event, error: str, stage: str) -> None:
-        msg = event.message
-        dl = DeadLetter.wrap(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                             key=msg.key, payload=msg.value, error=error, stage=stage,
-                             worker=worker, ts=time.time_ns())
-        await deadletter.send(key=msg.topic.encode(), value=dl.encode())
-        metrics.DEADLETTERS.labels(msg.topic, stage).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+    dead_letter = dead_letterer(deadletter, worker)
 
     def _delivery(fut) -> None:
         if not fut.cancelled() and fut.exception() is not None:

@@ -19,13 +19,13 @@ from prometheus_client import Counter, Histogram
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.imaging import StudyImage
 from tocsin.errors import ConfigError, SchemaError, TocsinError
 from tocsin.models.imaging.artifacts import ImagingArtifact, default_dir
 from tocsin.models.imaging.backend import load_backend
 from tocsin.models.imaging.reader import Reader
-from tocsin.streams import metrics, topics
+from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams import topics
 from tocsin.streams.app import raw_topic
 from tocsin.streams.settings import Settings
 
@@ -78,14 +78,7 @@ def create_imaging_app(settings: Settings, im: ImagingSettings) -> faust.App:
     findings_name = settings.topic(topics.IMAGING_FINDINGS)
     worker = settings.worker_name
 
-    async def dead_letter(event, error: str, stage: str) -> None:
-        msg = event.message
-        dl = DeadLetter.wrap(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                             key=msg.key, payload=msg.value, error=error, stage=stage,
-                             worker=worker, ts=time.time_ns())
-        await deadletter.send(key=msg.topic.encode(), value=dl.encode())
-        metrics.DEADLETTERS.labels(msg.topic, stage).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+    dead_letter = dead_letterer(deadletter, worker)
 
     def _delivery(fut) -> None:
         if not fut.cancelled() and fut.exception() is not None:

@@ -28,13 +28,13 @@ import faust
 import orjson
 
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
-from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.payments import FraudLabel, FraudScore, Transaction
 from tocsin.detectors.fraud_features import FraudFeatures, new_state
 from tocsin.detectors.fraud_routing import LoadAwareSwitch, LoadSample, SwitchConfig
 from tocsin.errors import SchemaError
 from tocsin.models.fraud_serving import FraudModel, decide
 from tocsin.payments_config import FraudSettings
+from tocsin.streams.deadletters import dead_letterer
 from tocsin.streams import metrics, topics
 from tocsin.streams.app import raw_topic
 from tocsin.streams.payments_load import LoadProbe
@@ -118,14 +118,7 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
     status = [0.0]  # monotonic time of the last status log line
     worker = settings.worker_name
 
-    async def dead_letter(event, error: str, stage: str) -> None:
-        msg = event.message
-        dl = DeadLetter.wrap(source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                             key=msg.key, payload=msg.value, error=error, stage=stage,
-                             worker=worker, ts=time.time_ns())
-        await deadletter.send(key=msg.topic.encode(), value=dl.encode())
-        metrics.DEADLETTERS.labels(msg.topic, stage).inc()
-        log.warning("dead-lettered %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, error)
+    dead_letter = dead_letterer(deadletter, worker)
 
     out = OutputWriter(settings.broker)
     send = out.send
