@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,17 +25,12 @@ import yaml
 from rich.console import Console
 
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
+from tocsin.demo_procs import spawn, wait_log
 from tocsin.services.registry import kafka_status, kafka_up, run_dir
 from tocsin.streams import topics
 from tocsin.streams.tail import tail_alerts
 
 DATA = Path(__file__).resolve().parent / "data"
-
-
-def _spawn(args: list[str], log: Path, env: dict) -> subprocess.Popen:
-    fh = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", "tocsin.cli", *args], stdout=fh,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
 def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
@@ -55,14 +49,6 @@ def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
-
-
-def _wait_log(path: Path, marker: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while marker not in path.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"simulator did not start; see {path}")
-        time.sleep(0.2)
 
 
 def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
@@ -121,8 +107,8 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
         cfg_path.write_text(yaml.safe_dump(cfg))
         sim = ["sim", "opcua", "--port", str(opcua_port)]
     procs = {
-        "simulator": _spawn(sim, logs / "sim.log", env),
-        "worker": _spawn(["worker"], logs / "worker.log", env),
+        "simulator": spawn(sim, logs / "sim.log", env),
+        "worker": spawn(["worker"], logs / "worker.log", env),
     }
     influx = None
     if history:
@@ -130,7 +116,7 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
 
         try:
             influx = influx_up()
-            procs["history-sink"] = _spawn(
+            procs["history-sink"] = spawn(
                 ["sink", "influx", "--influx-url", influx["url"], "--influx-token",
                  influx["token"]], logs / "history-sink.log", env)
             console.print(f"[bold]history[/]: readings and alerts go to InfluxDB at "
@@ -153,7 +139,7 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
         console.print("[yellow]anomaly models: none trained yet (run `tocsin train` first to "
                       "see anomaly scores); thresholds only[/]")
     if network is not None:
-        procs["fusion"] = _spawn(["fusion", "worker"], logs / "fusion.log",
+        procs["fusion"] = spawn(["fusion", "worker"], logs / "fusion.log",
                                  dict(env, TOCSIN_DATA_DIR=str(logs / "fusion-data")))
         console.print(f"[bold]fusion[/]: network {network.parent.name}; fused alerts (kind "
                       "fusion, most probable fault type and posterior) below; acknowledge one "
@@ -164,13 +150,13 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
     injected_at = None
     try:
         if protocol == "modbus":
-            _wait_log(logs / "sim.log", "press-1-plc", procs["simulator"])
+            wait_log(logs / "sim.log", "press-1-plc", procs["simulator"])
             console.print(f"[bold]simulator[/]: pump-1, motor-1, press-1 served over "
                           f"Modbus/TCP on ports {modbus_port}-{modbus_port + 2}")
         else:
             _wait_opcua(endpoint)
             console.print(f"[bold]simulator[/]: pump-1, motor-1, press-1 served at {endpoint}")
-        procs["connector"] = _spawn(["connect", protocol, "--config", str(cfg_path),
+        procs["connector"] = spawn(["connect", protocol, "--config", str(cfg_path),
                                      "--spool-dir", str(spool)], logs / "connector.log", env)
         console.print(f"[bold]connector + worker[/]: running (logs in {logs})")
         t0 = time.monotonic()

@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 
+from tocsin.demo_procs import spawn, wait_log
 from tocsin.models.imaging.artifacts import ArtifactError, ImagingArtifact, default_dir
 from tocsin.services.registry import kafka_status, kafka_up, run_dir
 from tocsin.streams import topics
 from tocsin.streams.imaging_tail import tail_findings
 from tocsin.streams.settings import load_settings
-
-
-def _spawn(args: list[str], log: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tocsin.cli", *args], env=env,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _wait(log: Path, marker: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while marker not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{marker!r} not seen; see {log}")
-        time.sleep(0.2)
 
 
 def run_demo(*, broker: str | None, model_dir: Path | None, port: int = 0) -> int:
@@ -64,12 +50,12 @@ def run_demo(*, broker: str | None, model_dir: Path | None, port: int = 0) -> in
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
                TOCSIN_PARTITIONS="2", TOCSIN_IMAGING_MODEL_DIR=str(model_dir),
                TOCSIN_DATA_DIR=str(logs / "data"), PYTHONUNBUFFERED="1")
-    procs = {"worker": _spawn(["imaging", "worker"], logs / "worker.log", env),
-             "receiver": _spawn(["imaging", "receive", "--port", str(port)],
+    procs = {"worker": spawn(["imaging", "worker"], logs / "worker.log", env),
+             "receiver": spawn(["imaging", "receive", "--port", str(port)],
                                 logs / "receiver.log", env)}
     try:
-        _wait(logs / "receiver.log", "listening", procs["receiver"], 30)
-        _wait(logs / "worker.log", "Ready", procs["worker"], 90)
+        wait_log(logs / "receiver.log", "listening", procs["receiver"], 30)
+        wait_log(logs / "worker.log", "Ready", procs["worker"], 90)
         console.print(f"[bold]receiver[/]: TOCSIN@127.0.0.1:{port}; [bold]worker[/]: ready "
                       f"(logs in {logs}); topics {prefix}*")
         files = sample_files()

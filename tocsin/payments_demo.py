@@ -20,23 +20,10 @@ from confluent_kafka import Consumer
 from rich.console import Console
 
 from tocsin.contracts.payments import FraudScore
+from tocsin.demo_procs import spawn, wait_log
 from tocsin.services.kafka import free_port
 from tocsin.services.registry import kafka_up, run_dir
 from tocsin.streams import topics
-
-
-def _spawn(args: list[str], log: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tocsin.cli", *args], env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _wait(log: Path, marker: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while marker not in log.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{' '.join(proc.args[3:5])} did not start; see {log}")
-        time.sleep(0.3)
 
 
 def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path,
@@ -59,17 +46,17 @@ def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path
     iso_port = free_port()
     procs = []
     try:
-        ing = _spawn(["payments", "ingest", "--iso-port", str(iso_port), "--http-port", "-1"],
+        ing = spawn(["payments", "ingest", "--iso-port", str(iso_port), "--http-port", "-1"],
                      logs / "ingest.log", env)
         procs.append(ing)
-        wrk = _spawn(["payments", "worker"], logs / "worker.log", env)
+        wrk = spawn(["payments", "worker"], logs / "worker.log", env)
         procs.append(wrk)
-        _wait(logs / "ingest.log", "ingest: ready", ing, 60)
-        _wait(logs / "worker.log", "[^Worker]: Ready", wrk, 120)
+        wait_log(logs / "ingest.log", "ingest: ready", ing, 60)
+        wait_log(logs / "worker.log", "[^Worker]: Ready", wrk, 120)
         con.print(f"[bold]kafka[/]: {broker}, topics {prefix}payments.* (simulated data)")
         con.print(f"[bold]switch -> ISO 8583 :{iso_port} -> ingest -> worker[/] "
                   f"(logs in {logs}); {days} simulated days at {speed:g}x")
-        sim = _spawn(["payments", "sim", "--via", "iso", "--target", f"127.0.0.1:{iso_port}",
+        sim = spawn(["payments", "sim", "--via", "iso", "--target", f"127.0.0.1:{iso_port}",
                       "--days", str(days), "--speed", str(speed)], logs / "sim.log", env)
         procs.append(sim)
         c = Consumer({"bootstrap.servers": broker, "group.id": f"demo-{uuid.uuid4().hex}",
