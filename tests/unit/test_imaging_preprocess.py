@@ -94,6 +94,15 @@ def test_roi_back_in_original_pixels():
     assert o["center_mm"] == [40.0, 50.0] and o["size_mm"] == 64
 
 
+def test_roi_is_clipped_to_the_image_in_original_pixels():
+    # a candidate near the top-left corner: the padded crop starts before the first pixel
+    roi = {"center": (10.0, 20.0), "row0": -22, "col0": -12, "size": 64, "score": 0.5}
+    o = pp.roi_in_original(roi, (0.5, 0.5), shape=(100, 60))
+    # crop rows -44..84, cols -24..104 in original pixels -> clipped to 0..84, 0..60
+    assert (o["row"], o["col"], o["rows"], o["cols"]) == (0, 0, 84, 60)
+    assert o["center_mm"] == [10.0, 20.0]
+
+
 def test_prepare_rejects_unsupported_input_with_the_reason():
     t = NormTable({"CT/*": (0.0, 1.0)})
     with pytest.raises(PreprocessError, match="modality 'XA'"):

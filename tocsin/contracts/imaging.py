@@ -140,7 +140,9 @@ class Finding:
     probability: float  # P(nodule) of the best region of interest
     positive: bool  # probability > threshold (chosen on simulated validation data)
     threshold: float
-    roi: dict  # best region: row, col, rows, cols (original pixels), center_mm, size_mm
+    # best region: row, col, rows, cols (original pixels, clipped to the image), center_mm,
+    # size_mm (of the full, padded crop)
+    roi: dict
     candidates: list  # probability of every region of interest examined
     model: dict  # version, name, backend, branch
     latency_ms: dict  # preprocess, inference (batch), end_to_end (received -> emitted)

@@ -190,12 +190,21 @@ def prepare(stored: np.ndarray, modality: str, vendor: str | None,
                     (float(spacing[0]), float(spacing[1])), how, float((0.0 - mean) / std))
 
 
-def roi_in_original(roi: dict, spacing: tuple[float, float]) -> dict:
-    """A crop box in the original pixel grid (what a viewer shows), plus millimetres."""
+def roi_in_original(roi: dict, spacing: tuple[float, float],
+                    shape: tuple[int, int] | None = None) -> dict:
+    """A crop box in the original pixel grid (what a viewer shows), plus millimetres.
+
+    The model's crop may extend past the image border (it is padded, see `crop`); with the
+    original `shape` the box is clipped to the image, so row/col are never negative and
+    rows/cols cover only real pixels. center_mm and size_mm stay those of the full crop."""
     sr, sc = spacing
     f_r, f_c = TARGET_SPACING_MM / sr, TARGET_SPACING_MM / sc
-    return {"row": int(round(roi["row0"] * f_r)), "col": int(round(roi["col0"] * f_c)),
-            "rows": int(round(roi["size"] * f_r)), "cols": int(round(roi["size"] * f_c)),
+    r0, c0 = int(round(roi["row0"] * f_r)), int(round(roi["col0"] * f_c))
+    r1, c1 = r0 + int(round(roi["size"] * f_r)), c0 + int(round(roi["size"] * f_c))
+    if shape is not None:
+        r0, r1 = max(0, min(r0, shape[0])), max(0, min(r1, shape[0]))
+        c0, c1 = max(0, min(c0, shape[1])), max(0, min(c1, shape[1]))
+    return {"row": r0, "col": c0, "rows": r1 - r0, "cols": c1 - c0,
             "center_mm": [round(roi["center"][0] * TARGET_SPACING_MM, 2),
                           round(roi["center"][1] * TARGET_SPACING_MM, 2)],
             "size_mm": roi["size"] * TARGET_SPACING_MM, "candidate_score": round(roi["score"], 5)}

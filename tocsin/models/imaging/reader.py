@@ -81,7 +81,7 @@ class Reader:
                 study_uid=m.study_uid, series_uid=m.series_uid, sop_uid=m.sop_uid,
                 modality=m.modality, vendor=m.vendor, probability=float(probs[best]),
                 positive=bool(probs[best] > thr), threshold=thr,
-                roi=roi_in_original(b.rois[best], m.spacing),
+                roi=roi_in_original(b.rois[best], m.spacing, (m.rows, m.cols)),
                 candidates=[round(float(v), 5) for v in probs],
                 model={"version": self.artifact.version, "name": self.model,
                        "backend": self.backend.name, "branch": b.branch},
