@@ -2,8 +2,9 @@
 time = wall clock at produce) -> Faust fusion worker -> fused alert consumed here.
 
 Setup: a fresh topic prefix; `tocsin fusion worker` with the newest trained network under
-$TOCSIN_MODEL_DIR (else the expert priors) and a config whose hold time is 0, so ticks that
-alternate between anomalous and normal make every tick an alert event (raised or cleared);
+$TOCSIN_MODEL_DIR (else the expert priors) and a config whose hold time is 0 and that raises
+on the first anomalous tick, so ticks that alternate between anomalous and normal make every
+tick an alert event (raised or cleared);
 3 assets at 10 ticks/s each for --duration seconds. The ticks are real anomaly-model score
 ticks (Isolation Forest + LSTM-AE of `tocsin train`) of SIMULATED readings, taken from each
 asset's normal operation and from a fault, restamped with the wall clock at produce.
@@ -68,6 +69,7 @@ def main() -> None:
     print(f"network: {network or 'expert priors (no trained network)'}")
     cfg = yaml.safe_load(DEFAULT_PATH.read_text())
     cfg["lifecycle"]["hold_s"] = 0
+    cfg["lifecycle"]["raise_min_ticks"] = 1  # every anomalous tick raises: one event per tick
     (tmp / "fusion.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, TOCSIN_BROKER=args.broker, TOCSIN_TOPIC_PREFIX=prefix,
                TOCSIN_PARTITIONS="2", TOCSIN_DATA_DIR=str(tmp / "data"))

@@ -203,12 +203,12 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+        if watch is not None:  # its consumer first: the broker is about to go away
+            watch.stop()
         if started_kafka:
             from tocsin.services.registry import kafka_down
 
             kafka_down()
-        if watch is not None:
-            watch.stop()
     raised = sum(1 for a in seen if a.event.value == "raised")
     console.print(f"[bold]demo finished[/]: {len(seen)} alert events, {raised} raised")
     fused = [a for a in seen if a.kind == "fusion"]

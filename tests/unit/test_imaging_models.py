@@ -72,8 +72,12 @@ def test_reader_reads_a_real_ct_file_with_roi_and_model_version(art):
     assert ct.probability == pytest.approx(max(ct.candidates), abs=1e-5)
     assert ct.positive == (ct.probability > ct.threshold)
     assert len(ct.candidates) <= art.roi_candidates and ct.batch_size == 2
-    # ROI in the original 0.66 mm grid: a 64 mm box is about 97 pixels
-    assert ct.roi["rows"] == round(64 / 0.661468)
+    # ROI in the original 0.66 mm grid: a 64 mm box is about 97 pixels, clipped to the
+    # 128 x 128 image
+    full = round(64 / 0.661468)
+    r, c, h, w = (ct.roi[k] for k in ("row", "col", "rows", "cols"))
+    assert 0 <= r and 0 <= c and r + h <= 128 and c + w <= 128
+    assert 0 < h <= full and 0 < w <= full and ct.roi["size_mm"] == 64
     assert any("simulated" in n for n in ct.notes)
     assert any("not in the normalisation table" in n for n in ct.notes)  # a GE file
 

@@ -43,6 +43,28 @@ def test_raise_hold_then_clear():
     assert lc.open is None
 
 
+def test_raise_needs_k_anomalous_ticks_in_the_window_and_opens_at_the_first():
+    lc = AlertLifecycle("press-1", LifecycleConfig(raise_min_ticks=3, raise_window_s=5))
+    # stray ticks, never 3 within 5 s: nothing
+    assert run(lc, [0.95, 0.1, 0.1, 0.1, 0.95, 0.1, 0.1, 0.95, 0.1, 0.1, 0.1]) == []
+    ev = run(lc, [0.95, 0.1, 0.95, 0.95], start=11)  # ticks 11, 13, 14: 3 within 5 s
+    assert [e.event for e in ev] == ["raised"]
+    assert ev[0].ts == T0 + 14 * NS and ev[0].opened_ts == T0 + 11 * NS
+    assert ev[0].alert_id == episode_id("press-1", T0 + 11 * NS)
+
+
+def test_intermittent_fault_still_raises_with_k_of_window():
+    lc = AlertLifecycle("pump-1", LifecycleConfig(raise_min_ticks=3, raise_window_s=5))
+    ev = run(lc, [0.95, 0.95, 0.1, 0.1] * 3)  # on 2 s, off 2 s
+    assert [e.event for e in ev] == ["raised"] and ev[0].ts == T0 + 4 * NS
+
+
+def test_a_critical_threshold_alert_raises_at_once():
+    lc = AlertLifecycle("press-1", LifecycleConfig(raise_min_ticks=5))
+    ev = lc.step(tick(0, 0.9, floor="critical"))
+    assert [e.event for e in ev] == ["raised"] and ev[0].severity == "critical"
+
+
 def test_short_dip_does_not_clear():
     lc = AlertLifecycle("pump-1", LifecycleConfig(hold_s=5))
     ev = run(lc, [0.95] * 3 + [0.1] * 4 + [0.95] * 3 + [0.1] * 3)

@@ -7,6 +7,11 @@ time that opened the episode, so a redelivered input can never open a second ale
 
 Why each rule exists (operators hate walls of alerts):
 
+* a raise needs P(fault) >= ``raise_p`` on at least ``raise_min_ticks`` ticks within the
+  last ``raise_window_s`` of event time, the current tick among them (the episode opens at
+  the first of them): a model's score crosses its threshold now and then on normal data,
+  and one or two stray ticks are not an alert, while an intermittent fault (anomalous every
+  other tick) still raises; evidence that includes a critical threshold alert raises at once;
 * raise/clear use two probability levels (``raise_p`` > ``clear_p``), and clearing also needs
   the evidence to stay gone for ``hold_s`` of event time, so a signal that hovers at the
   boundary or flaps faster than the hold time stays ONE alert;
@@ -43,6 +48,9 @@ class LifecycleConfig(BaseModel):
     hysteresis: float = Field(0.15, ge=0, le=1, description="posterior change for an update")
     retype_p: float = Field(0.8, gt=0, le=1, description="share of P(fault) a new fault type "
                             "needs to relabel an open alert")
+    raise_min_ticks: int = Field(1, ge=1, description="ticks at or above raise_p needed "
+                                 "within raise_window_s to raise (1 = the first such tick)")
+    raise_window_s: float = Field(5.0, gt=0, description="event-time window of raise_min_ticks")
     hold_s: float = Field(10.0, ge=0, description="evidence gone this long (event time) clears")
     flap_window_s: float = Field(300.0, gt=0)
     flap_max: int = Field(3, ge=2, description="raises within the window that mean flapping")
@@ -121,6 +129,7 @@ class AlertLifecycle:
     open: _Open | None = None
     last_ts: int | None = None
     raises: deque = field(default_factory=deque)  # (event time, fault type) of recent raises
+    pending: deque = field(default_factory=deque)  # event times of recent ticks >= raise_p
 
     def step(self, a: Assessment) -> list[Transition]:
         """Feed one tick. Ticks at or before the last one seen are ignored (redelivery)."""
@@ -129,9 +138,17 @@ class AlertLifecycle:
         self.last_ts = a.ts
         c = self.config
         if self.open is None:
+            window = int(c.raise_window_s * NS)
+            while self.pending and a.ts - self.pending[0] >= window:
+                self.pending.popleft()
             if a.p_fault < c.raise_p:
                 return []
-            return [self._raise(a)]
+            self.pending.append(a.ts)
+            if len(self.pending) < c.raise_min_ticks and a.floor_severity != "critical":
+                return []
+            opened = self.pending[0]
+            self.pending.clear()
+            return [self._raise(a, opened)]
         o = self.open
         if a.p_fault < c.clear_p:
             if o.quiet_since is None:
@@ -172,7 +189,7 @@ class AlertLifecycle:
                         reason=f"acknowledged by {user}")]
 
     # ------------------------------------------------------------------ internals
-    def _raise(self, a: Assessment) -> Transition:
+    def _raise(self, a: Assessment, opened_ts: int) -> Transition:
         c = self.config
         window = int(c.flap_window_s * NS)
         while self.raises and a.ts - self.raises[0][0] > window:
@@ -180,8 +197,8 @@ class AlertLifecycle:
         self.raises.append((a.ts, a.top))
         flapping = sum(top == a.top for _, top in self.raises) >= c.flap_max
         hold = c.hold_s * (c.flap_hold_factor if flapping else 1.0)
-        o = self.open = _Open(episode_id(self.asset, a.ts), a.ts, self._severity(a), a.top,
-                              dict(a.posterior), flapping, int(hold * NS),
+        o = self.open = _Open(episode_id(self.asset, opened_ts), opened_ts, self._severity(a),
+                              a.top, dict(a.posterior), flapping, int(hold * NS),
                               last_escalation_ts=a.ts)
         return self._t("raised", o, a.ts, reason="flapping: hold time extended" if flapping
                        else f"P(fault) {a.p_fault:.2f} >= {c.raise_p}")

@@ -31,6 +31,7 @@ class ScoresWatch:
             "enable.auto.commit": False})
         self.consumer.subscribe([topic])
         self._stop = threading.Event()
+        self._closed = threading.Event()
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         last = time.monotonic()
@@ -51,9 +52,13 @@ class ScoresWatch:
                     self.print_latest()
         finally:
             self.consumer.close()
+            self._closed.set()
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 5.0) -> None:
+        """Stop polling; waits (up to ``wait_s``) until the consumer is closed when `run`
+        started in another thread, so that the broker can go away after this returns."""
         self._stop.set()
+        self._closed.wait(wait_s)
 
     def print_latest(self) -> None:
         for asset in sorted(self.history):
