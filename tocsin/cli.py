@@ -426,19 +426,6 @@ def alerts() -> None:
     """Watch alerts."""
 
 
-@alerts.command("tail")
-@_broker_opt
-@_prefix_opt
-@click.option("--from-beginning", is_flag=True)
-def alerts_tail(broker, prefix, from_beginning: bool) -> None:
-    """Print alert events as they arrive until Ctrl-C."""
-    from tocsin.streams import topics
-    from tocsin.streams.tail import tail_alerts
-
-    s = _settings(broker, prefix, None)
-    tail_alerts(s.broker, s.topic(topics.ALERTS), from_beginning=from_beginning)
-
-
 @main.group(cls=_Group)
 def scores() -> None:
     """Watch anomaly scores."""

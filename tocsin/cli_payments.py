@@ -171,24 +171,16 @@ def register(main: click.Group, train: click.Group) -> None:
                   default="approve", show_default=True)
     def payments_tail(broker, prefix, from_beginning, min_decision) -> None:
         """Follow payments.scores."""
-        import uuid
-
-        from confluent_kafka import Consumer
-
         from tocsin.contracts.payments import FraudScore
         from tocsin.streams import topics
+        from tocsin.streams.follow import follow, tail_consumer
 
         s = _settings(broker, prefix)
         rank = {"approve": 0, "review": 1, "decline": 2}
-        c = Consumer({"bootstrap.servers": s.broker, "group.id": f"tail-{uuid.uuid4().hex}",
-                      "auto.offset.reset": "earliest" if from_beginning else "latest"})
-        c.subscribe([s.topic(topics.PAY_SCORES)])
+        c = tail_consumer(s.broker, [s.topic(topics.PAY_SCORES)], from_beginning=from_beginning)
         try:
-            while True:
-                m = c.poll(0.5)
-                if m is None or m.error():
-                    continue
-                sc = FraudScore.decode(m.value())
+            for sc in follow(c, FraudScore.decode,
+                             on_error=lambda line: click.echo(line, err=True)):
                 if rank[sc.decision] >= rank[min_decision]:
                     click.echo(f"{sc.txn_id:>20} {sc.card_id:>22} {sc.score:6.3f} "
                                f"{sc.decision:8} {sc.branch:5} batch {sc.batch_size:3} "

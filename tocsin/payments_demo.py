@@ -12,18 +12,18 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-from confluent_kafka import Consumer
 from rich.console import Console
+from rich.markup import escape
 
 from tocsin.contracts.payments import FraudScore
 from tocsin.demo_procs import spawn, wait_log
 from tocsin.services.kafka import free_port
 from tocsin.services.registry import kafka_up, run_dir
 from tocsin.streams import topics
+from tocsin.streams.follow import follow, tail_consumer
 
 
 def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path,
@@ -59,30 +59,27 @@ def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path
         sim = spawn(["payments", "sim", "--via", "iso", "--target", f"127.0.0.1:{iso_port}",
                       "--days", str(days), "--speed", str(speed)], logs / "sim.log", env)
         procs.append(sim)
-        c = Consumer({"bootstrap.servers": broker, "group.id": f"demo-{uuid.uuid4().hex}",
-                      "auto.offset.reset": "earliest"})
-        c.subscribe([prefix + topics.PAY_SCORES])
+        c = tail_consumer(broker, [prefix + topics.PAY_SCORES], from_beginning=True,
+                          group="tocsin-payments-demo")
         seen: Counter = Counter()
         lat = []
         end = time.monotonic() + duration if duration else None
-        idle_since = None
-        while True:
-            m = c.poll(0.5)
-            if m is not None and not m.error():
-                s = FraudScore.decode(m.value())
-                seen[(s.decision, s.branch)] += 1
-                lat.append(s.latency_ms)
-                idle_since = None
-                if s.decision != "approve":
-                    con.print(f"{s.decision.upper():>8} {s.score:.3f} {s.card_id} "
-                              f"{s.terminal_id} ({s.branch} branch, batch {s.batch_size}, "
-                              f"{s.latency_ms:.1f} ms)")
-            elif sim.poll() is not None:
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since > 5:
-                    break
-            if end and time.monotonic() > end:
-                break
+        last = [time.monotonic()]  # when the last score arrived
+
+        def until() -> bool:
+            now = time.monotonic()
+            # the switch has sent everything and nothing arrived for 5 s, or time is up
+            return bool(sim.poll() is not None and now - last[0] > 5 or end and now > end)
+
+        for s in follow(c, FraudScore.decode, until=until, poll_s=0.5,
+                        on_error=lambda line: con.print(f"[red]{escape(line)}[/]")):
+            last[0] = time.monotonic()
+            seen[(s.decision, s.branch)] += 1
+            lat.append(s.latency_ms)
+            if s.decision != "approve":
+                con.print(f"{s.decision.upper():>8} {s.score:.3f} {s.card_id} "
+                          f"{s.terminal_id} ({s.branch} branch, batch {s.batch_size}, "
+                          f"{s.latency_ms:.1f} ms)")
         c.close()
         total = sum(seen.values())
         lat.sort()

@@ -97,10 +97,9 @@ class FusionEngine:
     def _asset(self, asset: str, s: Scores | None) -> _AssetState:
         st = self._state.get(asset)
         if st is None or (st.spec is None and s is not None):
-            atype, tags = self.assets.get(asset, (None, []))
+            atype = self.assets.get(asset, (None, []))[0]
             if atype is None and s is not None:  # not in the plant config: trust the scores
                 atype = s.asset_type
-                tags = sorted({t for m in s.models.values() if m for t in m.contributions})
             net = self.model.networks.get(atype) if atype else None
             spec = net.spec if net else None
             if st is None:

@@ -183,7 +183,7 @@ class KafkaBroker(ServiceProcess):
     def _java(self, libs: Path, main: str, *args: str, **popen) -> subprocess.Popen:
         java = toolchain.require("java")
         log4j = self.data_dir / "log4j2.properties"
-        cmd = [java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
+        cmd = [java, "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC",
                "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
                "-cp", f"{libs}/*", main, *args]
         return subprocess.Popen(cmd, **popen)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError
 from rich.console import Console
+from rich.markup import escape
 
 from tocsin.contracts.imaging import Finding
-from tocsin.errors import SchemaError
 from tocsin.streams import topics
+from tocsin.streams.follow import follow, tail_consumer
 
 
 def format_finding(f: Finding) -> str:
@@ -29,27 +27,12 @@ def tail_findings(settings, timeout: float | None = None, *, from_beginning: boo
                   until: Callable[[list[Finding]], bool] = lambda seen: False,
                   console: Console | None = None) -> list[Finding]:
     console = console or Console(soft_wrap=True)
-    c = Consumer({"bootstrap.servers": settings.broker,
-                  "group.id": f"tocsin-imaging-tail-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest" if from_beginning else "latest",
-                  "enable.auto.commit": False})
-    c.subscribe([settings.topic(topics.IMAGING_FINDINGS)])
+    c = tail_consumer(settings.broker, [settings.topic(topics.IMAGING_FINDINGS)],
+                      from_beginning=from_beginning, group="tocsin-imaging-tail")
     seen: list[Finding] = []
-    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        while not until(seen) and (deadline is None or time.monotonic() < deadline):
-            msg = c.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    console.print(f"[red]kafka: {msg.error()}[/]")
-                continue
-            try:
-                f = Finding.decode(msg.value())
-            except SchemaError as exc:
-                console.print(f"[red]undecodable finding at offset {msg.offset()}: {exc}[/]")
-                continue
+        for f in follow(c, Finding.decode, until=lambda: until(seen), timeout=timeout,
+                        on_error=lambda line: console.print(f"[red]{escape(line)}[/]")):
             seen.append(f)
             console.print(format_finding(f), highlight=False)
     except KeyboardInterrupt:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from confluent_kafka import Consumer, KafkaError
 from rich.console import Console
+from rich.markup import escape
 
 from tocsin.contracts.alerts import Alert
-from tocsin.errors import SchemaError
+from tocsin.streams.follow import follow, tail_consumer
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 _EVENT = {"raised": "RAISED", "updated": "UPDATED", "acknowledged": "ACKED", "cleared": "cleared"}
@@ -56,14 +55,6 @@ def format_alert(a: Alert) -> str:
             f"{a.alert_id}  {a.message}{extra}  [dim](source->worker {lat_ms:.1f} ms)[/]")
 
 
-def alert_consumer(bootstrap: str, topic: str, *, from_beginning: bool) -> Consumer:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tocsin-tail-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest" if from_beginning else "latest",
-                  "enable.auto.commit": False})
-    c.subscribe([topic])
-    return c
-
-
 def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
                 until: Callable[[], bool] = lambda: False,
                 on_alert: Callable[[Alert], None] | None = None,
@@ -71,22 +62,11 @@ def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
                 only: Callable[[Alert], bool] | None = None) -> int:
     """Print alerts until Ctrl-C or `until()` is true; return how many were shown."""
     console = console or Console(soft_wrap=True)
-    consumer = alert_consumer(bootstrap, topic, from_beginning=from_beginning)
+    consumer = tail_consumer(bootstrap, [topic], from_beginning=from_beginning)
     shown = 0
     try:
-        while not until():
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    console.print(f"[red]kafka: {msg.error()}[/]")
-                continue
-            try:
-                alert = Alert.decode(msg.value())
-            except SchemaError as exc:
-                console.print(f"[red]undecodable alert at offset {msg.offset()}: {exc}[/]")
-                continue
+        for alert in follow(consumer, Alert.decode, until=until,
+                            on_error=lambda line: console.print(f"[red]{escape(line)}[/]")):
             if only is not None and not only(alert):
                 continue
             console.print(format_alert(alert), highlight=False)
