@@ -2,7 +2,7 @@
 # Build a real InfluxDB 2.x server (influxd, Flux enabled, no UI assets) from the Go module proxy
 # and crates.io, without Docker or GitHub downloads.
 #
-#   scripts/build-influxd [--verify] [--force]   (this file: tocsin/services/build_influxd.sh)
+#   scripts/build-influxd [--verify] [--force] [--clean]   (this file: tocsin/services/build_influxd.sh)
 #
 # The binary goes to ${TOCSIN_CACHE:-$HOME/.cache/tocsin}/influxdb-<version>/bin/influxd and its
 # path is the last line printed on stdout. An existing binary that runs is reused at once.
@@ -12,6 +12,9 @@
 #             dir, onboard it (POST /api/v2/setup), write a point (POST /api/v2/write) and read it
 #             back with Flux (POST /api/v2/query), then stop it.
 #   --force   rebuild from scratch (sources, libflux, influxd) even if the binary exists.
+#   --clean   build with Go module and build caches of its own under the prefix and, once the
+#             binary works, delete them with the sources and libflux (about 3 GB; only the
+#             binary stays, a later rebuild starts over); `.ci/run` uses it to keep disk low.
 #
 # Environment: TOCSIN_CACHE (cache root), TOCSIN_INFLUXDB_VERSION (default v2.7.12),
 # TOCSIN_RUST_TOOLCHAIN (rustup toolchain to build libflux with; default: stable, else the default
@@ -30,12 +33,14 @@ set -euo pipefail
 
 verify=0
 force=0
+clean=0
 for arg in "$@"; do
   case "$arg" in
     --verify) verify=1 ;;
     --force) force=1 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build-influxd: unknown argument: $arg (use --verify, --force)" >&2; exit 2 ;;
+    --clean) clean=1 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-influxd: unknown argument: $arg (use --verify, --force, --clean)" >&2; exit 2 ;;
   esac
 done
 
@@ -207,6 +212,10 @@ command -v go >/dev/null 2>&1 || fail "Go is required (go >= 1.23; https://go.de
 command -v cargo >/dev/null 2>&1 || fail "Rust is required (cargo/rustc >= 1.72, e.g. via rustup); 'cargo' is not on PATH"
 
 export GO111MODULE=on CGO_ENABLED=1 GOWORK=off
+if [ "$clean" = 1 ]; then
+  # caches of this build's own, deleted with the sources once the binary works
+  export GOMODCACHE="$prefix/go-mod-cache" GOCACHE="$prefix/go-build-cache"
+fi
 
 # Rust toolchain: flux pins 1.72 in rust-toolchain.toml, which is usually not installed and cannot be
 # fetched here; RUSTUP_TOOLCHAIN overrides the pin.
@@ -312,4 +321,11 @@ run_step influxd build_influxd
 
 binary_works || fail "built $bin but '$bin version' fails"
 log "built $bin ($("$bin" version | head -n1)) in $(( $(date +%s) - start_ts ))s"
+if [ "$clean" = 1 ]; then
+  go clean -modcache >/dev/null 2>&1 || chmod -R u+w "$GOMODCACHE" 2>/dev/null || true
+  # the built libflux too: its flux.pc points into the removed copy (a rebuild starts over)
+  rm -rf "$GOMODCACHE" "$GOCACHE" "$src" "$prefix"/flux-* "$prefix/lib" "$pcdir" \
+    "$prefix"/.libflux-*-complete
+  log "--clean: removed the sources and the Go caches of this build ($(du -sh "$prefix" | cut -f1) left in $prefix)"
+fi
 finish
