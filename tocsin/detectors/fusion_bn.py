@@ -35,11 +35,20 @@ class FusionModelError(TocsinError):
     """A fusion network artifact is missing, malformed or does not match the config."""
 
 
+def _quiet_pgmpy() -> None:
+    """pgmpy 1.1 announces its 1.3 renames (FutureWarning) on import and on every estimator;
+    they are about pgmpy's API, not the user's data, and pyproject pins pgmpy below 1.3."""
+    import logging
+    import warnings
+
+    logging.getLogger("pgmpy").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=r".*pgmpy.*(deprecated|removed)",
+                            category=FutureWarning)
+
+
 def _pgmpy():
     try:
-        import logging
-
-        logging.getLogger("pgmpy").setLevel(logging.ERROR)
+        _quiet_pgmpy()
         from pgmpy.factors.discrete import TabularCPD
         from pgmpy.inference import VariableElimination
         from pgmpy.models import DiscreteBayesianNetwork
@@ -198,6 +207,7 @@ def fit_network(cfg: FusionConfig, spec: NetworkSpec, rows: list[dict]) -> Fault
     pgmpy's BayesianEstimator; the expert CPDs times ``prior_strength`` are the pseudo-counts."""
     import pandas as pd
 
+    _quiet_pgmpy()
     from pgmpy.estimators import BayesianEstimator
 
     expert = expert_network(cfg, spec)
