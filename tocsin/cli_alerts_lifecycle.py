@@ -154,17 +154,20 @@ def register(main: click.Group, train: click.Group) -> None:
 
         from tocsin.detectors import fusion_store
         from tocsin.streams import metrics
-        from tocsin.streams.fusion_app import create_fusion_app, ensure_fusion_topics, load_engine
+        from tocsin.streams.fusion_app import (create_fusion_app, ensure_fusion_topics,
+                                               load_engine, resume_open_alerts)
 
         s = _settings(broker, prefix, plant_config, model_dir)
         ensure_fusion_topics(s)
         watch = None if model_path else fusion_store.fusion_root(s.model_dir)
         model_path = model_path or fusion_store.newest(s.model_dir)
         engine = load_engine(s, config_path, model_path)
+        resumed = resume_open_alerts(s, engine)
         click.echo(f"fusion: network {engine.model.version} "
                    f"({model_path or 'expert priors'}); asset types "
                    f"{sorted(engine.model.networks)}"
-                   + (f"; watching {watch} for newer networks" if watch else ""))
+                   + (f"; watching {watch} for newer networks" if watch else "")
+                   + (f"; took over {resumed} open alert(s)" if resumed else ""))
         app = create_fusion_app(s, engine, watch=watch,
                                 current=str(model_path) if model_path else None)
         metrics.serve(s.metrics_port, s.metrics_host)

@@ -174,6 +174,32 @@ def test_hot_reload_then_ack_and_clear_through_the_cli(kafka, prefix, spawn, tmp
     assert _cli(kafka, prefix, "list", "--json").stdout.strip() == ""
 
 
+def test_a_restarted_worker_continues_the_open_alert_under_its_id(kafka, prefix, spawn,
+                                                                   fusion_model, scorers):
+    sc = Scenario(seed=7, seconds=200, assets=["pump-1"], faults=[
+        FaultEvent(asset="pump-1", fault="motor_overload", start=100, end=140)])
+    stream = simulate(sc, scorers)
+    cut = stream.truth[0]["start_ns"] + 20 * NS
+    first = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) < cut]
+    rest = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) >= cut]
+    a = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion-a")
+    a.wait_for("[^Worker]: Ready", timeout=120)
+    _feed(kafka, prefix, first)
+    (raised,) = _fused(kafka, prefix, lambda fs: any(e.event.value == "raised" for e in fs))
+    time.sleep(2)  # its open-alerts record and offsets
+    a.stop()
+    b = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion-b")
+    b.wait_for("[^Worker]: Ready", timeout=120)
+    assert "took over 1 open alert" in b.text()
+    _feed(kafka, prefix, rest, pause=1.0)
+    events = _fused(kafka, prefix, lambda fs: any(e.event.value == "cleared" for e in fs))
+    # one episode: the first worker raised it, the second one cleared it, same id
+    assert [e.event.value for e in events if e.event.value != "updated"] == ["raised",
+                                                                             "cleared"]
+    assert {e.alert_id for e in events} == {raised.alert_id}
+    assert _cli(kafka, prefix, "list", "--json").stdout.strip() == ""
+
+
 def test_flapping_signal_is_one_alert_and_bad_input_is_dead_lettered(kafka, prefix,
                                                                     fusion_worker):
     t0 = int(time.time()) * NS

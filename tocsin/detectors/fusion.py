@@ -79,6 +79,20 @@ class FusionEngine:
         return [self._alert(st, t, now_ns) for t in st.lifecycle.ack(ack.alert_id, ack.user,
                                                                      ack.ts)]
 
+    def resume(self, alert: Alert) -> bool:
+        """Take over a fused alert that a previous worker left open (from the compacted
+        open-alerts topic), so its episode goes on under the same id; False when it is not
+        an open fused alert or the asset already has an open episode here."""
+        if alert.kind != "fusion" or alert.event is AlertEvent.CLEARED:
+            return False
+        d = alert.details or {}
+        st = self._asset(alert.asset, None)
+        return st.lifecycle.resume(
+            alert.alert_id, alert.opened_ts, int(d.get("tick_ts", alert.source_ts)),
+            alert.severity.value, str(d.get("fault_type", alert.rule)),
+            {str(k): float(v) for k, v in (d.get("posterior") or {}).items()},
+            d.get("acked_by"), int(d.get("escalations", 0)), bool(d.get("flapping", False)))
+
     def set_model(self, model: FusionModel) -> None:
         """Swap in a newly trained network (hot reload). Open alerts, pending inputs and
         lifecycle state are kept; each asset takes its type's new network from its next tick."""

@@ -179,6 +179,23 @@ class AlertLifecycle:
             out.append(self._t("updated", o, a.ts, reason=" and ".join(why) + " changed"))
         return out
 
+    def resume(self, alert_id: str, opened_ts: int, ts: int, severity: str, fault_type: str,
+               posterior: dict[str, float], acked_by: str | None = None,
+               escalations: int = 0, flapping: bool = False) -> bool:
+        """Take over an episode a previous worker left open (its newest event, at event time
+        ``ts``), so the next ticks update or clear THAT alert instead of raising a second one.
+        Ticks at or before ``ts`` count as already seen. False when an episode is open here."""
+        if self.open is not None:
+            return False
+        c = self.config
+        hold = c.hold_s * (c.flap_hold_factor if flapping else 1.0)
+        self.open = _Open(alert_id, opened_ts, severity, fault_type, dict(posterior), flapping,
+                          int(hold * NS), acked_by, escalations, last_escalation_ts=ts)
+        self.raises.append((opened_ts, fault_type))
+        self.last_ts = max(self.last_ts or ts, ts)
+        self.pending.clear()
+        return True
+
     def ack(self, alert_id: str, user: str, ts: int) -> list[Transition]:
         """An operator's ack; idempotent, and a no-op for an id that is not open here."""
         o = self.open

@@ -7,8 +7,10 @@ itself), ``plant.scores`` and ``plant.alerts.acks``. Outputs: lifecycle events o
 pure :class:`~tocsin.detectors.fusion.FusionEngine`; bad input goes to the dead-letter topic.
 
 The engine keeps per-asset state in this process, and the inputs are keyed differently
-(scores by asset, alerts by alert id), so run ONE fusion worker per topic prefix; a worker
-restart rebuilds the state from the inputs it reads (see README, "Alert fusion").
+(scores by asset, alerts by alert id), so run ONE fusion worker per topic prefix. On start the
+worker takes over the alerts left open on ``plant.alerts.open`` (`resume_open_alerts`), so a
+restart continues an open episode under its id; the rest of the state (active threshold
+alerts, the hold timer, raise counts) starts again from the inputs read after the restart.
 """
 
 from __future__ import annotations
@@ -78,6 +80,21 @@ def ensure_fusion_topics(settings: Settings) -> None:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise ServiceError(f"cannot create topic {name}: {exc}") from exc
     topics._wait_visible(admin, compacted, 30)
+
+
+def resume_open_alerts(settings: Settings, engine: FusionEngine) -> int:
+    """Hand the fused alerts a previous worker left open (compacted ``plant.alerts.open``) to
+    the engine, so a restart continues their episodes under the same ids instead of raising
+    new ones and leaving the old ones open forever. Returns how many were taken over."""
+    from tocsin.streams.open_alerts import read_open_alerts
+
+    open_, errors = read_open_alerts(settings.broker, settings.topic(topics.ALERTS_OPEN))
+    for err in errors:
+        log.warning("open-alerts topic: %s", err)
+    n = sum(engine.resume(a) for a in sorted(open_.values(), key=lambda a: a.opened_ts))
+    if n:
+        log.info("took over %d open fused alert(s) from the previous run", n)
+    return n
 
 
 def load_network(path: str | Path) -> FusionModel:
