@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import yaml
 from rich.console import Console
 
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
-from tocsin.demo_procs import spawn, wait_log
+from tocsin.demo_procs import spawn, stop_all, wait_log
 from tocsin.services.registry import kafka_status, kafka_up, run_dir
 from tocsin.streams import topics
 from tocsin.streams.tail import tail_alerts
@@ -195,14 +193,7 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_all(procs.values(), timeout=15)
         if watch is not None:  # its consumer first: the broker is about to go away
             watch.stop()
         if started_kafka:

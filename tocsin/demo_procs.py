@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -27,3 +30,25 @@ def wait_log(log: Path, marker: str, proc: subprocess.Popen, timeout: float = 30
             raise RuntimeError(f"`tocsin {what}` did not get ready ({marker!r} not seen); "
                                f"see {log}")
         time.sleep(0.2)
+
+
+def stop_all(procs: Iterable[subprocess.Popen], timeout: float = 20.0) -> None:
+    """SIGTERM to every process group still running, then wait for each; a group still there
+    after ``timeout`` gets SIGKILL."""
+    procs = list(procs)
+    for p in procs:
+        if p.poll() is None:
+            _signal_group(p, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(p, signal.SIGKILL)
+            p.wait()
+
+
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(p.pid, sig)
+    except ProcessLookupError:  # already gone
+        pass

@@ -10,13 +10,12 @@ real-file handling: the model has only ever seen simulated data.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
 from rich.console import Console
 
-from tocsin.demo_procs import spawn, wait_log
+from tocsin.demo_procs import spawn, stop_all, wait_log
 from tocsin.models.imaging.artifacts import ArtifactError, ImagingArtifact, default_dir
 from tocsin.services.registry import kafka_status, kafka_up, run_dir
 from tocsin.streams import topics
@@ -66,10 +65,4 @@ def run_demo(*, broker: str | None, model_dir: Path | None, port: int = 0) -> in
                              until=lambda s: len(s) >= len(files))
         return 0 if len(seen) >= len(files) else 1
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs.values())

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tocsin.contracts.payments import FraudScore
-from tocsin.demo_procs import spawn, wait_log
+from tocsin.demo_procs import spawn, stop_all, wait_log
 from tocsin.services.kafka import free_port
 from tocsin.services.registry import kafka_up, run_dir
 from tocsin.streams import topics
@@ -90,10 +90,4 @@ def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path
                       f"p99 {lat[int(len(lat) * 0.99)]:.1f} ms")
         return 0 if total else 1
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop_all(reversed(procs))

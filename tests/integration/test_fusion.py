@@ -120,6 +120,14 @@ def test_each_fault_type_is_one_alert_and_reprocessing_adds_nothing(
     assert sorted(map(_strip, by_id)) == sorted(map(_strip, pure))
 
 
+def _split(items, cut: int):
+    """The inputs before event time ``cut`` and those from it on."""
+    def ts(k, x):
+        return x.source_ts if k == "alert" else x.ts
+    return ([(k, x) for k, x in items if ts(k, x) < cut],
+            [(k, x) for k, x in items if ts(k, x) >= cut])
+
+
 def _cli(kafka, prefix, *args):
     return subprocess.run([sys.executable, "-m", "tocsin.cli", "alerts", *args, "--broker",
                            kafka, "--prefix", prefix], capture_output=True, text=True,
@@ -142,8 +150,7 @@ def test_hot_reload_then_ack_and_clear_through_the_cli(kafka, prefix, spawn, tmp
         FaultEvent(asset="pump-1", fault="motor_overload", start=100, end=140)])
     stream = simulate(sc, scorers)
     cut = stream.truth[0]["start_ns"] + 30 * NS
-    first = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) < cut]
-    rest = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) >= cut]
+    first, rest = _split(stream.items, cut)
     _feed(kafka, prefix, first)
     (raised,) = _fused(kafka, prefix, lambda fs: any(a.event.value == "raised" for a in fs))
     listed = _cli(kafka, prefix, "list", "--json")
@@ -180,8 +187,7 @@ def test_a_restarted_worker_continues_the_open_alert_under_its_id(kafka, prefix,
         FaultEvent(asset="pump-1", fault="motor_overload", start=100, end=140)])
     stream = simulate(sc, scorers)
     cut = stream.truth[0]["start_ns"] + 20 * NS
-    first = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) < cut]
-    rest = [(k, x) for k, x in stream.items if (x.source_ts if k == "alert" else x.ts) >= cut]
+    first, rest = _split(stream.items, cut)
     a = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion-a")
     a.wait_for("[^Worker]: Ready", timeout=120)
     _feed(kafka, prefix, first)
