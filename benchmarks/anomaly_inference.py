@@ -26,9 +26,9 @@ def artifact_for_bench() -> artifacts.Artifact:
     art = artifacts.newest(artifacts.default_root(), "centrifugal-pump")
     if art is not None:
         return art
+    from tocsin.config.plant import load_plant
     from tocsin.connectors.model_sources import simulated_frames
     from tocsin.models.training import TrainConfig, collect_ticks, train_asset_type
-    from tocsin.plantconfig import load_plant
 
     plant = load_plant(None)
     root = Path(tempfile.mkdtemp(prefix="bench-models-"))

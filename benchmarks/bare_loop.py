@@ -14,9 +14,9 @@ import time
 
 from confluent_kafka import Consumer, Producer
 
+from tocsin.config.plant import load_plant
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.detectors.threshold_alerts import alerter_from_plant
-from tocsin.plantconfig import load_plant
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.services.kafka import KafkaBroker, free_port
-from tocsin.streams.topics import ensure_topics
 
 DEVICES, TAGS = 10, 100
 OPC_TAGS = 5000

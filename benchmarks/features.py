@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from tocsin.config.plant import load_plant
 from tocsin.connectors.model_sources import simulated_frames
+from tocsin.contracts import topics
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.contracts.scores import Scores
 from tocsin.detectors import features as F
 from tocsin.detectors.windows import FeatureSpec, WindowEngine
-from tocsin.plantconfig import load_plant
-from tocsin.streams import topics
 
 NS = 1_000_000_000
 PARTS = 4
@@ -120,7 +120,7 @@ def part_a(frames: list[ReadingsFrame], spec: FeatureSpec, rounds: int) -> dict:
 
 
 def fill(broker: str, topic: str, frames: list[ReadingsFrame]) -> list[int]:
-    from tocsin.streams.topics import ensure_topics
+    from tocsin.connectors.kafka_admin import ensure_topics
 
     ensure_topics(broker, [topic], PARTS)
     p = Producer({"bootstrap.servers": broker, "linger.ms": 20, "compression.type": "lz4",
@@ -259,7 +259,7 @@ def main() -> None:
             topic = prefix + topics.READINGS
             ends = fill(args.broker, topic, frames)
             ensure = [prefix + t for t in topics.ALL]
-            from tocsin.streams.topics import ensure_topics
+            from tocsin.connectors.kafka_admin import ensure_topics
 
             ensure_topics(args.broker, ensure, PARTS)
             env = dict(env0, TOCSIN_TOPIC_PREFIX=prefix, TOCSIN_AGENTS="features",
@@ -301,7 +301,7 @@ def part_c(args, frames, spm, work: Path, env0: dict) -> None:
                      f"benchmark: 600 s simulated at {args.rate:g} Hz")
     prefix = f"bc{uuid.uuid4().hex[:6]}."
     topic = prefix + topics.READINGS
-    from tocsin.streams.topics import ensure_topics
+    from tocsin.connectors.kafka_admin import ensure_topics
 
     ensure_topics(args.broker, [prefix + t for t in topics.ALL], PARTS)
     ends = fill(args.broker, topic, frames)

@@ -34,9 +34,10 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, Producer
 
+from tocsin.connectors import kafka_admin
 from tocsin.connectors.simulator.payswitch import PaymentSwitch
+from tocsin.contracts import topics
 from tocsin.contracts.payments import FraudScore, Transaction
-from tocsin.streams import topics
 
 
 def transactions(n: int) -> list[Transaction]:
@@ -122,7 +123,7 @@ def produce_at(broker, topic, txns, rate) -> None:
 
 def latency(broker, model_dir, extra, rate, seconds, tmp, name, txns):
     prefix = f"bf{uuid.uuid4().hex[:6]}."
-    topics.ensure_topics(broker, [prefix + t for t in topics.PAYMENTS], 4)
+    kafka_admin.ensure_topics(broker, [prefix + t for t in topics.PAYMENTS], 4)
     w = start_worker(broker, prefix, model_dir, tmp / f"{name}-{rate}", extra,
                      tmp / f"{name}-{rate}.log")
     sc = Scores(broker, prefix + topics.PAY_SCORES)
@@ -154,7 +155,7 @@ def latency(broker, model_dir, extra, rate, seconds, tmp, name, txns):
 
 def throughput(broker, model_dir, extra, burst, tmp, name, txns):
     prefix = f"bf{uuid.uuid4().hex[:6]}."
-    topics.ensure_topics(broker, [prefix + t for t in topics.PAYMENTS], 4)
+    kafka_admin.ensure_topics(broker, [prefix + t for t in topics.PAYMENTS], 4)
     p = Producer({"bootstrap.servers": broker, "linger.ms": 20})
     now = time.time_ns()
     for t in txns[:burst]:

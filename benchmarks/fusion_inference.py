@@ -16,12 +16,12 @@ import random
 import statistics
 import time
 
+from tocsin.config.fusion import load_fusion_config
+from tocsin.config.plant import load_plant
 from tocsin.contracts.scores import ModelScore, Scores
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel, all_evidence, expert_network
-from tocsin.detectors.fusion_config import load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant, specs_for
-from tocsin.plantconfig import load_plant
 
 
 def timed(fn, args) -> list[float]:

@@ -28,13 +28,13 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer, Producer
 
+from tocsin.config.fusion import DEFAULT_PATH
 from tocsin.connectors.simulator.fusion_stream import ModelScores, simulate
 from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.scores import Scores
-from tocsin.detectors import fusion_store
-from tocsin.detectors.fusion_config import DEFAULT_PATH
-from tocsin.streams import topics
+from tocsin.models import fusion_store
 
 FAULTS = {"pump-1": "leak", "motor-1": "phase_imbalance", "press-1": "leak"}
 

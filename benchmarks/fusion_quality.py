@@ -18,14 +18,18 @@ import argparse
 import statistics
 import time
 
-from tocsin.connectors.simulator.fusion_stream import (ModelScores, fault_scenarios, fit_scorers,
-                                                       simulate)
+from tocsin.config.fusion import load_fusion_config
+from tocsin.config.plant import load_plant
+from tocsin.connectors.simulator.fusion_stream import (
+    ModelScores,
+    fault_scenarios,
+    fit_scorers,
+    simulate,
+)
 from tocsin.connectors.simulator.scenario import Scenario
 from tocsin.contracts.alerts import AlertEvent
 from tocsin.detectors.fusion import FusionEngine
-from tocsin.detectors.fusion_config import load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant
-from tocsin.plantconfig import load_plant
 from tocsin.streams.fusion_feed import train_simulated
 
 NS = 1_000_000_000

@@ -28,10 +28,10 @@ from confluent_kafka import Consumer, Producer
 
 from benchmarks.threshold_path import ASSETS, FrameMaker
 from tocsin.connectors.influx_lines import readings_lines
+from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.services.influx import InfluxServer
 from tocsin.services.kafka import KafkaBroker, free_port
-from tocsin.streams.topics import ensure_topics
 
 
 def fill(broker: str, topic: str, frames: int, samples: int) -> int:

@@ -22,10 +22,10 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from benchmarks.threshold_path import ASSETS, FrameMaker
+from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.connectors.recording import Message, RecordingReader, RecordingWriter
 from tocsin.connectors.replayer import ReplaySpec, replay
 from tocsin.services.kafka import KafkaBroker, free_port
-from tocsin.streams.topics import ensure_topics
 
 PRODUCER = {"linger.ms": 5, "acks": "all", "enable.idempotence": True,
             "compression.type": "lz4", "queue.buffering.max.messages": 200000}

@@ -32,9 +32,10 @@ import numpy as np
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from tocsin.connectors import kafka_admin
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.services.kafka import KafkaBroker, free_port
-from tocsin.streams import topics
 
 ASSETS = [f"asset-{i}" for i in range(8)]
 TAGS = ["trigger", "t1", "t2", "t3", "t4"]
@@ -155,7 +156,7 @@ def start_contender(name: str, broker: str, prefix: str, cfg: Path, workdir: Pat
 
 def run_round(name, broker, cfg, workdir, args) -> dict:
     prefix = f"b{uuid.uuid4().hex[:6]}."
-    topics.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
+    kafka_admin.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
     readings = prefix + topics.READINGS
     # throughput: the burst waits in the topic before the contender starts, so neither the
     # load generator nor start-up shares the measured span

@@ -9,9 +9,9 @@ import pytest
 def tiny_models(tmp_path_factory):
     """Small but real models for the simulated pump, trained once per test session
     (4 minutes of simulated normal operation, short sequences, few epochs: seconds)."""
+    from tocsin.config.plant import load_plant
     from tocsin.connectors.model_sources import simulated_frames
     from tocsin.models.training import TrainConfig, collect_ticks, train_asset_type
-    from tocsin.plantconfig import load_plant
 
     plant = load_plant(None)
     root = tmp_path_factory.mktemp("models")
@@ -23,3 +23,11 @@ def tiny_models(tmp_path_factory):
     art = train_asset_type("centrifugal-pump", ticks, plant.features, tags["pump-1"], cfg, root,
                            "simulated plant, 240 s, seed 1 (test fixture)")
     return root, art, cfg
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under tests/integration is an integration test (needs real services), so
+    `-m "not integration"` selects exactly the tests that start nothing."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)

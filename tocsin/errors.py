@@ -19,3 +19,12 @@ class ServiceError(TocsinError):
 
 class ConnectorError(TocsinError):
     """A connector could not reach or read its device; the message names the device."""
+
+
+class ModelError(TocsinError):
+    """A model could not be trained, exported, loaded or run; the message says which and why."""
+
+
+class DataError(TocsinError):
+    """An input file or recording (CSV, recording, DICOM, data set) cannot be used as given;
+    the message names the file and the row, column or field."""

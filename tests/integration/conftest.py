@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tocsin.connectors import kafka_admin
+from tocsin.contracts import topics
 from tocsin.services.kafka import KafkaBroker, free_port
-from tocsin.streams import topics
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +38,7 @@ def kafka(tmp_path_factory) -> str:
 @pytest.fixture
 def prefix(kafka) -> str:
     p = f"t{uuid.uuid4().hex[:8]}."
-    topics.ensure_topics(kafka, [p + t for t in topics.ALL], 2)
+    kafka_admin.ensure_topics(kafka, [p + t for t in topics.ALL], 2)
     return p
 
 

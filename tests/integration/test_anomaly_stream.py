@@ -12,9 +12,9 @@ import orjson
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.connectors.model_sources import simulated_frames
 from tocsin.contracts import features as fc
+from tocsin.contracts import topics
 from tocsin.contracts._codec import json_schema
 from tocsin.contracts.scores import Scores
-from tocsin.streams import topics
 
 NS = 1_000_000_000
 

@@ -12,14 +12,14 @@ import pytest
 import yaml
 
 from tests.integration.kafka_helpers import collect
+from tocsin.connectors import kafka_admin
 from tocsin.connectors.modbus import ModbusConfig, ModbusSource
 from tocsin.connectors.modbus_codec import ORDERS
 from tocsin.connectors.opcua import OpcUaConfig, OpcUaSource
 from tocsin.connectors.simulator.modbus_server import PlantModbusServer
 from tocsin.connectors.simulator.opcua_server import PlantOpcUaServer
-from tocsin.contracts import ReadingsFrame
+from tocsin.contracts import ReadingsFrame, topics
 from tocsin.services.kafka import KafkaBroker, free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def own_broker(tmp_path):
 
 def test_broker_down_for_30s_every_reading_arrives_in_order(own_broker, spawn, tmp_path):
     broker = own_broker.bootstrap
-    topics.ensure_topics(broker, [t for t in topics.ALL], 2)
+    kafka_admin.ensure_topics(broker, [t for t in topics.ALL], 2)
     port = free_port()
     cfg = yaml.safe_load(open(__import__("tocsin.connectors.modbus", fromlist=["x"]).__file__
                               .replace("connectors/modbus.py", "data/modbus.yaml")))

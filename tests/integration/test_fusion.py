@@ -13,17 +13,16 @@ import orjson
 import pytest
 
 from tests.integration.kafka_helpers import collect, produce
+from tocsin.config.fusion import load_fusion_config
+from tocsin.config.plant import load_plant
 from tocsin.connectors.simulator.fusion_stream import ModelScores, simulate
 from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
-from tocsin.contracts import Alert, DeadLetter
+from tocsin.contracts import Alert, DeadLetter, topics
 from tocsin.contracts.scores import ModelScore, Scores
-from tocsin.detectors import fusion_store
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel
-from tocsin.detectors.fusion_config import load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant
-from tocsin.plantconfig import load_plant
-from tocsin.streams import topics
+from tocsin.models import fusion_store
 from tocsin.streams.fusion_feed import messages, train_simulated
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,16 @@ import pytest
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.connectors.history import History
 from tocsin.connectors.influx_admin import run_rollup_now
-from tocsin.contracts import Alert, AlertEvent, DeadLetter, ReadingsFrame, Severity
+from tocsin.contracts import (
+    Alert,
+    AlertEvent,
+    DeadLetter,
+    ReadingsFrame,
+    Severity,
+    topics,
+)
 from tocsin.services.influx import InfluxServer
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 

@@ -11,12 +11,13 @@ from pydicom.data import get_testdata_file
 
 from tests.imaging_helpers import corrupt_ct, tiny_model
 from tests.integration.kafka_helpers import collect, produce
+from tocsin.connectors import kafka_admin
 from tocsin.connectors.dicom import ImagePublisher, dataset_to_image
 from tocsin.connectors.dicom_scp import FolderWatcher, send_files
+from tocsin.contracts import topics
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.imaging import Finding, StudyImage
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("torch")  # the session trains its tiny model
@@ -24,7 +25,7 @@ pytest.importorskip("torch")  # the session trains its tiny model
 
 @pytest.fixture
 def imaging_topics(kafka, prefix):
-    topics.ensure_topics(kafka, [prefix + t for t in topics.IMAGING], 2)
+    kafka_admin.ensure_topics(kafka, [prefix + t for t in topics.IMAGING], 2)
     return prefix
 
 

@@ -19,13 +19,13 @@ from tests.fraud_helpers import train_tiny
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.connectors import iso8583_codec as iso
 from tocsin.connectors.simulator.payswitch_live import IsoClient
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.payments import FraudLabel, FraudScore, Transaction
 from tocsin.detectors.fraud_features import FraudFeatures
 from tocsin.models.fraud_serving import FraudModel
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 DAY = 86_400 * 10**9

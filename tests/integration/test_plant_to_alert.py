@@ -15,9 +15,8 @@ import yaml
 
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
-from tocsin.contracts import Alert, DeadLetter, ReadingsFrame
+from tocsin.contracts import Alert, DeadLetter, ReadingsFrame, topics
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 

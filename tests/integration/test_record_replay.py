@@ -16,9 +16,8 @@ import yaml
 from tests.integration.kafka_helpers import collect
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
 from tocsin.connectors.simulator.scenario import single_fault, write_scenario
-from tocsin.contracts import Alert
+from tocsin.contracts import Alert, topics
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 from tocsin.streams.isolated import _wait_committed, run_isolated
 
 pytestmark = pytest.mark.integration
@@ -117,7 +116,7 @@ def test_golden_check_reports_differences(kafka, tmp_path):
 
 
 def test_shadow_run_reports_how_two_configs_differ(kafka, tmp_path):
-    from tocsin.plantconfig import DEFAULT_PLANT
+    from tocsin.config.plant import DEFAULT_PLANT
 
     strict = tmp_path / "strict.yaml"
     cfg = yaml.safe_load(DEFAULT_PLANT.read_text())

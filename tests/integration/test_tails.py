@@ -9,9 +9,10 @@ import sys
 import time
 
 from tests.integration.kafka_helpers import produce
+from tocsin.connectors import kafka_admin
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity
 from tocsin.contracts.payments import FraudScore
-from tocsin.streams import topics
 
 NS = 1_000_000_000
 
@@ -52,7 +53,7 @@ def test_alerts_tail_reports_a_bad_record_and_goes_on(kafka, prefix, tmp_path):
 
 
 def test_payments_tail_reports_a_bad_record_and_goes_on(kafka, prefix, tmp_path):
-    topics.ensure_topics(kafka, [prefix + t for t in topics.PAYMENTS], 2)
+    kafka_admin.ensure_topics(kafka, [prefix + t for t in topics.PAYMENTS], 2)
     t0 = time.time_ns()
     scores = [FraudScore(f"TXN-{i}", "tok_ab", "TRM00001", 0.93, "decline", "light", "fraud-x",
                          t0, t0, t0 + 10**6, 1.0, 12, None) for i in range(2)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tocsin.configfile import load_model
+from tocsin.config.plant import PlantConfig, load_plant
+from tocsin.config.yamlfile import load_model
 from tocsin.connectors.opcua import OpcUaConfig, load_opcua_config
 from tocsin.errors import ConfigError
-from tocsin.plantconfig import PlantConfig, load_plant
 
 
 def test_default_plant_loads():

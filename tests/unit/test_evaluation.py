@@ -11,7 +11,7 @@ from tocsin.connectors.csv_import import CsvSpec
 from tocsin.connectors.model_sources import load_table
 from tocsin.contracts.scores import ModelScore, Scores
 from tocsin.detectors.evaluation import metrics, persist
-from tocsin.eval_runner import decide, rows_from_ticks
+from tocsin.offline.plant_eval import decide, rows_from_ticks
 
 TE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tennessee-eastman"
 
@@ -66,7 +66,7 @@ def test_table_labels_from_a_column_or_an_onset_row(tmp_path):
 
 @pytest.mark.skipif(not TE.exists(), reason="Tennessee Eastman data not beside the repo")
 def test_tennessee_eastman_files_load_with_the_documented_shape():
-    from tocsin.eval_runner import tep_tables
+    from tocsin.offline.plant_eval import tep_tables
 
     train, tests = tep_tables(TE)
     assert train.values.shape == (500, 52)

@@ -127,7 +127,7 @@ def brute_force(samples, spec: FeatureSpec, tags):
     for sc in spec.scales:
         b = (lo // sc.hop_ns + 1) * sc.hop_ns
         while b - sc.size_ns <= hi:
-            for ti, tag in enumerate(tags):
+            for _ti, tag in enumerate(tags):
                 win = sorted(((t, v) for g, t, v in samples if g == tag and b - sc.size_ns <= t < b),
                              key=lambda p: p[0])  # ties keep arrival order
                 if win:

@@ -10,7 +10,8 @@ import pytest
 from tests.fraud_helpers import train_tiny
 from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.detectors.fraud_features import FraudFeatures
-from tocsin.models.fraud_serving import FraudModel, ModelError, decide
+from tocsin.errors import ModelError
+from tocsin.models.fraud_serving import FraudModel, decide
 
 
 @pytest.fixture(scope="module")

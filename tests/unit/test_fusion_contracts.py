@@ -6,16 +6,16 @@ import jsonschema
 import orjson
 import pytest
 
+from tocsin.config.fusion import load_fusion_config
+from tocsin.config.plant import load_plant
 from tocsin.contracts._codec import json_schema
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.scores import ModelScore, Scores
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel, expert_network
-from tocsin.detectors.fusion_config import load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant, specs_for
 from tocsin.errors import SchemaError
-from tocsin.plantconfig import load_plant
 
 FUSION = json_schema("fusion.v1.json")
 ALERT = json_schema("alert.v1.json")

@@ -8,20 +8,22 @@ from datetime import datetime, timezone
 import pytest
 from click.testing import CliRunner
 
-from tocsin.connectors.simulator.fusion_stream import (WARMUP_S, ModelScores, fault_scenarios,
-                                                       simulate)
+from tocsin.config.fusion import load_fusion_config
+from tocsin.config.plant import load_plant
+from tocsin.connectors.simulator.fusion_stream import (
+    WARMUP_S,
+    ModelScores,
+    fault_scenarios,
+    simulate,
+)
 from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
 from tocsin.contracts.scores import ModelScore, Scores
-from tocsin.detectors import fusion_store
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel, expert_network
-from tocsin.detectors.fusion_config import load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant, specs_for
-from tocsin.errors import ConfigError
-from tocsin.models import artifacts
-from tocsin.models.errors import ModelError
+from tocsin.errors import ConfigError, ModelError
+from tocsin.models import artifacts, fusion_store
 from tocsin.models.offline import score_frames
-from tocsin.plantconfig import load_plant
 
 NS = 1_000_000_000
 

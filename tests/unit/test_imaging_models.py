@@ -28,7 +28,7 @@ def art() -> ImagingArtifact:
 def test_artifact_has_three_models_and_measured_quality(art):
     for model in ("teacher", "student-fp32", "student-int8"):
         assert art.model_path(model).stat().st_size > 1000
-        for mode, r in art.meta["quality"][model].items():
+        for _mode, r in art.meta["quality"][model].items():
             assert 0.0 <= r["auc"] <= 1.0
             assert 0.0 <= r["vendor"]["agreement"] <= 1.0
     assert art.meta["data"] == "simulated"

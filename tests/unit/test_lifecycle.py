@@ -7,8 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tocsin.detectors.lifecycle import (NS, AlertLifecycle, Assessment, LifecycleConfig,
-                                        episode_id)
+from tocsin.detectors.lifecycle import (
+    NS,
+    AlertLifecycle,
+    Assessment,
+    LifecycleConfig,
+    episode_id,
+)
 from tocsin.errors import ConfigError
 
 T0 = 1_767_225_600 * NS
@@ -146,7 +151,7 @@ def test_slow_flapping_is_marked_and_held_longer():
 
 
 def test_config_errors_name_the_field():
-    from tocsin.configfile import parse_model
+    from tocsin.config.yamlfile import parse_model
 
     with pytest.raises(ConfigError, match="clear_p"):
         parse_model({"raise_p": 0.5, "clear_p": 0.6}, LifecycleConfig, "fusion.yaml")

@@ -9,15 +9,15 @@ import numpy as np
 import orjson
 import pytest
 
+from tocsin.config.plant import load_plant
 from tocsin.connectors.model_sources import simulated_frames
 from tocsin.contracts import features as fc
 from tocsin.contracts._codec import json_schema
+from tocsin.errors import ModelError
 from tocsin.models import artifacts, iforest
 from tocsin.models.backends import open_session
-from tocsin.models.errors import ModelError
 from tocsin.models.offline import score_frames
 from tocsin.models.scoring import AnomalyScorer, ModelRegistry
-from tocsin.plantconfig import load_plant
 
 PLANT = load_plant(None)
 
@@ -174,7 +174,7 @@ def test_a_config_listing_tags_in_another_order_is_scored_the_same(tiny_models):
 
     root, art, _ = tiny_models
     scores = _score_run(root, "leak")
-    from tocsin.detectors.windows import FeatureRow
+    from tocsin.contracts.features import FeatureRow
 
     row = FeatureRow("pump-1", 1, list(art.tags),
                      {"1s": np.arange(len(art.tags) * 2.0).reshape(-1, 2)},

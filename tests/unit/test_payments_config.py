@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tocsin.config.payments import load_fraud_settings
 from tocsin.errors import ConfigError
-from tocsin.payments_config import load_fraud_settings
 
 
 def test_defaults_and_naive_peer():

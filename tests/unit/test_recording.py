@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tocsin.connectors.recording import (
-    FORMAT, MAGIC, Message, RecordingError, RecordingReader, RecordingWriter)
+    FORMAT,
+    MAGIC,
+    Message,
+    RecordingError,
+    RecordingReader,
+    RecordingWriter,
+)
 from tocsin.connectors.simulator.scenario import single_fault, write_scenario
 from tocsin.contracts import ReadingsFrame
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tocsin.config.plant import load_plant
 from tocsin.connectors.simulator.plant import DEFAULT_ASSETS, FAULTS, SHAFT_HZ, Plant
 from tocsin.connectors.simulator.scenario import Scenario, load_scenario, write_scenario
 from tocsin.contracts import ReadingsFrame
 from tocsin.detectors.threshold_alerts import alerter_from_plant
-from tocsin.plantconfig import load_plant
 
 
 def simulate(plant: Plant, seconds: float, t0: float = 0.0, rate: float = 10.0):

@@ -20,12 +20,12 @@ import orjson
 
 from tocsin.connectors.recording import Message, RecordingWriter
 from tocsin.contracts.readings import ReadingsFrame
-from tocsin.errors import ConfigError, TocsinError
+from tocsin.errors import ConfigError, DataError
 
 _UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
-class ImportError_(TocsinError):
+class CsvError(DataError):
     """A CSV file could not be imported; the message names the line and column."""
 
 
@@ -64,7 +64,7 @@ def _parse_ts(raw: str, unit: str, line: int, col: str) -> int:
     try:
         dt = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ImportError_(f"line {line} column {col!r}: {raw!r} is neither a number nor an "
+        raise CsvError(f"line {line} column {col!r}: {raw!r} is neither a number nor an "
                            "ISO-8601 time") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
@@ -86,7 +86,7 @@ def import_csv(path: str | Path, out: str | Path, spec: CsvSpec,
         try:
             _, names = next(rows)
         except StopIteration:
-            raise ImportError_(f"{path}: empty file") from None
+            raise CsvError(f"{path}: empty file") from None
         names = [n.strip() for n in names]
     elif spec.names:
         names = list(spec.names)
@@ -97,16 +97,16 @@ def import_csv(path: str | Path, out: str | Path, spec: CsvSpec,
         try:
             first = next(rows)
         except StopIteration:
-            raise ImportError_(f"{path}: empty file") from None
+            raise CsvError(f"{path}: empty file") from None
         names = [f"c{i + 1}" for i in range(len(first[1]))]
     used = set(spec.label_cols) | ({spec.timestamp_col} if spec.timestamp_col else set())
     for c in used:
         if c not in names:
-            raise ImportError_(f"{path}: no column {c!r}; columns are {names}")
+            raise CsvError(f"{path}: no column {c!r}; columns are {names}")
     sensors = spec.sensor_cols or [n for n in names if n not in used]
     for c in sensors:
         if c not in names:
-            raise ImportError_(f"{path}: no sensor column {c!r}; columns are {names}")
+            raise CsvError(f"{path}: no sensor column {c!r}; columns are {names}")
     idx = {n: i for i, n in enumerate(names)}
     s_idx = [idx[c] for c in sensors]
     t0 = None
@@ -137,7 +137,7 @@ def import_csv(path: str | Path, out: str | Path, spec: CsvSpec,
 
         for line, row in all_rows():
             if len(row) != len(names):
-                raise ImportError_(f"{path}: line {line} has {len(row)} fields, expected "
+                raise CsvError(f"{path}: line {line} has {len(row)} fields, expected "
                                    f"{len(names)}")
             if t0 is not None:
                 ts = t0 + int(round(n_rows * spec.period * 1e9))
@@ -152,7 +152,7 @@ def import_csv(path: str | Path, out: str | Path, spec: CsvSpec,
                 try:
                     samples.append((col, ts, float(cell), 0))
                 except ValueError:
-                    raise ImportError_(f"{path}: line {line} column {col!r}: {cell!r} is not "
+                    raise CsvError(f"{path}: line {line} column {col!r}: {cell!r} is not "
                                        "a number") from None
             if spec.label_cols:
                 labels = {c: _label_value(row[idx[c]]) for c in spec.label_cols}

@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.imaging import StudyImage
-from tocsin.errors import ConnectorError, TocsinError
+from tocsin.errors import ConnectorError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ SUPPORTED_MODALITIES = ("CT", "MR")
 DEADLETTER_INLINE_MAX = 700 * 1024  # bigger originals are kept on disk, not in the message
 
 
-class DicomRejected(TocsinError):
+class DicomRejected(DataError):
     """A DICOM object that will not be processed; `status` is the DIMSE failure to answer."""
 
     def __init__(self, reason: str, status: int = 0xC210):
@@ -114,3 +114,10 @@ class ImagePublisher:
                              worker=self.worker, ts=time.time_ns())
         self._send(self.deadletter, self.studies.encode(), dl.encode())
         log.warning("dead-lettered DICOM from %s: %s", key, error)
+
+
+def sample_files() -> list[Path]:
+    """The small CT and MR files pydicom ships: the demo's and the tests' studies."""
+    from pydicom.data import get_testdata_file
+
+    return [Path(get_testdata_file(n)) for n in ("CT_small.dcm", "MR_small.dcm")]

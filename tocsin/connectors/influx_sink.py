@@ -32,13 +32,18 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from tocsin.connectors.influx_admin import ensure_rollups
-from tocsin.connectors.influx_lines import alert_lines, feature_lines, readings_lines, score_lines
+from tocsin.connectors.influx_lines import (
+    alert_lines,
+    feature_lines,
+    readings_lines,
+    score_lines,
+)
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.contracts.scores import Scores
-from tocsin.errors import SchemaError
-from tocsin.streams import topics
+from tocsin.errors import ConnectorError, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +215,7 @@ class InfluxHistorySink:
                     error[:300])
 
 
-class _Transient(Exception):
+class _Transient(ConnectorError):
     """InfluxDB is unreachable or failing: retry the whole batch later."""
 
 

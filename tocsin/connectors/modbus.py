@@ -38,9 +38,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from tocsin.configfile import load_model
+from tocsin.config.yamlfile import load_model
 from tocsin.connectors.modbus_codec import (
-    BIT_TABLES, ReadRequest, Span, compile_decoder, decode, plan_reads, width)
+    BIT_TABLES,
+    ReadRequest,
+    Span,
+    compile_decoder,
+    decode,
+    plan_reads,
+    width,
+)
 from tocsin.contracts.readings import ReadingsFrame
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from tocsin.connectors.csv_import import CsvSpec, ImportError_, _parse_ts, _rows
+from tocsin.connectors.csv_import import CsvError, CsvSpec, _parse_ts, _rows
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.errors import SchemaError
 
@@ -68,18 +68,18 @@ def load_table(path: str | Path, spec: CsvSpec, label_col: str | None = None,
         try:
             _, names = next(it)
         except StopIteration:
-            raise ImportError_(f"{path}: empty file") from None
+            raise CsvError(f"{path}: empty file") from None
         names = [n.strip() for n in names]
     rows = list(it)
     if not rows:
-        raise ImportError_(f"{path}: no data rows")
+        raise CsvError(f"{path}: no data rows")
     width = len(rows[0][1])
     names = names or [f"c{i + 1}" for i in range(width)]
     if len(names) != width:
-        raise ImportError_(f"{path}: {len(names)} column names but {width} columns")
+        raise CsvError(f"{path}: {len(names)} column names but {width} columns")
     for need in filter(None, [spec.timestamp_col, label_col, *(spec.sensor_cols or [])]):
         if need not in names:
-            raise ImportError_(f"{path}: no column {need!r}; columns: {names[:12]}"
+            raise CsvError(f"{path}: no column {need!r}; columns: {names[:12]}"
                                + (" ..." if len(names) > 12 else ""))
     skip = {spec.timestamp_col, label_col, *spec.label_cols}
     sensors = spec.sensor_cols or [n for n in names if n not in skip]
@@ -87,14 +87,14 @@ def load_table(path: str | Path, spec: CsvSpec, label_col: str | None = None,
     vals = np.full((len(rows), len(sensors)), np.nan)
     for r, (line, row) in enumerate(rows):
         if len(row) != width:
-            raise ImportError_(f"{path} line {line}: {len(row)} columns, expected {width}")
+            raise CsvError(f"{path} line {line}: {len(row)} columns, expected {width}")
         for j, c in enumerate(idx):
             cell = row[c].strip()
             if cell:
                 try:
                     vals[r, j] = float(cell)
                 except ValueError:
-                    raise ImportError_(f"{path} line {line} column {sensors[j]!r}: {cell!r} is "
+                    raise CsvError(f"{path} line {line} column {sensors[j]!r}: {cell!r} is "
                                        "not a number") from None
     if spec.timestamp_col:
         ti = names.index(spec.timestamp_col)
@@ -114,7 +114,7 @@ def load_table(path: str | Path, spec: CsvSpec, label_col: str | None = None,
         try:
             labels = np.array([int(float(row[li] or 0)) for _, row in rows], dtype=np.int64)
         except ValueError as exc:
-            raise ImportError_(f"{path}: label column {label_col!r} must be numeric "
+            raise CsvError(f"{path}: label column {label_col!r} must be numeric "
                                f"({exc})") from None
     elif onset_row is not None:
         labels = (np.arange(1, len(rows) + 1) >= onset_row).astype(np.int64)
@@ -128,7 +128,12 @@ def simulated_frames(seconds: float, *, rate: float = 10.0, seed: int = 7,
     """The simulator's readings, generated offline in event time (one frame per asset per
     second). ``faults``: [{asset, fault, start, end}] in seconds from the start."""
     from tocsin.connectors.simulator.plant import DEFAULT_ASSETS, Plant
-    from tocsin.connectors.simulator.scenario import EPOCH_2026, FaultEvent, Scenario, run_events
+    from tocsin.connectors.simulator.scenario import (
+        EPOCH_2026,
+        FaultEvent,
+        Scenario,
+        run_events,
+    )
 
     sc = Scenario(seed=seed, seconds=seconds, rate=rate,
                   assets=assets or list(DEFAULT_ASSETS),

@@ -31,13 +31,12 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
-
-from asyncua import Client, ua
 from typing import Literal
 
+from asyncua import Client, ua
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tocsin.configfile import load_model
+from tocsin.config.yamlfile import load_model
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.errors import ConfigError, ConnectorError
 
@@ -258,7 +257,7 @@ class OpcUaSource:
         col = self._collector
         values = await self.client.read_attributes([n for n, _ in self._nodes])
         now = time.time_ns()
-        for (node, (asset, tag, _)), dv in zip(self._nodes, values):
+        for (_node, (asset, tag, _)), dv in zip(self._nodes, values):
             status = dv.StatusCode_ if hasattr(dv, "StatusCode_") else dv.StatusCode
             try:
                 v = float(dv.Value.Value) if dv.Value is not None else None

@@ -30,7 +30,7 @@ from typing import BinaryIO
 import cramjam
 import orjson
 
-from tocsin.errors import TocsinError
+from tocsin.errors import DataError
 
 MAGIC = b"TOCSINREC\n"
 FORMAT = 1
@@ -42,7 +42,7 @@ _REC = struct.Struct("<HiqqBiiH")
 _LEN = struct.Struct("<i")
 
 
-class RecordingError(TocsinError):
+class RecordingError(DataError):
     """A recording file is damaged, truncated, or from a newer Tocsin."""
 
 

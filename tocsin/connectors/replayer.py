@@ -16,10 +16,9 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer
 
+from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.connectors.recording import RecordingReader
 from tocsin.errors import TocsinError
-from tocsin.streams.topics import ensure_topics
-
 
 _READINGS = b'"tocsin.readings/'
 

@@ -18,13 +18,13 @@ import zlib
 from pathlib import Path
 from typing import Literal
 
-from tocsin.errors import TocsinError
+from tocsin.errors import ConnectorError, TocsinError
 
 log = logging.getLogger(__name__)
 _HDR = struct.Struct("<II")
 
 
-class SpoolFull(TocsinError):
+class SpoolFull(ConnectorError):
     """The spool is at its size limit and its policy is ``reject``."""
 
 

@@ -8,13 +8,26 @@ samples). ``feature_hash`` pins the spec and tag order (see tocsin.detectors.win
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
-from tocsin.detectors.windows import FeatureRow
 from tocsin.errors import SchemaError
+
+
+@dataclass(slots=True)
+class FeatureRow:
+    """The windows of one asset that closed at boundary ``end`` (ns)."""
+
+    asset: str
+    end: int
+    tags: list[str]
+    scales: dict[str, np.ndarray]  # scale name -> (tags x features); NaN for a tag w/o samples
+    counts: dict[str, np.ndarray]  # scale name -> samples per tag
+    source_ts: int = 0  # newest source timestamp seen for the asset when it closed
 
 NAME = "tocsin.features"
 VERSION = 1

@@ -22,7 +22,13 @@ from tocsin.contracts.alerts import Alert, AlertEvent, Severity
 from tocsin.contracts.scores import Scores
 from tocsin.detectors.fusion_bn import FusionModel, NetworkSpec
 from tocsin.detectors.fusion_config import FusionConfig
-from tocsin.detectors.lifecycle import LEVELS, NS, AlertLifecycle, Assessment, Transition
+from tocsin.detectors.lifecycle import (
+    LEVELS,
+    NS,
+    AlertLifecycle,
+    Assessment,
+    Transition,
+)
 
 DETAILS_SCHEMA = "tocsin.fusion/1"
 

@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 
 from tocsin.detectors.fusion_config import FusionConfig
-from tocsin.errors import ConfigError, TocsinError
+from tocsin.errors import ConfigError, ModelError, TocsinError
 
 FAULT = "fault"
 YES_NO = ("no", "yes")
@@ -31,7 +31,7 @@ ARTIFACT = "network.json"
 FORMAT = "tocsin.fusion-network/1"
 
 
-class FusionModelError(TocsinError):
+class FusionModelError(ModelError):
     """A fusion network artifact is missing, malformed or does not match the config."""
 
 

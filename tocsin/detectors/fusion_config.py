@@ -6,14 +6,9 @@ file the same way, and errors name the field (``asset_types.induction-motor.prio
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tocsin.configfile import load_model
 from tocsin.detectors.lifecycle import LifecycleConfig
-
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "fusion.yaml"
 
 
 class ScoreLevels(BaseModel):
@@ -87,7 +82,3 @@ class FusionConfig(BaseModel):
             if tag in tags:
                 return group
         return None
-
-
-def load_fusion_config(path: str | Path | None = None) -> FusionConfig:
-    return load_model(path or DEFAULT_PATH, FusionConfig)

@@ -12,7 +12,13 @@ from collections.abc import Callable, Iterable
 from tocsin.contracts.alerts import Alert, AlertEvent
 from tocsin.contracts.scores import Scores
 from tocsin.detectors.fusion import evidence_nodes
-from tocsin.detectors.fusion_bn import FAULT, FusionModel, NetworkSpec, fit_network, spec_for
+from tocsin.detectors.fusion_bn import (
+    FAULT,
+    FusionModel,
+    NetworkSpec,
+    fit_network,
+    spec_for,
+)
 from tocsin.detectors.fusion_config import FusionConfig
 
 
@@ -82,5 +88,5 @@ def _count(rows: list[dict]) -> dict[str, int]:
 
 
 def assets_from_plant(plant) -> dict[str, tuple[str, list[str]]]:
-    """asset id -> (asset type, tags) from a :class:`tocsin.plantconfig.PlantConfig`."""
+    """asset id -> (asset type, tags) from a :class:`tocsin.config.plant.PlantConfig`."""
     return {a: (c.type, list(c.tags)) for a, c in plant.assets.items()}

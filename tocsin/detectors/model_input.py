@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tocsin.detectors.windows import FeatureRow, FeatureSpec
+from tocsin.contracts.features import FeatureRow
+from tocsin.detectors.windows import FeatureSpec
 
 
 def vector_names(spec: FeatureSpec, tags: list[str]) -> list[str]:

@@ -60,7 +60,7 @@ class ThresholdAlerter:
 
 
 def alerter_from_plant(plant) -> ThresholdAlerter:
-    """Build an alerter from a :class:`tocsin.plantconfig.PlantConfig`."""
+    """Build an alerter from a :class:`tocsin.config.plant.PlantConfig`."""
     limits = {a: plant.limits_for(a) for a in plant.assets}
     units = {(a, t): c.unit for a, ac in plant.assets.items() for t, c in ac.tags.items()}
     return ThresholdAlerter(limits, units)

@@ -58,11 +58,11 @@ class ThresholdDetector:
             return np.array([nan if get(limits[t]) is None else get(limits[t])
                              for t in self.tags], dtype=np.float64).reshape(n)
 
-        self.high = arr(lambda l: l.high)
-        self.low = arr(lambda l: l.low)
-        self.rate = arr(lambda l: l.rate)
-        self.deadband = arr(lambda l: l.deadband)
-        self.rate_clear = self.rate * (1.0 - arr(lambda l: l.rate_clear_fraction))
+        self.high = arr(lambda lim: lim.high)
+        self.low = arr(lambda lim: lim.low)
+        self.rate = arr(lambda lim: lim.rate)
+        self.deadband = arr(lambda lim: lim.deadband)
+        self.rate_clear = self.rate * (1.0 - arr(lambda lim: lim.rate_clear_fraction))
         self.severity = [limits[t].severity for t in self.tags]
         self._limit = (self.high, self.low, self.rate)
         self._has_rule = [bool((~np.isnan(x)).any()) for x in self._limit]

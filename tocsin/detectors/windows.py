@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from tocsin.contracts.features import FeatureRow
 from tocsin.detectors import features as F
 
 NS = 1_000_000_000
@@ -94,18 +95,6 @@ class FeatureSpec(BaseModel):
         doc = orjson.dumps({"spec": self.model_dump(mode="json"), "tags": list(tags)},
                            option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(doc).hexdigest()[:16]
-
-
-@dataclass(slots=True)
-class FeatureRow:
-    """The windows of one asset that closed at boundary ``end`` (ns)."""
-
-    asset: str
-    end: int
-    tags: list[str]
-    scales: dict[str, np.ndarray]  # scale name -> (tags x features); NaN for a tag w/o samples
-    counts: dict[str, np.ndarray]  # scale name -> samples per tag
-    source_ts: int = 0  # newest source timestamp seen for the asset when it closed
 
 
 @dataclass
@@ -268,7 +257,7 @@ class WindowEngine:
             feats[rows] = F.compute(x, t, names, self.spec.fft_bins)
         # assemble one FeatureRow per (asset, boundary) that has any data
         out: list[FeatureRow] = []
-        for pi, (asset, st, bounds, ntags) in enumerate(plan_meta):
+        for pi, (asset, st, bounds, _ntags) in enumerate(plan_meta):
             sel = np.flatnonzero(w_plan == pi)
             by_b: dict[int, FeatureRow] = {}
             for sj, sc in enumerate(scales):

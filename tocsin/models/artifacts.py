@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from tocsin.detectors.windows import FeatureSpec
-from tocsin.models.errors import ModelError
+from tocsin.errors import ModelError
 
 MANIFEST = "manifest.json"
 SCHEMA = "tocsin.model/1"

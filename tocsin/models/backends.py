@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from tocsin.models.errors import ModelError
+from tocsin.errors import ModelError
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 

@@ -18,11 +18,7 @@ import numpy as np
 import orjson
 
 from tocsin.detectors.fraud_features import FEATURES, SEQ_LEN, TOKEN_DIM
-from tocsin.errors import TocsinError
-
-
-class ModelError(TocsinError):
-    """A model artifact is missing, unreadable or incompatible, or a backend is unavailable."""
+from tocsin.errors import ModelError
 
 
 class OnnxBackend:

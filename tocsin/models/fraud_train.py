@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from tocsin.contracts.payments import FraudLabel, Transaction
-from tocsin.detectors.fraud_features import (FEATURES, SEQ_LEN, TOKEN_DIM, FraudFeatures)
+from tocsin.detectors.fraud_features import FEATURES, SEQ_LEN, TOKEN_DIM, FraudFeatures
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tocsin.models.errors import ModelError
+from tocsin.errors import ModelError
 
 EULER_GAMMA = 0.5772156649015329
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from tocsin.models.errors import ModelError
+from tocsin.errors import ModelError
 
 
 def _torch():

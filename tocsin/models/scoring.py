@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tocsin.contracts.features import FeatureRow
 from tocsin.contracts.scores import ModelScore, Scores
 from tocsin.detectors.model_input import SequenceBuffer, TickAssembler
-from tocsin.detectors.windows import FeatureRow
+from tocsin.errors import ModelError
 from tocsin.models import artifacts
 from tocsin.models.backends import open_session
-from tocsin.models.errors import ModelError
 
 log = logging.getLogger("tocsin.models")
 CLIP = 20.0  # standardised inputs are clipped: one wild sensor must not swamp the rest

@@ -19,11 +19,16 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from tocsin.contracts.readings import ReadingsFrame
-from tocsin.detectors.model_input import TickAssembler, sequences, step_names, vector_names
+from tocsin.detectors.model_input import (
+    TickAssembler,
+    sequences,
+    step_names,
+    vector_names,
+)
 from tocsin.detectors.windows import FeatureSpec, WindowEngine
+from tocsin.errors import ModelError
 from tocsin.models import artifacts, iforest, lstm_ae
 from tocsin.models.backends import open_session
-from tocsin.models.errors import ModelError
 
 Progress = Callable[[str], None]
 
@@ -112,7 +117,7 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
         tr_vec.append(tk.vectors[:cut])
         ca_vec.append(tk.vectors[cut:])
     mean, std = _scaler(np.concatenate(tr_vec))
-    for asset, tk in sorted(ticks.items()):
+    for _asset, tk in sorted(ticks.items()):
         cut = int(round(len(tk.ends) * (1 - cfg.calib_fraction)))
         zs = _z(tk.steps, mean[:d_step], std[:d_step])
         tr_seq.append(sequences(zs[:cut], cfg.seq_len)[::cfg.seq_stride])

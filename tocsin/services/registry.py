@@ -6,7 +6,13 @@ from pathlib import Path
 
 import orjson
 
-from tocsin.services.kafka import KafkaBroker, _port_open, cache_dir, pid_alive, stop_pid
+from tocsin.services.kafka import (
+    KafkaBroker,
+    _port_open,
+    cache_dir,
+    pid_alive,
+    stop_pid,
+)
 
 
 def run_dir() -> Path:

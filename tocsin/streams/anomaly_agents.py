@@ -17,15 +17,15 @@ import time
 
 import faust
 
+from tocsin.config.plant import PlantConfig
+from tocsin.config.worker import Settings
 from tocsin.contracts import features as fc
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.detectors.windows import WindowEngine
 from tocsin.errors import SchemaError
 from tocsin.models import artifacts
 from tocsin.models.scoring import AnomalyScorer, ModelRegistry
-from tocsin.plantconfig import PlantConfig
 from tocsin.streams import metrics
-from tocsin.streams.settings import Settings
 
 log = logging.getLogger("tocsin.worker")
 

@@ -11,14 +11,15 @@ import time
 
 import faust
 
+from tocsin.config.plant import load_plant
+from tocsin.config.worker import Settings
+from tocsin.contracts import topics
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.errors import SchemaError
-from tocsin.plantconfig import load_plant
-from tocsin.streams import metrics, topics
+from tocsin.streams import metrics
 from tocsin.streams.anomaly_agents import add_feature_agents
 from tocsin.streams.deadletters import dead_letterer
-from tocsin.streams.settings import Settings
 
 log = logging.getLogger("tocsin.worker")
 

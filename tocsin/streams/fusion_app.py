@@ -23,19 +23,22 @@ from pathlib import Path
 import faust
 from prometheus_client import Histogram
 
+from tocsin.config.fusion import load_fusion_config
+from tocsin.config.plant import load_plant
+from tocsin.config.worker import Settings
+from tocsin.connectors import kafka_admin
+from tocsin.contracts import topics
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert, AlertEvent
 from tocsin.contracts.scores import Scores
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel, expert_network
-from tocsin.detectors.fusion_config import FusionConfig, load_fusion_config
+from tocsin.detectors.fusion_config import FusionConfig
 from tocsin.detectors.fusion_train import assets_from_plant, specs_for
 from tocsin.errors import SchemaError, ServiceError, TocsinError
-from tocsin.plantconfig import load_plant
-from tocsin.streams.deadletters import dead_letterer
-from tocsin.streams import metrics, topics
+from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
-from tocsin.streams.settings import Settings
+from tocsin.streams.deadletters import dead_letterer
 
 log = logging.getLogger("tocsin.fusion")
 FUSE_SECONDS = Histogram("tocsin_fusion_tick_seconds", "Fusion time per score tick (join, "
@@ -67,7 +70,7 @@ def ensure_fusion_topics(settings: Settings) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     names = [settings.topic(t) for t in (*topics.ALL, topics.ALERT_ACKS)]
-    topics.ensure_topics(settings.broker, names, settings.partitions)
+    kafka_admin.ensure_topics(settings.broker, names, settings.partitions)
     admin = AdminClient({"bootstrap.servers": settings.broker})
     compacted = [settings.topic(t) for t in topics.COMPACTED]
     existing = set(admin.list_topics(timeout=30).topics)
@@ -182,7 +185,7 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
 
         @app.timer(interval=settings.model_poll_s)
         async def reload_network():
-            from tocsin.detectors import fusion_store
+            from tocsin.models import fusion_store
 
             newest = fusion_store.newest(watch.parent)
             if newest is None or str(newest) in (loaded["path"], loaded["failed"]):

@@ -10,18 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from tocsin.connectors.simulator.fusion_stream import (ScoreSource, fault_scenarios,
-                                                       simulate)
+from tocsin.config.fusion import load_fusion_config
+from tocsin.config.plant import load_plant
+from tocsin.config.worker import Settings
+from tocsin.connectors import kafka_admin
+from tocsin.connectors.simulator.fusion_stream import (
+    ScoreSource,
+    fault_scenarios,
+    simulate,
+)
 from tocsin.connectors.simulator.plant import DEFAULT_ASSETS
 from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.scores import Scores
 from tocsin.detectors.fusion_bn import FusionModel
-from tocsin.detectors.fusion_config import load_fusion_config
 from tocsin.detectors.fusion_train import assets_from_plant, train
-from tocsin.plantconfig import load_plant
-from tocsin.streams import topics
-from tocsin.streams.settings import Settings
 
 
 def train_simulated(scores: ScoreSource, config_path=None, seeds: Iterable[int] = (1, 2, 3),
@@ -72,7 +76,7 @@ def feed_simulated(settings: Settings, scores: ScoreSource, *, asset: str, fault
                    scores_only: bool = False) -> int:
     from confluent_kafka import Producer
 
-    topics.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
+    kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
                          settings.partitions)
     plant = load_plant(settings.plant_config)
     sc = Scenario(seed=seed, seconds=seconds, assets=[asset],

@@ -10,8 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from tocsin.streams.isolated import (
-    describe, diff_alerts, event_counts, load_expected, run_isolated, save_expected,
-    shadow_report)
+    describe,
+    diff_alerts,
+    event_counts,
+    load_expected,
+    run_isolated,
+    save_expected,
+    shadow_report,
+)
 
 
 def _t(ns: int | None) -> str:

@@ -19,15 +19,15 @@ from prometheus_client import Counter, Histogram
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tocsin.config.worker import Settings
+from tocsin.contracts import topics
 from tocsin.contracts.imaging import StudyImage
 from tocsin.errors import ConfigError, SchemaError, TocsinError
 from tocsin.models.imaging.artifacts import ImagingArtifact, default_dir
 from tocsin.models.imaging.backend import load_backend
 from tocsin.models.imaging.reader import Reader
-from tocsin.streams.deadletters import dead_letterer
-from tocsin.streams import topics
 from tocsin.streams.app import raw_topic
-from tocsin.streams.settings import Settings
+from tocsin.streams.deadletters import dead_letterer
 
 log = logging.getLogger("tocsin.imaging")
 

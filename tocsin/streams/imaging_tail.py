@@ -7,8 +7,8 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.markup import escape
 
+from tocsin.contracts import topics
 from tocsin.contracts.imaging import Finding
-from tocsin.streams import topics
 from tocsin.streams.follow import follow, tail_consumer
 
 

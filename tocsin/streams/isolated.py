@@ -25,11 +25,12 @@ import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tocsin.connectors import kafka_admin
 from tocsin.connectors.recording import RecordingReader
 from tocsin.connectors.replayer import ReplaySpec, replay
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.errors import TocsinError
-from tocsin.streams import topics
 
 IGNORED = {"emitted_ts"}  # wall clock: differs on every run by design
 
@@ -79,7 +80,7 @@ def run_isolated(recording: str | Path, broker: str, *, plant_config: str | None
     with RecordingReader(recording, allow_truncated=allow_truncated) as r:
         src = input_topic(r)
     prefix = f"iso{uuid.uuid4().hex[:8]}."
-    topics.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
+    kafka_admin.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix="tocsin-iso-"))
     log = log_dir / f"{prefix}worker.log"
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,

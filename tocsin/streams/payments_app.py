@@ -27,19 +27,20 @@ import time
 import faust
 import orjson
 
+from tocsin.config.payments import FraudSettings
+from tocsin.config.worker import Settings
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
 from tocsin.contracts.payments import FraudLabel, FraudScore, Transaction
 from tocsin.detectors.fraud_features import FraudFeatures, new_state
 from tocsin.detectors.fraud_routing import LoadAwareSwitch, LoadSample, SwitchConfig
 from tocsin.errors import SchemaError
 from tocsin.models.fraud_serving import FraudModel, decide
-from tocsin.payments_config import FraudSettings
-from tocsin.streams.deadletters import dead_letterer
-from tocsin.streams import metrics, topics
+from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
+from tocsin.streams.deadletters import dead_letterer
 from tocsin.streams.payments_load import LoadProbe
 from tocsin.streams.payments_out import OutputWriter
-from tocsin.streams.settings import Settings
 
 log = logging.getLogger("tocsin.payments")
 _CACHE_MAX = 500_000  # decoded states kept; beyond this the cache starts over

@@ -18,15 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from tocsin.config.plant import PlantConfig, load_plant
 from tocsin.connectors.simulator.plant import DEFAULT_ASSETS, FAULTS, Plant
-from tocsin.connectors.simulator.scenario import EPOCH_2026, FaultEvent, Scenario, run_events
+from tocsin.connectors.simulator.scenario import (
+    EPOCH_2026,
+    FaultEvent,
+    Scenario,
+    run_events,
+)
 from tocsin.connectors.simulator.scores import SimulatedScorer, tick_windows
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.contracts.scores import Scores
 from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.errors import ConfigError
-from tocsin.plantconfig import PlantConfig, load_plant
 
 NS = 1_000_000_000
 NORMAL_FIT_SEED = 9001  # the stand-in's normal data; never used for training or evaluation
@@ -72,7 +77,7 @@ class ModelScores:
         need = {types[a] for a in (assets or DEFAULT_ASSETS) if a in types}
         missing = sorted(need - set(self.registry.models))
         if missing:
-            from tocsin.models.errors import ModelError
+            from tocsin.errors import ModelError
 
             bad = "; ".join(f"{t}: {self.registry.errors[t]}" for t in missing
                             if t in self.registry.errors)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 
 from asyncua import Client, Server, ua
 from asyncua.common.methods import uamethod
@@ -145,8 +145,8 @@ class _Users:
 async def make_certificate(directory: Path, name: str, host: str = "127.0.0.1"
                            ) -> tuple[Path, Path]:
     """A self-signed application certificate (DER) and key (PEM) for tests and the demo."""
-    from cryptography.x509.oid import ExtendedKeyUsageOID
     from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     directory.mkdir(parents=True, exist_ok=True)
     key, cert = directory / f"{name}-key.pem", directory / f"{name}-cert.der"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tocsin.configfile import load_model
+from tocsin.config.yamlfile import load_model
 from tocsin.connectors.recording import Message, RecordingWriter
 from tocsin.connectors.simulator.plant import DEFAULT_ASSETS, FAULTS, Plant
 from tocsin.contracts.readings import ReadingsFrame

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import orjson
 
-from tocsin.errors import TocsinError
+from tocsin.errors import ModelError
 from tocsin.models.imaging.preprocess import NormTable
 
 FILES = {"teacher": "teacher.onnx", "student-fp32": "student_fp32.onnx",
          "student-int8": "student_int8.onnx"}
 
 
-class ArtifactError(TocsinError):
+class ArtifactError(ModelError):
     """A model folder is missing or incomplete; names the file."""
 
 

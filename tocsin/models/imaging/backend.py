@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tocsin.errors import TocsinError
+from tocsin.errors import ModelError
 
 
-class BackendError(TocsinError):
+class BackendError(ModelError):
     """A backend cannot be created (missing package, GPU, model file); says which."""
 
 

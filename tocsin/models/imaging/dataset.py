@@ -11,9 +11,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tocsin.models.imaging.preprocess import (CROP, TARGET_SPACING_MM, NormTable, Prepared,
-                                              crop, prepare, scale_intensity, select_rois)
-from tocsin.models.imaging.preprocess import resample, to_hu
+from tocsin.models.imaging.preprocess import (
+    CROP,
+    TARGET_SPACING_MM,
+    NormTable,
+    Prepared,
+    crop,
+    prepare,
+    resample,
+    scale_intensity,
+    select_rois,
+    to_hu,
+)
 from tocsin.models.imaging.simulate import SimCase
 
 MARGIN_PX = 4  # a nodule centre this close to the crop border does not count as inside

@@ -54,8 +54,12 @@ class _Calibration:
 
 
 def quantize_int8(fp32: Path, int8: Path, calibration: np.ndarray) -> Path:
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = int8.with_suffix(".pre.onnx")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from tocsin.errors import TocsinError
+from tocsin.errors import DataError
 
 TARGET_SPACING_MM = 1.0
 CROP = 64  # pixels at the target spacing: the model input
@@ -25,7 +25,7 @@ LUNG_WINDOW = (-600.0, 1500.0)  # centre, width in HU
 SUPPORTED = ("CT", "MR")
 
 
-class PreprocessError(TocsinError):
+class PreprocessError(DataError):
     """An image cannot be preprocessed (unsupported modality, bad geometry); says why."""
 
 

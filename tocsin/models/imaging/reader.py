@@ -15,8 +15,13 @@ import numpy as np
 from tocsin.contracts.imaging import Finding, StudyImage
 from tocsin.models.imaging.artifacts import ImagingArtifact
 from tocsin.models.imaging.backend import OrtBackend
-from tocsin.models.imaging.preprocess import (PreprocessError, crop, prepare, roi_in_original,
-                                              select_rois)
+from tocsin.models.imaging.preprocess import (
+    PreprocessError,
+    crop,
+    prepare,
+    roi_in_original,
+    select_rois,
+)
 
 NOTE = "model trained on simulated data only; not a clinical result"
 

@@ -49,7 +49,11 @@ def train_imaging(out: Path, cfg: TrainImagingConfig,
                   ) -> ImagingArtifact:
     import torch
 
-    from tocsin.models.imaging.distill import DistillConfig, distill_student, train_teacher
+    from tocsin.models.imaging.distill import (
+        DistillConfig,
+        distill_student,
+        train_teacher,
+    )
     from tocsin.models.imaging.export import export_onnx, quantize_int8
 
     torch.set_num_threads(cfg.threads)

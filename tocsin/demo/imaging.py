@@ -15,16 +15,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tocsin.demo_procs import spawn, stop_all, wait_log
+from tocsin.config.worker import load_settings
+from tocsin.connectors import kafka_admin
+from tocsin.contracts import topics
+from tocsin.demo.procs import spawn, stop_all, wait_log
 from tocsin.models.imaging.artifacts import ArtifactError, ImagingArtifact, default_dir
 from tocsin.services.registry import kafka_status, kafka_up, run_dir
-from tocsin.streams import topics
 from tocsin.streams.imaging_tail import tail_findings
-from tocsin.streams.settings import load_settings
 
 
 def run_demo(*, broker: str | None, model_dir: Path | None, port: int = 0) -> int:
-    from tocsin.cli_imaging import sample_files
+    from tocsin.connectors.dicom import sample_files
     from tocsin.connectors.dicom_scp import send_files
     from tocsin.services.kafka import free_port
 
@@ -42,7 +43,7 @@ def run_demo(*, broker: str | None, model_dir: Path | None, port: int = 0) -> in
     if broker is None:
         broker = (kafka_status() or kafka_up(9092, 9093))["bootstrap"]
     prefix = f"imdemo-{int(time.time())}."
-    topics.ensure_topics(broker, [prefix + t for t in topics.IMAGING], 2)
+    kafka_admin.ensure_topics(broker, [prefix + t for t in topics.IMAGING], 2)
     logs = run_dir() / "imaging-demo"
     logs.mkdir(parents=True, exist_ok=True)
     port = port or free_port()

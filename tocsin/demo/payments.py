@@ -18,11 +18,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from tocsin.contracts import topics
 from tocsin.contracts.payments import FraudScore
-from tocsin.demo_procs import spawn, stop_all, wait_log
+from tocsin.demo.procs import spawn, stop_all, wait_log
 from tocsin.services.kafka import free_port
 from tocsin.services.registry import kafka_up, run_dir
-from tocsin.streams import topics
 from tocsin.streams.follow import follow, tail_consumer
 
 

@@ -1,4 +1,4 @@
-"""Topic names (see DESIGN.md) and their creation with the Kafka admin API."""
+"""Topic creation with the Kafka admin API (names in :mod:`tocsin.contracts.topics`)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ import time
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tocsin.errors import ServiceError
-
-READINGS = "plant.readings"
-FEATURES = "plant.features"
-SCORES = "plant.scores"
-ALERTS = "plant.alerts"
-DEADLETTER = "tocsin.deadletter"
-ALL = (READINGS, FEATURES, SCORES, ALERTS, DEADLETTER)
-# alert lifecycle (fusion worker): operators' acks in; open alerts out, compacted (key = alert
-# id, a cleared alert leaves a tombstone), so `tocsin alerts list` reads only what is open
-ALERT_ACKS = "plant.alerts.acks"
-ALERTS_OPEN = "plant.alerts.open"
-FUSION = (ALERT_ACKS, ALERTS_OPEN)
-COMPACTED = (ALERTS_OPEN,)
 
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int,
@@ -63,15 +50,3 @@ def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
             raise ServiceError(f"topics not visible in metadata after {timeout:.0f}s: "
                                f"{sorted(set(names) - set(ready))}")
         time.sleep(0.1)
-
-# imaging (issue 9): images in, findings out, keyed by study UID
-IMAGING_STUDIES = "imaging.studies"
-IMAGING_FINDINGS = "imaging.findings"
-IMAGING = (IMAGING_STUDIES, IMAGING_FINDINGS, DEADLETTER)
-
-# payments (fraud scoring); a separate tuple so ALL and the plant tooling stay as they are
-TRANSACTIONS = "payments.transactions"
-PAY_LABELS = "payments.labels"
-PAY_SCORES = "payments.scores"
-PAY_ALERTS = "payments.alerts"
-PAYMENTS = (TRANSACTIONS, PAY_LABELS, PAY_SCORES, PAY_ALERTS, DEADLETTER)

@@ -1,7 +1,7 @@
 """CLI of the alert fusion and lifecycle: `tocsin fusion worker|feed-sim`, `tocsin train
 fusion`, and `tocsin alerts ack|list` plus the filters of `tocsin alerts tail`.
 
-Registered by tocsin/cli.py's `_register_extensions`; heavy imports happen inside commands.
+Registered by tocsin/cli/__init__.py; heavy imports happen inside commands.
 """
 
 from __future__ import annotations
@@ -10,8 +10,14 @@ import time
 
 import click
 
-_broker_opt = click.option("--broker", default=None, help="Kafka host:port (env TOCSIN_BROKER)")
-_prefix_opt = click.option("--prefix", default=None, help="topic prefix (env TOCSIN_TOPIC_PREFIX)")
+from tocsin.cli.common import (
+    Group,
+    broker_opt,
+    launch_worker,
+    prefix_opt,
+    worker_settings,
+)
+
 _config_opt = click.option("--config", "config_path", envvar="TOCSIN_FUSION_CONFIG",
                            type=click.Path(exists=True, dir_okay=False), default=None,
                            help="fusion network YAML (default: tocsin/data/fusion.yaml)")
@@ -29,11 +35,6 @@ _stand_in_opt = click.option("--stand-in", is_flag=True,
                                   "trained anomaly models; for development only")
 
 
-def _settings(broker, prefix, plant_config=None, model_dir=None):
-    from tocsin.streams.settings import load_settings
-
-    return load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config,
-                         model_dir=model_dir)
 
 
 def _filter_opts(f):
@@ -52,36 +53,41 @@ def _make_filter(assets, severity, fault_types, kinds):
     return AlertFilter(frozenset(assets), severity, frozenset(fault_types), frozenset(kinds))
 
 
+@click.group(cls=Group)
+def alerts() -> None:
+    """Watch, list and acknowledge alerts."""
+
+
 def register(main: click.Group, train: click.Group) -> None:
-    alerts: click.Group = main.commands["alerts"]  # type: ignore[assignment]
+    main.add_command(alerts)
 
     @click.command("tail")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @click.option("--from-beginning", is_flag=True)
     @_filter_opts
     def alerts_tail(broker, prefix, from_beginning, assets, severity, fault_types, kinds):
         """Print alert events as they arrive until Ctrl-C (optionally filtered)."""
-        from tocsin.streams import topics
+        from tocsin.contracts import topics
         from tocsin.streams.tail import tail_alerts
 
-        s = _settings(broker, prefix)
+        s = worker_settings(broker, prefix)
         tail_alerts(s.broker, s.topic(topics.ALERTS), from_beginning=from_beginning,
                     only=_make_filter(assets, severity, fault_types, kinds))
 
     alerts.add_command(alerts_tail)  # replaces the unfiltered `tail` of tocsin/cli.py
 
     @alerts.command("list")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @_filter_opts
     @click.option("--json", "as_json", is_flag=True, help="one JSON alert event per line")
     def alerts_list(broker, prefix, assets, severity, fault_types, kinds, as_json):
         """The open alerts (from the compacted plant.alerts.open topic)."""
-        from tocsin.streams import topics
+        from tocsin.contracts import topics
         from tocsin.streams.open_alerts import read_open_alerts
 
-        s = _settings(broker, prefix)
+        s = worker_settings(broker, prefix)
         found, errors = read_open_alerts(s.broker, s.topic(topics.ALERTS_OPEN))
         keep = _make_filter(assets, severity, fault_types, kinds)
         rows = sorted((a for a in found.values() if keep(a)), key=lambda a: a.opened_ts)
@@ -100,18 +106,18 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--force", is_flag=True, help="send even if the alert is not listed open")
     @click.option("--wait", "wait_s", default=10.0, show_default=True,
                   help="seconds to wait for the 'acknowledged' event (0: do not wait)")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     def alerts_ack(alert_id, user, note, force, wait_s, broker, prefix):
         """Acknowledge an open alert: sends an ack to plant.alerts.acks; the fusion worker
         answers with an 'acknowledged' event."""
         import getpass
 
+        from tocsin.contracts import topics
         from tocsin.contracts.acks import Ack
-        from tocsin.streams import topics
         from tocsin.streams.open_alerts import read_open_alerts, send_ack
 
-        s = _settings(broker, prefix)
+        s = worker_settings(broker, prefix)
         if not force:
             found, _ = read_open_alerts(s.broker, s.topic(topics.ALERTS_OPEN))
             if alert_id not in found:
@@ -137,8 +143,8 @@ def register(main: click.Group, train: click.Group) -> None:
         """Bayesian-network fusion of threshold alerts and anomaly scores."""
 
     @fusion.command("worker")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @click.option("--plant-config", type=click.Path(exists=True, dir_okay=False), default=None,
                   help="plant YAML (env TOCSIN_PLANT_CONFIG; default: the demo plant)")
     @_config_opt
@@ -150,14 +156,16 @@ def register(main: click.Group, train: click.Group) -> None:
                        "the config's expert priors")
     def fusion_worker(broker, prefix, plant_config, config_path, model_dir, model_path):
         """Run the fusion worker: plant.alerts + plant.scores -> fused alerts."""
-        from faust.worker import Worker
-
-        from tocsin.detectors import fusion_store
+        from tocsin.models import fusion_store
         from tocsin.streams import metrics
-        from tocsin.streams.fusion_app import (create_fusion_app, ensure_fusion_topics,
-                                               load_engine, resume_open_alerts)
+        from tocsin.streams.fusion_app import (
+            create_fusion_app,
+            ensure_fusion_topics,
+            load_engine,
+            resume_open_alerts,
+        )
 
-        s = _settings(broker, prefix, plant_config, model_dir)
+        s = worker_settings(broker, prefix, plant_config, model_dir=model_dir)
         ensure_fusion_topics(s)
         watch = None if model_path else fusion_store.fusion_root(s.model_dir)
         model_path = model_path or fusion_store.newest(s.model_dir)
@@ -171,11 +179,11 @@ def register(main: click.Group, train: click.Group) -> None:
         app = create_fusion_app(s, engine, watch=watch,
                                 current=str(model_path) if model_path else None)
         metrics.serve(s.metrics_port, s.metrics_host)
-        Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()
+        launch_worker(app, s.log_level)
 
     @fusion.command("feed-sim")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @_model_dir_opt
     @_stand_in_opt
     @click.option("--asset", default="pump-1", show_default=True)
@@ -195,7 +203,7 @@ def register(main: click.Group, train: click.Group) -> None:
         the trained anomaly models' scores on the same simulated readings, stamped from now."""
         from tocsin.streams.fusion_feed import feed_simulated
 
-        s = _settings(broker, prefix, None, model_dir)
+        s = worker_settings(broker, prefix, model_dir=model_dir)
         n = feed_simulated(s, _score_source(s.model_dir, stand_in, [asset]), asset=asset,
                            fault=fault, at=fault_at, until=fault_until, seconds=seconds,
                            seed=seed, speed=speed, scores_only=scores_only)
@@ -215,7 +223,7 @@ def register(main: click.Group, train: click.Group) -> None:
         (`tocsin train` first), and save it beside them."""
         from pathlib import Path
 
-        from tocsin.detectors import fusion_store
+        from tocsin.models import fusion_store
         from tocsin.streams.fusion_feed import train_simulated
 
         root = Path(model_dir) if model_dir else None
@@ -237,7 +245,7 @@ def _score_source(model_root, stand_in: bool, assets):
                     fg="yellow", err=True)
         return fit_scorers()
     from tocsin.connectors.simulator.fusion_stream import ModelScores
-    from tocsin.models.errors import ModelError
+    from tocsin.errors import ModelError
 
     try:
         return ModelScores(model_root, assets=assets)

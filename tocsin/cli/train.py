@@ -2,61 +2,23 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import click
 
-_model_dir = click.option("--model-dir", type=click.Path(file_okay=False), default=None,
-                          envvar="TOCSIN_MODEL_DIR",
-                          help="artifact root [env TOCSIN_MODEL_DIR; default "
-                               "~/.local/share/tocsin/models]")
-_plant_cfg = click.option("--plant-config", type=click.Path(exists=True, dir_okay=False),
-                          default=None, help="plant YAML (default: the simulated plant's)")
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _say(console):
-    t0 = time.perf_counter()
-
-    def say(msg: str) -> None:
-        console.print(f"[dim]{time.perf_counter() - t0:7.1f}s[/dim] {msg}", highlight=False)
-
-    return say
-
-
-def _train_opts(f):
-    for opt in reversed([
-        click.option("--epochs", default=12, show_default=True, help="LSTM-AE epochs"),
-        click.option("--seq-len", default=60, show_default=True,
-                     help="ticks in the LSTM-AE window (60 x 1 s = 60 s)"),
-        click.option("--score-steps", default=10, show_default=True,
-                     help="last ticks of the window that are scored"),
-        click.option("--quantile", default=0.995, show_default=True,
-                     help="threshold quantile of the held-back normal scores"),
-        click.option("--seed", default=0, show_default=True),
-        click.option("--threads", default=1, show_default=True, help="torch threads"),
-    ]):
-        f = opt(f)
-    return f
-
-
-def _cfg(epochs, seq_len, score_steps, quantile, seed, threads, **extra):
-    from tocsin.models.training import TrainConfig
-
-    return TrainConfig(epochs=epochs, seq_len=seq_len, score_steps=score_steps,
-                       quantile=quantile, seed=seed, threads=threads, **extra)
+from tocsin.cli.common import (
+    console,
+    model_dir_opt,
+    plant_config_opt,
+    progress_say,
+    train_config,
+    train_opts,
+)
 
 
 @click.command("plant")
-@_plant_cfg
-@_model_dir
+@plant_config_opt
+@model_dir_opt
 @click.option("--sim-seconds", default=1200.0, show_default=True,
               help="with no other source: seconds of simulated normal operation to train on")
 @click.option("--sim-seed", default=1, show_default=True,
@@ -74,7 +36,7 @@ def _cfg(epochs, seq_len, score_steps, quantile, seed, threads, **extra):
 @click.option("--sep", default=",", show_default=True, help="CSV separator or 'whitespace'")
 @click.option("--asset-type", "only_types", multiple=True,
               help="train only these asset types (default: all in the plant config)")
-@_train_opts
+@train_opts
 def train_plant(plant_config, model_dir, sim_seconds, sim_seed, recording, csv_path,
                 influx_start, asset, timestamp_col, period, sep, only_types, **tkw) -> None:
     """Train the anomaly models (Isolation Forest + LSTM-AE) per asset type.
@@ -82,16 +44,16 @@ def train_plant(plant_config, model_dir, sim_seconds, sim_seed, recording, csv_p
     With no source option it trains on simulated normal operation of the demo plant. Each
     asset type gets a new versioned artifact folder; running workers pick it up by themselves.
     """
+    from tocsin.config.plant import load_plant
     from tocsin.connectors import model_sources as ms
     from tocsin.models import artifacts
     from tocsin.models.training import collect_ticks, train_asset_type
-    from tocsin.plantconfig import load_plant
 
-    console = _console()
-    say = _say(console)
+    con = console()
+    say = progress_say(con)
     plant = load_plant(plant_config)
     root = Path(model_dir) if model_dir else artifacts.default_root()
-    cfg = _cfg(**tkw)
+    cfg = train_config(**tkw)
     tags = plant.asset_tags()
     if sum(x is not None for x in (recording, csv_path, influx_start)) > 1:
         raise click.UsageError("choose one source: --recording, --csv or --influx-start")
@@ -134,7 +96,7 @@ def train_plant(plant_config, model_dir, sim_seconds, sim_seed, recording, csv_p
                                        "different types in the plant config")
         art = train_asset_type(at, {a: ticks[a] for a in assets}, plant.features, at_tags,
                                cfg, root, source, say)
-        console.print(f"[green]{at}[/green] -> {art.version}")
+        con.print(f"[green]{at}[/green] -> {art.version}")
 
 
 @click.group("models")
@@ -143,7 +105,7 @@ def models_group() -> None:
 
 
 @models_group.command("list")
-@_model_dir
+@model_dir_opt
 def models_list(model_dir) -> None:
     """Every artifact version per asset type, newest last (the one workers load)."""
     from rich.table import Table
@@ -159,11 +121,11 @@ def models_list(model_dir) -> None:
             m = artifacts.load(p).manifest
             table.add_row(at, m["version"], m["created"], f"{m['thresholds']['iforest']:.4f}",
                           f"{m['thresholds']['lstm_ae']:.4f}", m["training"]["source"])
-    _console().print(table)
+    console().print(table)
 
 
 def register(main: click.Group, train: click.Group) -> None:
-    from tocsin.cli_eval import eval_group
+    from tocsin.cli.eval import eval_group
 
     train.add_command(train_plant)
     main.add_command(models_group)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tocsin.configfile import load_model
+from tocsin.config.yamlfile import load_model
 from tocsin.detectors.thresholds import TagLimits
 from tocsin.detectors.windows import FeatureSpec
 
@@ -61,7 +61,7 @@ class PlantConfig(BaseModel):
         return None if a is None else {t: c.limits() for t, c in a.tags.items()}
 
 
-DEFAULT_PLANT = Path(__file__).resolve().parent / "data" / "plant.yaml"
+DEFAULT_PLANT = Path(__file__).resolve().parent.parent / "data" / "plant.yaml"
 
 
 def load_plant(path: str | Path | None = None) -> PlantConfig:

@@ -22,13 +22,14 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
+from tocsin.connectors import kafka_admin
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
-from tocsin.demo_procs import spawn, stop_all, wait_log
+from tocsin.contracts import topics
+from tocsin.demo.procs import spawn, stop_all, wait_log
 from tocsin.services.registry import kafka_status, kafka_up, run_dir
-from tocsin.streams import topics
 from tocsin.streams.tail import tail_alerts
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
@@ -55,8 +56,7 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
              modbus_port: int = 5020, asset: str = "pump-1", history: bool = True,
              fault_for: float | None = None) -> int:
     console = Console(soft_wrap=True)
-    from tocsin.detectors import fusion_store
-    from tocsin.models import artifacts
+    from tocsin.models import artifacts, fusion_store
 
     model_root = artifacts.default_root()
     trained = artifacts.asset_types(model_root)
@@ -80,7 +80,7 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
         broker = kafka_up(kafka_port, kafka_port + 1)["bootstrap"]
     console.print(f"[bold]kafka[/]: {broker}, topics {prefix}* "
                   f"(follow with: tocsin alerts tail --prefix {prefix})")
-    topics.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
+    kafka_admin.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
 
     endpoint = endpoint_url(opcua_port)
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,

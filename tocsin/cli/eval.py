@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tocsin.cli_plant_models import _cfg, _console, _say, _train_opts
+from tocsin.cli.common import console, progress_say, train_config, train_opts
 
 _common = [
     click.option("--detector", type=click.Choice(["any", "iforest", "lstm_ae"]), default="any",
@@ -50,7 +50,7 @@ def _report(results, title: str, markdown: str | None, extra_cols=()) -> None:
         table.add_column(c)
     for row in rows:
         table.add_row(*row)
-    _console().print(table)
+    console().print(table)
     if markdown:
         lines = [f"| {' | '.join(cols)} |", "|" + "---|" * len(cols)]
         lines += [f"| {' | '.join(r)} |" for r in rows]
@@ -119,22 +119,27 @@ def eval_group() -> None:
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
               help="keep the trained artifact here (default: a temporary folder)")
 @_common_opts
-@_train_opts
+@train_opts
 def eval_csv(test_files, train_file, train_rows, timestamp_col, timestamp_unit, period,
              sensors, label_col, onset_row, sep, no_header, windows, features, acf_lags,
              out_dir, model_dir, detector, persistence, markdown, **tkw) -> None:
     """Train on normal data, then score each labelled TEST_FILE with the stream's code."""
     from tocsin.connectors.csv_import import CsvSpec
     from tocsin.connectors.model_sources import load_table
-    from tocsin.eval_runner import eval_table, train_table, with_temp_root, write_rows
+    from tocsin.offline.plant_eval import (
+        eval_table,
+        train_table,
+        with_temp_root,
+        write_rows,
+    )
 
     if (train_file is None) == (train_rows is None):
         raise click.UsageError("give exactly one of --train-file and --train-rows")
     if (label_col is None) == (onset_row is None):
         raise click.UsageError("give exactly one of --label-col and --onset-row")
-    say = _say(_console())
+    say = progress_say(console())
     spec = _spec_from(windows, features, acf_lags, period)
-    cfg = _cfg(**tkw)
+    cfg = train_config(**tkw)
     cs = CsvSpec(asset="csv", timestamp_col=timestamp_col, timestamp_unit=timestamp_unit,
                  period=period, sep=sep, header=not no_header,
                  sensor_cols=sensors.split(",") if sensors else None,
@@ -179,11 +184,17 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
              threads, detector, persistence, markdown) -> None:
     """The Tennessee Eastman protocol: train on d00.dat, test on every d*_te.dat (fault from
     row 161; d00_te.dat is normal), 3-minute rows, windows of 1 and 10 rows."""
-    from tocsin.eval_runner import (eval_table, tep_spec, tep_tables, train_table,
-                                    with_temp_root, write_rows)
     from tocsin.models.training import TrainConfig
+    from tocsin.offline.plant_eval import (
+        eval_table,
+        tep_spec,
+        tep_tables,
+        train_table,
+        with_temp_root,
+        write_rows,
+    )
 
-    say = _say(_console())
+    say = progress_say(console())
     spec = tep_spec()
     cfg = TrainConfig(seq_len=seq_len, score_steps=score_steps, epochs=epochs,
                       quantile=quantile, seed=seed, threads=threads, seq_stride=1,
@@ -217,15 +228,15 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
 def eval_sim(model_dir, seconds, onset, seed, backend, detector, persistence, markdown) -> None:
     """Every fault of the simulated plant's fault library on a fresh run, plus a normal run
     per asset, scored by the trained models (tick level, 1 s ticks)."""
-    from tocsin.eval_runner import eval_sim_case, sim_cases
+    from tocsin.config.plant import load_plant
     from tocsin.models import artifacts
-    from tocsin.plantconfig import load_plant
+    from tocsin.offline.plant_eval import eval_sim_case, sim_cases
 
     root = Path(model_dir) if model_dir else artifacts.default_root()
     if not artifacts.asset_types(root):
         raise click.ClickException(f"no trained models under {root}; run `tocsin train` first")
     plant = load_plant(None)
-    say = _say(_console())
+    say = progress_say(console())
     results = []
     for asset, fault in sim_cases(seconds, onset):
         r = eval_sim_case(asset, fault, seconds=seconds, onset=onset, seed=seed, plant=plant,

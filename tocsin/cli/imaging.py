@@ -1,6 +1,6 @@
 """`tocsin imaging ...` and `tocsin train imaging`: the imaging commands (issue 9).
 
-Registered by `tocsin.cli`; heavy imports (pynetdicom, faust, torch) happen inside commands.
+Registered by tocsin/cli/__init__.py; heavy imports (pynetdicom, faust, torch) happen inside commands.
 """
 
 from __future__ import annotations
@@ -13,37 +13,34 @@ from pathlib import Path
 
 import click
 
-_broker_opt = click.option("--broker", default=None, help="Kafka host:port (env TOCSIN_BROKER)")
-_prefix_opt = click.option("--prefix", default=None, help="topic prefix (env TOCSIN_TOPIC_PREFIX)")
+from tocsin.cli.common import (
+    broker_opt,
+    launch_worker,
+    prefix_opt,
+    wait_for_signal,
+    worker_settings,
+)
+
 _model_dir_opt = click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
                               default=None, help="trained model folder (env "
                               "TOCSIN_IMAGING_MODEL_DIR; default "
                               "~/.local/share/tocsin/models/imaging)")
 
 
-def _settings(broker, prefix):
-    from tocsin.streams.settings import load_settings
-
-    return load_settings(broker=broker, topic_prefix=prefix)
 
 
 def _publisher(settings, worker: str):
+    from tocsin.connectors import kafka_admin
     from tocsin.connectors.dicom import ImagePublisher
-    from tocsin.streams import topics
+    from tocsin.contracts import topics
 
-    topics.ensure_topics(settings.broker, [settings.topic(t) for t in topics.IMAGING],
+    kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.IMAGING],
                          settings.partitions)
     return ImagePublisher(settings.broker, settings.topic(topics.IMAGING_STUDIES),
                           settings.topic(topics.DEADLETTER), worker,
                           failed_dir=settings.data_dir / "imaging-failed")
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
 
 
 def register(main: click.Group, train: click.Group) -> None:
@@ -55,8 +52,8 @@ def register(main: click.Group, train: click.Group) -> None:
         simulated data)."""
 
     @imaging.command("worker")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @_model_dir_opt
     @click.option("--model", type=click.Choice(["student-int8", "student-fp32"]), default=None,
                   help="served model (env TOCSIN_IMAGING_MODEL; default student-int8)")
@@ -66,23 +63,23 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--max-wait-ms", type=float, default=None, help="batch wait (default 20)")
     def worker(broker, prefix, model_dir, model, backend, max_batch, max_wait_ms) -> None:
         """Run the imaging stream processor: imaging.studies -> imaging.findings."""
-        from faust.worker import Worker
-
-        from tocsin.streams import metrics, topics
+        from tocsin.connectors import kafka_admin
+        from tocsin.contracts import topics
+        from tocsin.streams import metrics
         from tocsin.streams.imaging_app import create_imaging_app, load_imaging_settings
 
-        settings = _settings(broker, prefix)
+        settings = worker_settings(broker, prefix)
         im = load_imaging_settings(model_dir=model_dir, model=model, backend=backend,
                                    max_batch=max_batch, max_wait_ms=max_wait_ms)
-        topics.ensure_topics(settings.broker, [settings.topic(t) for t in topics.IMAGING],
+        kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.IMAGING],
                              settings.partitions)
         app = create_imaging_app(settings, im)
         metrics.serve(settings.metrics_port, settings.metrics_host)
-        Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+        launch_worker(app, settings.log_level)
 
     @imaging.command("receive")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=11112, show_default=True, help="DICOM port (0: any free)")
     @click.option("--ae-title", default="TOCSIN", show_default=True)
@@ -90,28 +87,28 @@ def register(main: click.Group, train: click.Group) -> None:
         """DICOM C-STORE receiver (storage SCP) publishing to imaging.studies."""
         from tocsin.connectors.dicom_scp import StoreReceiver
 
-        settings = _settings(broker, prefix)
+        settings = worker_settings(broker, prefix)
         rx = StoreReceiver(_publisher(settings, "dicom-receiver"), host, port, ae_title,
                            store_dir=settings.data_dir / "imaging-pixels")
         rx.start()
         click.echo(f"imaging receiver: listening as {ae_title} on {host}:{rx.port}", err=True)
         try:
-            _wait_for_signal()
+            wait_for_signal()
         finally:
             rx.stop()
             click.echo(f"imaging receiver: stopped ({rx.received} stored, {rx.rejected} "
                        "refused)", err=True)
 
     @imaging.command("watch")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
     @click.option("--interval", default=1.0, show_default=True, help="seconds between scans")
     def watch(broker, prefix, folder, interval) -> None:
         """Publish DICOM files dropped into FOLDER (moved to processed/ or failed/)."""
         from tocsin.connectors.dicom_scp import FolderWatcher
 
-        settings = _settings(broker, prefix)
+        settings = worker_settings(broker, prefix)
         w = FolderWatcher(_publisher(settings, "dicom-watch"), folder,
                           store_dir=settings.data_dir / "imaging-pixels", settle_s=interval)
         click.echo(f"imaging watcher: watching {folder}", err=True)
@@ -132,6 +129,7 @@ def register(main: click.Group, train: click.Group) -> None:
                   help="also send CT_small.dcm and MR_small.dcm that ship with pydicom")
     def send(files, host, port, called, pydicom_samples) -> None:
         """C-STORE DICOM files to a receiver (a small SCU for demos and checks)."""
+        from tocsin.connectors.dicom import sample_files
         from tocsin.connectors.dicom_scp import send_files
 
         paths = list(files) + (sample_files() if pydicom_samples else [])
@@ -146,14 +144,14 @@ def register(main: click.Group, train: click.Group) -> None:
         sys.exit(1 if bad else 0)
 
     @imaging.command("tail")
-    @_broker_opt
-    @_prefix_opt
+    @broker_opt
+    @prefix_opt
     @click.option("--timeout", default=0.0, help="stop after this many seconds (0: never)")
     def tail(broker, prefix, timeout) -> None:
         """Print findings from imaging.findings as they arrive."""
         from tocsin.streams.imaging_tail import tail_findings
 
-        settings = _settings(broker, prefix)
+        settings = worker_settings(broker, prefix)
         tail_findings(settings, timeout or None)
 
     @imaging.command("quality")
@@ -187,13 +185,13 @@ def register(main: click.Group, train: click.Group) -> None:
         click.echo(quality_markdown(art))
 
     @imaging.command("demo")
-    @_broker_opt
+    @broker_opt
     @_model_dir_opt
     @click.option("--port", default=0, help="DICOM port of the receiver (0: a free one)")
     def demo(broker, model_dir, port) -> None:
         """CT_small.dcm and MR_small.dcm (pydicom's) -> C-STORE -> Kafka -> worker ->
         findings, shown here. Trains a small model first if none exists (needs torch)."""
-        from tocsin.imaging_demo import run_demo
+        from tocsin.demo.imaging import run_demo
 
         sys.exit(run_demo(broker=broker, model_dir=model_dir, port=port))
 
@@ -216,12 +214,6 @@ def register(main: click.Group, train: click.Group) -> None:
         art = train_with_progress(out or default_dir(), cfg, n_train=n_train,
                                   teacher_epochs=teacher_epochs, seed=seed, threads=threads)
         click.echo(quality_markdown(art))
-
-
-def sample_files() -> list[Path]:
-    from pydicom.data import get_testdata_file
-
-    return [Path(get_testdata_file(n)) for n in ("CT_small.dcm", "MR_small.dcm")]
 
 
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)

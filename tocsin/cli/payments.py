@@ -1,51 +1,40 @@
 """`tocsin payments ...` (fraud scoring: ingest, worker, simulator, scores) and
-`tocsin train fraud`. Registered by tocsin/cli.py; heavy imports happen inside commands."""
+`tocsin train fraud`. Registered by tocsin/cli/__init__.py; heavy imports happen inside commands."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import click
 
-_broker = click.option("--broker", default=None, help="Kafka host:port (env TOCSIN_BROKER)")
-_prefix = click.option("--prefix", default=None, help="topic prefix (env TOCSIN_TOPIC_PREFIX)")
-
-
-def _settings(broker, prefix):
-    from tocsin.streams.settings import load_settings
-
-    return load_settings(broker=broker, topic_prefix=prefix)
+from tocsin.cli.common import (
+    Group,
+    broker_opt,
+    launch_worker,
+    prefix_opt,
+    run_until_signal,
+    worker_settings,
+)
 
 
 def _ensure(s) -> None:
-    from tocsin.streams import topics
+    from tocsin.connectors import kafka_admin
+    from tocsin.contracts import topics
 
-    topics.ensure_topics(s.broker, [s.topic(t) for t in topics.PAYMENTS], s.partitions)
+    kafka_admin.ensure_topics(s.broker, [s.topic(t) for t in topics.PAYMENTS], s.partitions)
 
 
-def _run_until_signal(coro_fn) -> None:
-    async def main():
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await coro_fn(stop)
-
-    asyncio.run(main())
 
 
 def register(main: click.Group, train: click.Group) -> None:
-    from tocsin.cli import _Group
-
-    @main.group(cls=_Group)
+    @main.group(cls=Group)
     def payments() -> None:
         """Payment fraud scoring: feeds, the scoring worker, the simulated switch."""
 
     @payments.command("worker")
-    @_broker
-    @_prefix
+    @broker_opt
+    @prefix_opt
     @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
                   help="artifact from `tocsin train fraud` (env TOCSIN_FRAUD_MODEL_DIR)")
     @click.option("--batch-max", type=int, default=None, help="micro-batch size (64)")
@@ -58,13 +47,11 @@ def register(main: click.Group, train: click.Group) -> None:
     def payments_worker(broker, prefix, model_dir, batch_max, batch_wait_ms, budget_ms, naive,
                         force_branch, backend) -> None:
         """Score payments.transactions -> payments.scores (+ payments.alerts)."""
-        from faust.worker import Worker
-
-        from tocsin.payments_config import load_fraud_settings
+        from tocsin.config.payments import load_fraud_settings
         from tocsin.streams import metrics
         from tocsin.streams.payments_app import create_payments_app
 
-        s = _settings(broker, prefix)
+        s = worker_settings(broker, prefix)
         fs = load_fraud_settings(model_dir=model_dir, batch_max=batch_max, backend=backend,
                                  batch_wait_ms=batch_wait_ms, budget_ms=budget_ms,
                                  naive=naive, force_branch=force_branch)
@@ -74,11 +61,11 @@ def register(main: click.Group, train: click.Group) -> None:
             f"micro-batches of up to {fs.batch_max} or {fs.batch_wait_ms:g} ms"
         click.echo(f"payments worker: model {fs.model_dir}, {mode}, budget {fs.budget_ms:g} ms")
         metrics.serve(s.metrics_port, s.metrics_host)
-        Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()
+        launch_worker(app, s.log_level)
 
     @payments.command("ingest")
-    @_broker
-    @_prefix
+    @broker_opt
+    @prefix_opt
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--iso-port", type=int, default=8583, show_default=True,
                   help="ISO 8583 TCP port (-1: off)")
@@ -87,18 +74,18 @@ def register(main: click.Group, train: click.Group) -> None:
     def payments_ingest(broker, prefix, host, iso_port, http_port) -> None:
         """ISO 8583 TCP listener and HTTP JSON endpoint -> payments.transactions."""
         from tocsin.connectors.payments_ingest import run_ingest
-        from tocsin.streams import topics
+        from tocsin.contracts import topics
 
-        s = _settings(broker, prefix)
+        s = worker_settings(broker, prefix)
         _ensure(s)
-        _run_until_signal(lambda stop: run_ingest(
+        run_until_signal(lambda stop: run_ingest(
             s.broker, s.topic(topics.TRANSACTIONS), s.topic(topics.DEADLETTER), host=host,
             iso_port=None if iso_port < 0 else iso_port,
             http_port=None if http_port < 0 else http_port, stop=stop))
 
     @payments.command("sim")
-    @_broker
-    @_prefix
+    @broker_opt
+    @prefix_opt
     @click.option("--via", type=click.Choice(["kafka", "iso", "http"]), default="kafka",
                   show_default=True, help="straight to Kafka, or through the ingest feeds")
     @click.option("--target", default=None, help="ingest host:port (iso: 8583, http: 8080)")
@@ -113,9 +100,9 @@ def register(main: click.Group, train: click.Group) -> None:
                      seed) -> None:
         """Run the simulated payment switch live (simulated data, with fraud scenarios)."""
         from tocsin.connectors.simulator.payswitch_live import run_live
-        from tocsin.streams import topics
+        from tocsin.contracts import topics
 
-        s = _settings(broker, prefix)
+        s = worker_settings(broker, prefix)
         _ensure(s)
         target = target or ("127.0.0.1:8583" if via == "iso" else "127.0.0.1:8080")
         click.echo(f"simulator: {customers} customers, {terminals} terminals, {days} days at "
@@ -128,8 +115,8 @@ def register(main: click.Group, train: click.Group) -> None:
         click.echo(f"simulator: done: {out}")
 
     @payments.command("demo")
-    @_broker
-    @_prefix
+    @broker_opt
+    @prefix_opt
     @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
                   help="default: TOCSIN_FRAUD_MODEL_DIR (trained first if missing)")
     @click.option("--days", type=int, default=2, show_default=True)
@@ -140,8 +127,8 @@ def register(main: click.Group, train: click.Group) -> None:
         """Simulated switch -> ISO 8583 ingest -> scoring worker -> decisions on screen."""
         import sys
 
-        from tocsin.payments_config import load_fraud_settings
-        from tocsin.payments_demo import run_payments_demo
+        from tocsin.config.payments import load_fraud_settings
+        from tocsin.demo.payments import run_payments_demo
 
         md = Path(model_dir) if model_dir else load_fraud_settings().model_dir
         sys.exit(run_payments_demo(broker=broker, prefix=prefix, model_dir=md, days=days,
@@ -164,18 +151,18 @@ def register(main: click.Group, train: click.Group) -> None:
                    f"{int(sim.fraud.sum())} fraud")
 
     @payments.command("tail")
-    @_broker
-    @_prefix
+    @broker_opt
+    @prefix_opt
     @click.option("--from-beginning", is_flag=True)
     @click.option("--min-decision", type=click.Choice(["approve", "review", "decline"]),
                   default="approve", show_default=True)
     def payments_tail(broker, prefix, from_beginning, min_decision) -> None:
         """Follow payments.scores."""
+        from tocsin.contracts import topics
         from tocsin.contracts.payments import FraudScore
-        from tocsin.streams import topics
         from tocsin.streams.follow import follow, tail_consumer
 
-        s = _settings(broker, prefix)
+        s = worker_settings(broker, prefix)
         rank = {"approve": 0, "review": 1, "decline": 2}
         c = tail_consumer(s.broker, [s.topic(topics.PAY_SCORES)], from_beginning=from_beginning)
         try:
@@ -208,8 +195,8 @@ def register(main: click.Group, train: click.Group) -> None:
     def train_fraud(simulate, csv_path, recording, output, days, customers, terminals, epochs,
                     seed, threads, label_delay_days) -> None:
         """Train the hybrid fraud model (light + sequence tower + gate) and export ONNX."""
+        from tocsin.config.payments import load_fraud_settings
         from tocsin.errors import ConfigError
-        from tocsin.payments_config import load_fraud_settings
 
         if sum(map(bool, (simulate, csv_path, recording))) != 1:
             raise ConfigError("give exactly one of --simulate, --csv FILE, --recording FILE")

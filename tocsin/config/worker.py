@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tocsin.errors import ConfigError
-
 
 AGENTS = ("thresholds", "features", "anomaly")
 

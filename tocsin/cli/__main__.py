@@ -1,0 +1,5 @@
+"""`python -m tocsin.cli`: the same as the `tocsin` command."""
+
+from tocsin.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""`tocsin` CLI: The plant stream worker and topic creation."""
+
+from __future__ import annotations
+
+import click
+
+from tocsin.cli.common import (
+    Group,
+    broker_opt,
+    launch_worker,
+    prefix_opt,
+    worker_settings,
+)
+
+
+@click.command()
+@broker_opt
+@prefix_opt
+@click.option("--plant-config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="plant YAML with limits (env TOCSIN_PLANT_CONFIG; default: the demo plant)")
+@click.option("--agents", default=None, help="comma-separated subset of thresholds,features,"
+              "anomaly (env TOCSIN_AGENTS; default: all)")
+@click.option("--model-dir", type=click.Path(file_okay=False), default=None,
+              help="model artifacts (env TOCSIN_MODEL_DIR; default ~/.local/share/tocsin/models)")
+@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default=None,
+              help="inference backend (env TOCSIN_BACKEND; default onnxruntime)")
+def worker(broker, prefix, plant_config, agents, model_dir, backend) -> None:
+    """Run the stream worker (Faust): thresholds (plant.readings -> plant.alerts), features
+    (-> plant.features) and anomaly scores (-> plant.scores)."""
+    from tocsin.config.worker import load_settings
+    from tocsin.connectors import kafka_admin
+    from tocsin.contracts import topics
+    from tocsin.errors import ConfigError
+    from tocsin.streams import metrics
+    from tocsin.streams.app import create_app
+
+    settings = load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config,
+                             agents=agents, model_dir=model_dir, backend=backend)
+    if settings.backend == "tensorrt":  # fail at start-up, not on the first message
+        import onnxruntime as ort
+
+        if "TensorrtExecutionProvider" not in ort.get_available_providers():
+            raise ConfigError("TOCSIN_BACKEND=tensorrt needs onnxruntime-gpu with TensorRT and "
+                              "an NVIDIA GPU (pip install onnxruntime-gpu tensorrt); this machine "
+                              f"offers {ort.get_available_providers()}")
+    kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
+                         settings.partitions)
+    app = create_app(settings)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    launch_worker(app, settings.log_level)
+
+
+@click.group(cls=Group)
+def topics() -> None:
+    """Manage Tocsin's topics."""
+
+
+@topics.command("create")
+@broker_opt
+@prefix_opt
+def topics_create(broker, prefix) -> None:
+    """Create every Tocsin topic that is missing."""
+    from tocsin.connectors import kafka_admin
+    from tocsin.contracts import topics as t
+
+    s = worker_settings(broker, prefix, None)
+    names = [s.topic(n) for n in t.ALL]
+    kafka_admin.ensure_topics(s.broker, names, s.partitions)
+    click.echo("topics: " + ", ".join(names))
+
+
+COMMANDS = (worker, topics,)

@@ -1,0 +1,29 @@
+"""Topic names (see DESIGN.md); created by :mod:`tocsin.connectors.kafka_admin`."""
+
+from __future__ import annotations
+
+READINGS = "plant.readings"
+FEATURES = "plant.features"
+SCORES = "plant.scores"
+ALERTS = "plant.alerts"
+DEADLETTER = "tocsin.deadletter"
+ALL = (READINGS, FEATURES, SCORES, ALERTS, DEADLETTER)
+# alert lifecycle (fusion worker): operators' acks in; open alerts out, compacted (key = alert
+# id, a cleared alert leaves a tombstone), so `tocsin alerts list` reads only what is open
+ALERT_ACKS = "plant.alerts.acks"
+ALERTS_OPEN = "plant.alerts.open"
+FUSION = (ALERT_ACKS, ALERTS_OPEN)
+COMPACTED = (ALERTS_OPEN,)
+
+
+# imaging (issue 9): images in, findings out, keyed by study UID
+IMAGING_STUDIES = "imaging.studies"
+IMAGING_FINDINGS = "imaging.findings"
+IMAGING = (IMAGING_STUDIES, IMAGING_FINDINGS, DEADLETTER)
+
+# payments (fraud scoring); a separate tuple so ALL and the plant tooling stay as they are
+TRANSACTIONS = "payments.transactions"
+PAY_LABELS = "payments.labels"
+PAY_SCORES = "payments.scores"
+PAY_ALERTS = "payments.alerts"
+PAYMENTS = (TRANSACTIONS, PAY_LABELS, PAY_SCORES, PAY_ALERTS, DEADLETTER)

@@ -1,0 +1,1 @@
+"""The demos: a simulated plant, a payment switch and an imaging feed, end to end."""

@@ -1,0 +1,1 @@
+"""Offline jobs over files and simulator runs: evaluation of the plant detectors."""
