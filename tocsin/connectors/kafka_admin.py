@@ -28,10 +28,10 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int,
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise ServiceError(f"cannot create topic {name}: {exc}") from exc
-    _wait_visible(admin, missing, timeout)
+    wait_visible(admin, missing, timeout)
 
 
-def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
+def wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
     """Until the broker's metadata shows every topic with a leader for each partition.
 
     CreateTopics can return before the metadata cache has the topic; a Faust worker that

@@ -135,6 +135,7 @@ class FusionEngine:
                 st.active_thr.pop(a.alert_id, None)
             else:
                 st.active_thr[a.alert_id] = a
+        assert st.spec is not None  # set by _state_for before any evaluation
         nodes = evidence_nodes(self.cfg, st.spec, st.active_thr.values(), s)
         net = self.model.networks[st.spec.asset_type]
         posterior = net.posterior(nodes)
@@ -206,9 +207,9 @@ def evidence_nodes(cfg: FusionConfig, spec: NetworkSpec, active, s: Scores
     else:
         share: dict[str, float] = {}
         for tag, c in ae.contributions.items():
-            g = cfg.group_of(tag)
-            if g in spec.groups:
-                share[g] = share.get(g, 0.0) + c
+            grp = cfg.group_of(tag)
+            if grp is not None and grp in spec.groups:
+                share[grp] = share.get(grp, 0.0) + c
         nodes["top_group"] = max(sorted(share), key=share.__getitem__) if share else "none"
     return nodes
 

@@ -18,6 +18,7 @@ import hashlib
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -131,7 +132,7 @@ class FaultNetwork:
     prior: dict[str, float]
     cpds: dict[str, np.ndarray]  # node -> (states, faults)
     _cache: dict = field(default_factory=dict, repr=False)
-    _ve: object = field(default=None, repr=False)
+    _ve: Any = field(default=None, repr=False)
 
     def model(self):
         Net, Cpd, _ = _pgmpy()

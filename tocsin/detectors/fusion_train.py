@@ -8,6 +8,7 @@ Pure: the caller brings the event-ordered inputs (from a recording or the simula
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from tocsin.contracts.alerts import Alert, AlertEvent
 from tocsin.contracts.scores import Scores
@@ -42,7 +43,7 @@ def labeled_rows(cfg: FusionConfig, specs: dict[str, NetworkSpec],
     rows: dict[str, list[dict]] = {}
     for kind, x in items:
         if kind == "alert":
-            a: Alert = x
+            a = cast(Alert, x)
             if a.kind != "threshold":
                 continue
             act = active.setdefault(a.asset, {})
@@ -51,7 +52,7 @@ def labeled_rows(cfg: FusionConfig, specs: dict[str, NetworkSpec],
             else:
                 act[a.alert_id] = a
             continue
-        s: Scores = x
+        s = cast(Scores, x)
         atype = assets.get(s.asset, (s.asset_type, []))[0]
         spec = specs.get(atype)
         if spec is None:

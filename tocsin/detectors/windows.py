@@ -197,6 +197,7 @@ class WindowEngine:
 
     def _due(self, st: _AssetState, wm: int) -> np.ndarray:
         h0, start = self._h0, st.closed_until
+        assert start is not None  # set when the asset's first frame arrives
         last = (wm // h0) * h0
         if last <= start:
             return np.zeros(0, dtype=np.int64)

@@ -82,7 +82,7 @@ def ensure_fusion_topics(settings: Settings) -> None:
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise ServiceError(f"cannot create topic {name}: {exc}") from exc
-    topics._wait_visible(admin, compacted, 30)
+    kafka_admin.wait_visible(admin, compacted, 30)
 
 
 def resume_open_alerts(settings: Settings, engine: FusionEngine) -> int:
