@@ -15,6 +15,7 @@ from tocsin.cli import (
     alerts,
     connect,
     demo,
+    fusion,
     history,
     imaging,
     payments,
@@ -55,5 +56,5 @@ for _module in (services, worker, sim, connect, scores, history, record, demo):
     for _cmd in _module.COMMANDS:
         main.add_command(_cmd)
 # domain modules with groups of their own and `train` subcommands
-for _module in (alerts, train, payments, imaging):
+for _module in (alerts, fusion, train, payments, imaging):
     _module.register(main, train_group)
