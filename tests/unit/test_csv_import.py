@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tocsin.connectors.csv_import import CsvSpec, ImportError_, import_csv
+from tocsin.connectors.csv_import import CsvSpec, CsvError, import_csv
 from tocsin.connectors.recording import RecordingReader
 from tocsin.contracts import ReadingsFrame
 
@@ -40,9 +40,9 @@ def test_labeled_csv_becomes_frames_and_label_changes(tmp_path):
 def test_bad_cell_names_line_and_column(tmp_path):
     src = tmp_path / "bad.csv"
     src.write_text("t,temp\n1,2\n2,hot\n")
-    with pytest.raises(ImportError_, match=r"line 3 column 'temp': 'hot' is not a number"):
+    with pytest.raises(CsvError, match=r"line 3 column 'temp': 'hot' is not a number"):
         import_csv(src, tmp_path / "o.rec", CsvSpec(asset="a", timestamp_col="t"))
-    with pytest.raises(ImportError_, match="no column 'label'"):
+    with pytest.raises(CsvError, match="no column 'label'"):
         import_csv(src, tmp_path / "o.rec", CsvSpec(asset="a", timestamp_col="t",
                                                     label_cols=["label"]))
 
