@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tocsin.connectors.csv_import import CsvSpec, CsvError, import_csv
+from tocsin.connectors.csv_import import CsvError, CsvSpec, import_csv
 from tocsin.connectors.recording import RecordingReader
 from tocsin.contracts import ReadingsFrame
 
