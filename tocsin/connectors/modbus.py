@@ -39,6 +39,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from tocsin.config.yamlfile import load_model
+from tocsin.connectors.backoff import Backoff
 from tocsin.connectors.modbus_codec import (
     BIT_TABLES,
     ReadRequest,
@@ -183,7 +184,7 @@ class ModbusSource:
 
     async def _connect(self, dev: DeviceConfig, client: AsyncModbusTcpClient) -> None:
         """Connect, retrying with exponential backoff until it works (or we are cancelled)."""
-        delay = 0.2
+        backoff = Backoff.up_to(dev.backoff_max_s)
         st = self.stats[dev.name]
         while not client.connected:
             try:
@@ -194,10 +195,10 @@ class ModbusSource:
                 st.reconnects += 1
                 log.info("modbus device %s (%s:%d) connected", dev.name, dev.host, dev.port)
                 return
+            delay = backoff.next_delay()
             log.warning("modbus device %s (%s:%d) unreachable; retrying in %.1fs", dev.name,
                         dev.host, dev.port, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, dev.backoff_max_s)
 
     async def _poll_group(self, dev: DeviceConfig, client, group: PollGroup,
                           tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:

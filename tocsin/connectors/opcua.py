@@ -37,6 +37,7 @@ from asyncua import Client, ua
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tocsin.config.yamlfile import load_model
+from tocsin.connectors.backoff import Backoff
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.errors import ConfigError, ConnectorError
 
@@ -280,7 +281,7 @@ class OpcUaSource:
 
     async def _reconnect(self) -> None:
         """Reconnect with exponential backoff and re-create the subscription."""
-        delay = 0.5
+        backoff = Backoff.up_to(self.config.backoff_max_s)
         self.reconnects += 1
         while True:
             await self.close()
@@ -289,10 +290,10 @@ class OpcUaSource:
                 log.info("%s: reconnected and re-subscribed", self.name)
                 return
             except Exception as exc:  # OSError, timeouts, UaError: the server is still away
+                delay = backoff.next_delay()
                 log.warning("%s: server unreachable (%r); retrying in %.1fs", self.name, exc,
                             delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.backoff_max_s)
 
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
         assert self._collector is not None, "start() first"
