@@ -318,6 +318,10 @@ class ModbusSource:
         while True:
             yield await self._queue.get()
 
+    def records(self) -> AsyncIterator[ReadingsFrame]:
+        """The Source protocol's name for :meth:`frames`."""
+        return self.frames()
+
     async def close(self) -> None:
         # pymodbus turns a cancellation inside a request into a ModbusIOException, which a
         # poll loop counts and survives: so stop by flag, and cancel until the tasks are done

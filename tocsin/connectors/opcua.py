@@ -103,6 +103,10 @@ class OpcUaConfig(BaseModel):
     def _check(self) -> "OpcUaConfig":
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
+        try:
+            self.node_configs()  # node ids given as plain strings are checked here
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     def nodes(self) -> list[tuple[str, str, str]]:
@@ -318,6 +322,10 @@ class OpcUaSource:
                     await self._reconnect()
             for f in self._cut():
                 yield f
+
+    def records(self) -> AsyncIterator[ReadingsFrame]:
+        """The Source protocol's name for :meth:`frames`."""
+        return self.frames()
 
     def _cut(self) -> list[ReadingsFrame]:
         col = self._collector
