@@ -51,14 +51,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SinkStats:
-    messages: int = 0
     points: int = 0
     batches: int = 0
     retries: int = 0
     rejected: int = 0
     deadlettered: int = 0
-    seconds_writing: float = 0.0
-    last_error: str = ""
 
 
 @dataclass
@@ -126,7 +123,6 @@ class InfluxHistorySink:
                         item.lines = self.topics[item.topic](item.value)
                     except SchemaError as exc:
                         self._deadletter(item, str(exc), "decode")
-                    self.stats.messages += 1
                     batch.append(item)
                     n_lines += len(item.lines)
                 if batch and (n_lines >= self.batch_lines
@@ -149,13 +145,10 @@ class InfluxHistorySink:
         paused = False
         while True:
             try:
-                t0 = time.perf_counter()
                 rejected = self._write(lines)
-                self.stats.seconds_writing += time.perf_counter() - t0
                 break
             except _Transient as exc:
                 self.stats.retries += 1
-                self.stats.last_error = str(exc)
                 if not paused:
                     self.consumer.pause(self.consumer.assignment())
                     paused = True

@@ -135,11 +135,8 @@ def load_modbus_config(path: str | Path) -> ModbusConfig:
 class DeviceStats:
     polls: int = 0
     reads: int = 0
-    exceptions: int = 0  # Modbus exception responses
-    timeouts: int = 0  # no answer / connection lost
     reconnects: int = 0
-    last_error: str = ""
-    by_tag: dict[str, int] = field(default_factory=dict)
+    by_tag: dict[str, int] = field(default_factory=dict)  # failed reads per tag
 
 
 def _count(st: DeviceStats, req: ReadRequest) -> bool:
@@ -187,17 +184,18 @@ class ModbusSource:
         backoff = Backoff.up_to(dev.backoff_max_s)
         st = self.stats[dev.name]
         while not client.connected:
+            why = "connection refused or timed out"
             try:
                 await client.connect()
             except Exception as exc:  # pymodbus raises several types on refusal
-                st.last_error = repr(exc)
+                why = repr(exc)
             if client.connected:
                 st.reconnects += 1
                 log.info("modbus device %s (%s:%d) connected", dev.name, dev.host, dev.port)
                 return
             delay = backoff.next_delay()
-            log.warning("modbus device %s (%s:%d) unreachable; retrying in %.1fs", dev.name,
-                        dev.host, dev.port, delay)
+            log.warning("modbus device %s (%s:%d) unreachable (%s); retrying in %.1fs",
+                        dev.name, dev.host, dev.port, why, delay)
             await asyncio.sleep(delay)
 
     async def _poll_group(self, dev: DeviceConfig, client, group: PollGroup,
@@ -210,7 +208,6 @@ class ModbusSource:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.stats[dev.name].last_error = "internal error (see log)"
                 log.exception("modbus device %s: poll loop failed; restarting in 1s", dev.name)
                 client.close()
                 await asyncio.sleep(1.0)
@@ -294,8 +291,6 @@ class ModbusSource:
             rr = await getattr(client, _READERS[req.table])(req.address, count=req.count,
                                                             device_id=dev.unit_id)
         except (ModbusException, asyncio.TimeoutError, OSError) as exc:
-            st.timeouts += 1
-            st.last_error = repr(exc)
             if _count(st, req):
                 log.warning("modbus device %s: reading %s %d+%d (tags %s) failed: %s (%d "
                             "failures of these tags so far)", dev.name, req.table, req.address,
@@ -303,8 +298,6 @@ class ModbusSource:
             return None
         st.reads += 1
         if rr.isError():
-            st.exceptions += 1
-            st.last_error = str(rr)
             if _count(st, req):
                 log.warning("modbus device %s: exception response for %s %d+%d (tags %s): %s "
                             "(%d so far)", dev.name, req.table, req.address, req.count, names,
