@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SinkStats:
+    messages: int = 0
     points: int = 0
     batches: int = 0
     retries: int = 0
@@ -123,6 +124,7 @@ class InfluxHistorySink:
                         item.lines = self.topics[item.topic](item.value)
                     except SchemaError as exc:
                         self._deadletter(item, str(exc), "decode")
+                    self.stats.messages += 1
                     batch.append(item)
                     n_lines += len(item.lines)
                 if batch and (n_lines >= self.batch_lines
