@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -60,7 +61,7 @@ class DicomReceiverSource:
         self.config = config
         self.name = f"{config.name}:{config.ae_title}@{config.host}"
         self.inbox: Inbox[StudyImage] = Inbox(self.name, config.queue, on_reject=on_reject)
-        self.receiver = None
+        self.receiver: Any = None  # dicom_scp.StoreReceiver once started
 
     @property
     def port(self) -> int:
@@ -71,8 +72,8 @@ class DicomReceiverSource:
 
         c = self.config
         self.inbox.bind()
-        rx = StoreReceiver(_InboxImagePublisher(self.inbox, c.timeout_s), c.host, c.port,
-                           c.ae_title, store_dir=c.store_dir)
+        pub: Any = _InboxImagePublisher(self.inbox, c.timeout_s)  # duck-types ImagePublisher
+        rx = StoreReceiver(pub, c.host, c.port, c.ae_title, store_dir=c.store_dir)
         await asyncio.to_thread(rx.start)  # raises ConnectorError naming host:port
         self.receiver = rx
 
@@ -117,8 +118,8 @@ class DicomWatchSource:
 
         c = self.config
         self.inbox.bind()
-        watcher = FolderWatcher(_InboxImagePublisher(self.inbox, c.timeout_s), c.folder,
-                                store_dir=c.store_dir, settle_s=c.settle_s)
+        pub: Any = _InboxImagePublisher(self.inbox, c.timeout_s)
+        watcher = FolderWatcher(pub, c.folder, store_dir=c.store_dir, settle_s=c.settle_s)
         self._task = asyncio.create_task(self._scan(watcher), name=self.name)
 
     async def _scan(self, watcher) -> None:

@@ -45,7 +45,7 @@ class Inbox(Generic[T]):
 
     async def put(self, items: Sequence[T]) -> None:
         """Hand over `items`; returns when the consumer is done with all of them."""
-        if self._q is None or self.closed:
+        if self._q is None or self._loop is None or self.closed:
             raise ConnectorError(f"{self.name}: source is not running")
         futs = []
         for item in items:

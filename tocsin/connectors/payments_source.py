@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -72,7 +73,7 @@ class PaymentsFeedSource:
         self.inbox: Inbox[Transaction] = Inbox(self.name, config.queue, on_reject=on_reject)
         self._key = key
         self._iso: asyncio.Server | None = None
-        self._runner = None
+        self._runner: Any = None  # aiohttp's AppRunner, imported lazily
         self.iso_port: int | None = None
         self.http_port: int | None = None
 
@@ -83,7 +84,7 @@ class PaymentsFeedSource:
 
         cfg = self.config
         self.inbox.bind()
-        pub = _InboxPublisher(self.inbox)
+        pub: Any = _InboxPublisher(self.inbox)  # duck-types TxnPublisher
         where = "iso_port"
         try:
             if cfg.iso_port is not None:
