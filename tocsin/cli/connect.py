@@ -7,7 +7,9 @@ import signal
 
 import click
 
-from tocsin.cli.common import DATA, Group, broker_opt, prefix_opt, worker_settings
+from tocsin.cli.common import Group, broker_opt, prefix_opt, worker_settings
+from tocsin.connectors import registry
+from tocsin.contracts import topics
 
 
 @click.group(cls=Group)
@@ -55,36 +57,35 @@ def _run_connector(source, name, broker, prefix, spool_dir, spool_max_mb, spool_
     asyncio.run(run())
 
 
-@connect.command("opcua")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="connector YAML (default: the simulated plant's)")
-@broker_opt
-@prefix_opt
-@_spool_opts
-def connect_opcua(config_path, broker, prefix, spool_dir, spool_max_mb, spool_policy,
-                  no_spool) -> None:
-    """Subscribe to an OPC UA server and publish frames until Ctrl-C."""
-    from tocsin.connectors.opcua import OpcUaSource, load_opcua_config
+def _plant_command(spec) -> click.Command:
+    """`tocsin connect NAME` for a registered source of readings frames."""
 
-    cfg = load_opcua_config(config_path or DATA / "opcua.yaml")
-    _run_connector(OpcUaSource(cfg), f"opcua-{cfg.name}", broker, prefix, spool_dir,
-                   spool_max_mb, spool_policy, no_spool)
+    @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+                  default=None, help=f"connector YAML (default: {spec.sample.name}, the "
+                                     "simulated plant's)")
+    @broker_opt
+    @prefix_opt
+    @_spool_opts
+    def run(config_path, broker, prefix, spool_dir, spool_max_mb, spool_policy,
+            no_spool) -> None:
+        cfg = spec.load_config(config_path)
+        _run_connector(spec.create(cfg), f"{spec.name}-{cfg.name}", broker, prefix, spool_dir,
+                       spool_max_mb, spool_policy, no_spool)
+
+    run.__doc__ = f"{spec.summary[0].upper()}{spec.summary[1:]} and publish frames until Ctrl-C."
+    return connect.command(spec.name)(run)
 
 
-@connect.command("modbus")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="connector YAML (default: the simulated plant's)")
-@broker_opt
-@prefix_opt
-@_spool_opts
-def connect_modbus(config_path, broker, prefix, spool_dir, spool_max_mb, spool_policy,
-                   no_spool) -> None:
-    """Poll Modbus/TCP devices and publish frames until Ctrl-C."""
-    from tocsin.connectors.modbus import ModbusSource, load_modbus_config
+for _spec in registry.for_topic(topics.READINGS):
+    _plant_command(_spec)
 
-    cfg = load_modbus_config(config_path or DATA / "modbus.yaml")
-    _run_connector(ModbusSource(cfg), f"modbus-{cfg.name}", broker, prefix, spool_dir,
-                   spool_max_mb, spool_policy, no_spool)
+
+@connect.command("list")
+def connect_list() -> None:
+    """Every registered source: what it reads, its records, topic, sample config, command."""
+    for s in registry.SOURCES.values():
+        click.echo(f"{s.name:15} {s.summary}\n{'':15} {s.record.rpartition(':')[2]} -> "
+                   f"{s.topic}; sample {s.sample}; run with `{s.command}`")
 
 
 @click.group(cls=Group)

@@ -1,8 +1,12 @@
 """The one Source protocol every connector implements, and the loop that runs a source.
 
-A source is set up once (connect, validate its config against the device), then yields
-readings frames until it is closed. Publishing (Kafka, store-and-forward) is not the source's
-business: :func:`run_source` hands each frame to a sink.
+A source is set up once (connect or listen, validate its config against the device), then
+yields records until it is closed. One protocol, typed by its record: plant connectors (OPC
+UA, Modbus) yield :class:`ReadingsFrame`, the payment feeds :class:`Transaction`, the DICOM
+edges :class:`StudyImage`. Pull sources poll a device; push sources (listeners, watchers)
+hand over what their peers sent through :class:`tocsin.connectors.inbox.Inbox`.
+Publishing (Kafka, store-and-forward) is not the source's business: :func:`run_source` hands
+each record to a sink. Every implementation is listed in :mod:`tocsin.connectors.registry`.
 """
 
 from __future__ import annotations
@@ -10,22 +14,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from tocsin.contracts.readings import ReadingsFrame
 
 log = logging.getLogger(__name__)
+T_co = TypeVar("T_co", covariant=True)
 
 
 @runtime_checkable
-class Source(Protocol):
+class Source(Protocol[T_co]):
     name: str
 
     async def start(self) -> None:
         """Connect and validate; raise ConnectorError naming the device or tag at fault."""
 
-    def frames(self) -> AsyncIterator[ReadingsFrame]:
-        """Yield frames until closed."""
+    def records(self) -> AsyncIterator[T_co]:
+        """Yield records until closed."""
 
     async def close(self) -> None:
         """Release connections; idempotent."""
@@ -37,12 +42,12 @@ class Sink(Protocol):
     def flush(self, timeout: float = 10.0) -> int: ...
 
 
-async def run_source(source: Source, sink: Sink, stop: asyncio.Event | None = None) -> int:
-    """Pump frames from `source` into `sink` until `stop` is set; return frames published."""
+async def run_source(source: Source[ReadingsFrame], sink: Sink, stop: asyncio.Event | None = None) -> int:
+    """Pump records from `source` into `sink` until `stop` is set; return records published."""
     stop = stop or asyncio.Event()
     count = 0
     await source.start()
-    frames = source.frames()
+    frames = source.records()
     drain = getattr(sink, "drain_forever", None)
     drainer = asyncio.create_task(drain()) if drain else None
     try:

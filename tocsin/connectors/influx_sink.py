@@ -31,6 +31,7 @@ from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from tocsin.connectors.backoff import Backoff
 from tocsin.connectors.influx_admin import ensure_rollups
 from tocsin.connectors.influx_lines import (
     alert_lines,
@@ -56,8 +57,6 @@ class SinkStats:
     retries: int = 0
     rejected: int = 0
     deadlettered: int = 0
-    seconds_writing: float = 0.0
-    last_error: str = ""
 
 
 @dataclass
@@ -144,17 +143,14 @@ class InfluxHistorySink:
     # -- writing ------------------------------------------------------------------------
     def _write_batch(self, batch: list[_Item], stop: Callable[[], bool]) -> None:
         lines = [(i, ln) for i, item in enumerate(batch) for ln in item.lines]
-        delay = 0.2
+        backoff = Backoff.up_to(self.backoff_max_s)
         paused = False
         while True:
             try:
-                t0 = time.perf_counter()
                 rejected = self._write(lines)
-                self.stats.seconds_writing += time.perf_counter() - t0
                 break
             except _Transient as exc:
                 self.stats.retries += 1
-                self.stats.last_error = str(exc)
                 if not paused:
                     self.consumer.pause(self.consumer.assignment())
                     paused = True
@@ -162,10 +158,9 @@ class InfluxHistorySink:
                                 "backoff; Kafka offsets wait", exc, len(lines))
                 if stop():
                     return  # nothing committed: the batch is consumed again next start
-                t_end = time.monotonic() + delay
+                t_end = time.monotonic() + backoff.next_delay()
                 while time.monotonic() < t_end:
                     self.consumer.poll(0.1)  # stay in the group while paused
-                delay = min(delay * 2, self.backoff_max_s)
         if paused:
             self.consumer.resume(self.consumer.assignment())
             log.info("InfluxDB back: wrote the held batch of %d points", len(lines))

@@ -39,6 +39,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from tocsin.config.yamlfile import load_model
+from tocsin.connectors.backoff import Backoff
 from tocsin.connectors.modbus_codec import (
     BIT_TABLES,
     ReadRequest,
@@ -134,11 +135,8 @@ def load_modbus_config(path: str | Path) -> ModbusConfig:
 class DeviceStats:
     polls: int = 0
     reads: int = 0
-    exceptions: int = 0  # Modbus exception responses
-    timeouts: int = 0  # no answer / connection lost
     reconnects: int = 0
-    last_error: str = ""
-    by_tag: dict[str, int] = field(default_factory=dict)
+    by_tag: dict[str, int] = field(default_factory=dict)  # failed reads per tag
 
 
 def _count(st: DeviceStats, req: ReadRequest) -> bool:
@@ -183,21 +181,22 @@ class ModbusSource:
 
     async def _connect(self, dev: DeviceConfig, client: AsyncModbusTcpClient) -> None:
         """Connect, retrying with exponential backoff until it works (or we are cancelled)."""
-        delay = 0.2
+        backoff = Backoff.up_to(dev.backoff_max_s)
         st = self.stats[dev.name]
         while not client.connected:
+            why = "connection refused or timed out"
             try:
                 await client.connect()
             except Exception as exc:  # pymodbus raises several types on refusal
-                st.last_error = repr(exc)
+                why = repr(exc)
             if client.connected:
                 st.reconnects += 1
                 log.info("modbus device %s (%s:%d) connected", dev.name, dev.host, dev.port)
                 return
-            log.warning("modbus device %s (%s:%d) unreachable; retrying in %.1fs", dev.name,
-                        dev.host, dev.port, delay)
+            delay = backoff.next_delay()
+            log.warning("modbus device %s (%s:%d) unreachable (%s); retrying in %.1fs",
+                        dev.name, dev.host, dev.port, why, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, dev.backoff_max_s)
 
     async def _poll_group(self, dev: DeviceConfig, client, group: PollGroup,
                           tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:
@@ -209,7 +208,6 @@ class ModbusSource:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.stats[dev.name].last_error = "internal error (see log)"
                 log.exception("modbus device %s: poll loop failed; restarting in 1s", dev.name)
                 client.close()
                 await asyncio.sleep(1.0)
@@ -293,8 +291,6 @@ class ModbusSource:
             rr = await getattr(client, _READERS[req.table])(req.address, count=req.count,
                                                             device_id=dev.unit_id)
         except (ModbusException, asyncio.TimeoutError, OSError) as exc:
-            st.timeouts += 1
-            st.last_error = repr(exc)
             if _count(st, req):
                 log.warning("modbus device %s: reading %s %d+%d (tags %s) failed: %s (%d "
                             "failures of these tags so far)", dev.name, req.table, req.address,
@@ -302,8 +298,6 @@ class ModbusSource:
             return None
         st.reads += 1
         if rr.isError():
-            st.exceptions += 1
-            st.last_error = str(rr)
             if _count(st, req):
                 log.warning("modbus device %s: exception response for %s %d+%d (tags %s): %s "
                             "(%d so far)", dev.name, req.table, req.address, req.count, names,
@@ -316,6 +310,10 @@ class ModbusSource:
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
         while True:
             yield await self._queue.get()
+
+    def records(self) -> AsyncIterator[ReadingsFrame]:
+        """The Source protocol's name for :meth:`frames`."""
+        return self.frames()
 
     async def close(self) -> None:
         # pymodbus turns a cancellation inside a request into a ModbusIOException, which a

@@ -37,6 +37,7 @@ from asyncua import Client, ua
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tocsin.config.yamlfile import load_model
+from tocsin.connectors.backoff import Backoff
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.errors import ConfigError, ConnectorError
 
@@ -102,6 +103,10 @@ class OpcUaConfig(BaseModel):
     def _check(self) -> "OpcUaConfig":
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
+        try:
+            self.node_configs()  # node ids given as plain strings are checked here
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     def nodes(self) -> list[tuple[str, str, str]]:
@@ -280,7 +285,7 @@ class OpcUaSource:
 
     async def _reconnect(self) -> None:
         """Reconnect with exponential backoff and re-create the subscription."""
-        delay = 0.5
+        backoff = Backoff.up_to(self.config.backoff_max_s)
         self.reconnects += 1
         while True:
             await self.close()
@@ -289,10 +294,10 @@ class OpcUaSource:
                 log.info("%s: reconnected and re-subscribed", self.name)
                 return
             except Exception as exc:  # OSError, timeouts, UaError: the server is still away
+                delay = backoff.next_delay()
                 log.warning("%s: server unreachable (%r); retrying in %.1fs", self.name, exc,
                             delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.backoff_max_s)
 
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
         assert self._collector is not None, "start() first"
@@ -317,6 +322,10 @@ class OpcUaSource:
                     await self._reconnect()
             for f in self._cut():
                 yield f
+
+    def records(self) -> AsyncIterator[ReadingsFrame]:
+        """The Source protocol's name for :meth:`frames`."""
+        return self.frames()
 
     def _cut(self) -> list[ReadingsFrame]:
         col = self._collector

@@ -23,7 +23,6 @@ from tocsin.contracts.scores import Scores
 from tocsin.detectors.fusion_bn import FusionModel, NetworkSpec
 from tocsin.detectors.fusion_config import FusionConfig
 from tocsin.detectors.lifecycle import (
-    LEVELS,
     NS,
     AlertLifecycle,
     Assessment,
@@ -219,5 +218,3 @@ def _thr(a: Alert) -> dict:
             "value": a.value, "limit": a.limit, "source_ts": a.source_ts}
 
 
-def severity_rank(sev: str) -> int:
-    return LEVELS.index(sev)

@@ -19,25 +19,20 @@ import orjson
 
 from tocsin.detectors.fraud_features import FEATURES, SEQ_LEN, TOKEN_DIM
 from tocsin.errors import ModelError
+from tocsin.models.backends import ort_session, providers_for
 
 
 class OnnxBackend:
+    """The artifact's graphs as sessions of the shared serving layer (models/backends.py)."""
+
     name = "onnxruntime"
 
     def __init__(self, folder: Path, threads: int = 1, providers: list | None = None):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3
-        prov = providers or ["CPUExecutionProvider"]
         try:
-            self.sessions = {g: ort.InferenceSession(str(folder / f"{g}.onnx"), so,
-                                                     providers=prov)
+            self.sessions = {g: ort_session(folder / f"{g}.onnx", threads=threads,
+                                            providers=providers or providers_for(self.name))
                              for g in ("full", "light")}
-        except Exception as exc:
+        except ModelError as exc:
             raise ModelError(f"cannot load the ONNX graphs in {folder}: {exc}") from exc
 
     def run(self, graph: str, inputs: dict) -> list[np.ndarray]:
@@ -48,19 +43,7 @@ class TensorRTBackend(OnnxBackend):
     name = "tensorrt"
 
     def __init__(self, folder: Path, threads: int = 1):
-        try:
-            import tensorrt  # noqa: F401
-        except ImportError as exc:
-            raise ModelError("the tensorrt backend needs NVIDIA TensorRT and onnxruntime-gpu: "
-                             "pip install 'tocsin[gpu]' on a machine with an NVIDIA GPU "
-                             "(or use --backend onnxruntime)") from exc
-        import onnxruntime as ort
-
-        if "TensorrtExecutionProvider" not in ort.get_available_providers():
-            raise ModelError("tensorrt is installed but this onnxruntime has no "
-                             "TensorrtExecutionProvider; install onnxruntime-gpu")
-        super().__init__(folder, threads, ["TensorrtExecutionProvider", "CUDAExecutionProvider",
-                                           "CPUExecutionProvider"])
+        super().__init__(folder, threads, providers_for("tensorrt"))
 
 
 BACKENDS = {"onnxruntime": OnnxBackend, "tensorrt": TensorRTBackend}

@@ -254,5 +254,3 @@ def fault_scenarios(seed: int, *, seconds: float = 240.0, start: float = 100.0,
     return out
 
 
-def alert_items(stream: SimStream) -> list[Alert]:
-    return [x for k, x in stream.items if k == "alert"]

@@ -94,9 +94,3 @@ def paired_crops(cases: list[SimCase], table: NormTable, k: int,
                    [c.ct_meta["vendor"] for c in cases], [c.mr_meta["vendor"] for c in cases])
 
 
-def roi_recall(cases: list[SimCase], table: NormTable, k: int, source: str) -> float:
-    """Fraction of positive cases whose nodule lies inside one of the k crops."""
-    cs = paired_crops([c for c in cases if c.label], table, k, source)
-    hit = np.zeros(len(cs.case_label), bool)
-    np.logical_or.at(hit, cs.case, cs.label.astype(bool))
-    return float(hit.mean()) if len(hit) else float("nan")
