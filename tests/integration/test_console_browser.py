@@ -23,6 +23,9 @@ import pytest
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.console.auth import add_user
 from tocsin.contracts import ReadingsFrame
+from tocsin.contracts.alerts import Alert, AlertEvent, Severity
+from tocsin.contracts.payments import FraudLabel, FraudScore
+from tocsin.contracts.scores import ModelScore, Scores
 from tocsin.contracts.alarm_actions import AUDIT_TOPIC, AuditRecord
 from tocsin.services.kafka import free_port
 from tocsin.streams import topics
@@ -188,6 +191,40 @@ def test_operator_sees_acks_and_shelves_an_alarm_from_an_injected_fault(
     assert got == {("ack", high_id, "olga", "unacknowledged", "acknowledged"),
                    ("shelve", rate_id, "olga", "unacknowledged", "shelved")}
     assert all(r.ts >= t0 and r.reason for _, r in recs)
+
+    # the asset view: newest scores and the fused alert's fault-type posterior
+    produce(kafka, prefix + topics.SCORES, [(b"pump-1", Scores(
+        "pump-1", "centrifugal-pump", t0, {"iforest": ModelScore(0.71, 0.5, {"bearing_temp": 0.8,
+                                                                            "flow": 0.1})},
+        "test-1", "h").encode())])
+    fused = Alert("pump-1:fz", AlertEvent.RAISED, "pump-1", "fusion", "thermal", "bearing_temp",
+                  Severity.WARNING, 0.82, 0.8, t0, t0, t0, "pump-1: thermal fault likely",
+                  {"fault_type": "thermal", "posterior": {"normal": 0.1, "thermal": 0.82,
+                                                          "mechanical": 0.08},
+                   "evidence": {"top_tags": ["bearing_temp"]}})
+    produce(kafka, prefix + topics.ALERTS, [(fused.alert_id.encode(), fused.encode())])
+    drv.find_element(By.CSS_SELECTOR, 'a[data-tab="assets"]').click()
+    card = _wait(drv, lambda d: (c := d.find_elements(By.CSS_SELECTOR, '[data-asset="pump-1"]'))
+                 and "thermal" in c[0].text and "iforest: 0.710" in c[0].text and c[0],
+                 timeout=20, what="asset card with scores and posterior")
+    assert "bearing_temp" in card.text
+    _shot(drv, "console-assets")
+
+    # the fraud review queue: a flagged transaction, marked fraud -> payments.labels
+    produce(kafka, prefix + topics.PAY_SCORES, [(b"card-9", FraudScore(
+        "txn-42", "card-9", "term-3", 0.93, "review", "full", "fraud-1", t0, t0, t0, 1.0
+    ).encode())])
+    drv.find_element(By.CSS_SELECTOR, 'a[data-tab="review"]').click()
+    _wait(drv, lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-txn="txn-42"]'),
+          timeout=20, what="flagged transaction")
+    _shot(drv, "console-review")
+    drv.find_element(By.CSS_SELECTOR, 'tr[data-txn="txn-42"] button[data-v="fraud"]').click()
+    labels = collect(kafka, prefix + topics.PAY_LABELS, lambda it: len(it) >= 1, timeout=20,
+                     decode=FraudLabel.decode)
+    (_, lab), = labels
+    assert (lab.txn_id, lab.fraud, lab.scenario) == ("txn-42", True, "review by olga")
+    _wait(drv, lambda d: not d.find_elements(By.CSS_SELECTOR, 'tr[data-txn="txn-42"]'),
+          what="reviewed transaction leaves the queue")
 
     drv.get(console + "/#performance")
     _wait(drv, lambda d: d.find_elements(By.ID, "report-table"), what="report")

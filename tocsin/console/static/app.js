@@ -110,7 +110,7 @@ async function renderAssets() {
     const models = s ? Object.entries(s.models).map(([k, m]) => m ? `${k}: ${m.score.toFixed(3)} / ${m.threshold.toFixed(3)} (x${m.ratio.toFixed(2)})` : `${k}: -`).join(" &middot; ") : "no scores yet";
     const post = f ? Object.entries(f.posterior).sort((a, b) => b[1] - a[1]).map(([k, p]) => `<div>${esc(k)} <span class="bar" style="width:${(p * 200).toFixed(0)}px"></span> ${p.toFixed(2)}</div>`).join("") : "<div>no fused alert yet</div>";
     return `<div class="card" data-asset="${esc(asset)}"><h3>${esc(asset)}</h3><div>${models}</div>
-      <div>top tags: ${esc((s?.top_tags || f?.top_tags || []).join(", ") || "-")}</div><h4>fault-type posterior</h4>${post}</div>`;
+      <div>top tags: ${esc((s?.top_tags?.length ? s.top_tags : f?.top_tags || []).join(", ") || "-")}</div><h4>fault-type posterior</h4>${post}</div>`;
   }).join("") || "<p>No scores or fused alerts seen yet.</p>";
 }
 
