@@ -28,3 +28,8 @@ class ModelError(TocsinError):
 class DataError(TocsinError):
     """An input file or recording (CSV, recording, DICOM, data set) cannot be used as given;
     the message names the file and the row, column or field."""
+
+
+class ActionError(TocsinError):
+    """An operator's request (ack, shelve, a fraud verdict) that the current state refuses;
+    the message says why."""

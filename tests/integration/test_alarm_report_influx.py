@@ -53,12 +53,8 @@ def history(start: int) -> list[Alert]:
 def report(*args: str) -> dict:
     from click.testing import CliRunner
 
-    import click
+    from tocsin.cli import main
 
-    from tocsin import cli_alarms
-
-    main = click.Group()
-    cli_alarms.register(main, main)
     r = CliRunner().invoke(main, ["alarms", "report", "--json", *args])
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)

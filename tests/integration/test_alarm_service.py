@@ -9,11 +9,11 @@ import time
 import pytest
 
 from tests.integration.kafka_helpers import collect, produce
+from tocsin.contracts import topics
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alarm_actions import AUDIT_TOPIC, AlarmAction, AuditRecord
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity
 from tocsin.detectors.alarm_states import AlarmActionError
-from tocsin.streams import topics
 from tocsin.streams.alarm_service import AlarmService
 
 pytestmark = pytest.mark.integration

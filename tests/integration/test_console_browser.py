@@ -22,13 +22,12 @@ import pytest
 
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.console.auth import add_user
-from tocsin.contracts import ReadingsFrame
+from tocsin.contracts import ReadingsFrame, topics
+from tocsin.contracts.alarm_actions import AUDIT_TOPIC, AuditRecord
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity
 from tocsin.contracts.payments import FraudLabel, FraudScore
 from tocsin.contracts.scores import ModelScore, Scores
-from tocsin.contracts.alarm_actions import AUDIT_TOPIC, AuditRecord
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +63,7 @@ def console(kafka, prefix, tmp_path):
     env = dict(os.environ, TOCSIN_BROKER=kafka, TOCSIN_TOPIC_PREFIX=prefix,
                PYTHONUNBUFFERED="1", TOCSIN_INFLUX_URL=f"http://127.0.0.1:{free_port()}")
     log = open(tmp_path / "console.log", "wb")
-    p = subprocess.Popen([sys.executable, "-m", "tocsin.console", "--port", str(port),
+    p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "console", "--port", str(port),
                           "--users", str(users)], env=env, stdout=log,
                          stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

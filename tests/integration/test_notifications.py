@@ -5,7 +5,6 @@ scripts/build-alertmanager (skipped, saying why, only when it cannot be built)."
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 import time
@@ -132,7 +131,7 @@ def _alertmanager() -> str:
 async def test_forwarding_to_a_real_alertmanager(tmp_path):
     binary = _alertmanager()
     async with Receiver() as rx:
-        port, cluster = free_port(), free_port()
+        port = free_port()
         (tmp_path / "am.yml").write_text(
             "route:\n  receiver: hook\n  group_by: [asset]\n  group_wait: 1s\n"
             "  group_interval: 1s\n  repeat_interval: 1h\n"
@@ -141,7 +140,7 @@ async def test_forwarding_to_a_real_alertmanager(tmp_path):
         am = subprocess.Popen(
             [binary, f"--config.file={tmp_path / 'am.yml'}",
              f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-             f"--cluster.listen-address=", "--log.level=warn"],
+             "--cluster.listen-address=", "--log.level=warn"],
             stdout=open(tmp_path / "am.log", "wb"), stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:

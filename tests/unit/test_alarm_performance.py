@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from tocsin.connectors.alarm_history import from_jsonl, parse_time
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity
-from tocsin.detectors.alarm_performance import (NS, AlarmRecord, ReportConfig,
-                                                compute_report)
+from tocsin.detectors.alarm_performance import NS, AlarmRecord, ReportConfig, compute_report
 
 T0 = parse_time("2026-03-02T06:00:00Z")
 MIN = 60 * NS

@@ -9,8 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tocsin.detectors.alarm_states import (HIDDEN, NS, STATES, AlarmActionError, AlarmBoard,
-                                           BoardConfig, SuppressionRule)
+from tocsin.detectors.alarm_states import (
+    HIDDEN,
+    NS,
+    STATES,
+    AlarmActionError,
+    AlarmBoard,
+    BoardConfig,
+    SuppressionRule,
+)
 
 T0 = 1_772_430_000 * NS
 TEMP, SPEED = "pump-1 bearing_temp high", "pump-1 speed low"
@@ -100,6 +107,16 @@ def test_auto_unshelve_of_a_point_with_nothing_listed_is_still_recorded():
     assert [(c.action, c.alert_id, c.point) for c in ch][0] == ("unshelve", "", TEMP)
 
 
+def test_a_refused_action_still_reports_the_expiry_it_caused():
+    b = AlarmBoard()
+    ev(b, "raised", "a1")
+    b.act("shelve", "a1", "olga", at(1), "known issue", at(60))
+    with pytest.raises(AlarmActionError, match="not shelved") as exc:
+        b.act("unshelve", "a1", "olga", at(61))  # too late: it expired by itself
+    assert [(c.action, c.user, c.to_state) for c in exc.value.changes] == [
+        ("unshelve", "system", "unacknowledged")]
+
+
 def test_suppression_by_design_while_the_pump_is_stopped():
     rule = SuppressionRule(name="pump-1 stopped", while_active=SPEED, assets=["pump-1"])
     b = AlarmBoard(BoardConfig(suppression=[rule]))
@@ -158,6 +175,7 @@ def apply(b: AlarmBoard, ops, t0: int = 0) -> list:
                 t += arg
                 trail += b.advance(at(t))
         except AlarmActionError as exc:
+            trail += exc.changes
             trail.append(str(exc))
     return trail
 

@@ -13,7 +13,7 @@ import tocsin
 from tocsin import errors
 
 FAMILIES = (errors.ConfigError, errors.SchemaError, errors.ServiceError, errors.ConnectorError,
-            errors.ModelError, errors.DataError)
+            errors.ModelError, errors.DataError, errors.ActionError)
 # modules whose import needs an optional extra that the test environment may lack
 OPTIONAL = ("tocsin.models.imaging.nets", "tocsin.models.imaging.distill",
             "tocsin.models.imaging.training", "tocsin.models.imaging.export")

@@ -12,8 +12,10 @@ import os
 import click
 
 from tocsin.cli import (
+    alarms,
     alerts,
     connect,
+    console,
     demo,
     fusion,
     history,
@@ -56,5 +58,5 @@ for _module in (services, worker, sim, connect, scores, history, record, demo):
     for _cmd in _module.COMMANDS:
         main.add_command(_cmd)
 # domain modules with groups of their own and `train` subcommands
-for _module in (alerts, fusion, train, payments, imaging):
+for _module in (alerts, fusion, train, payments, imaging, alarms, console):
     _module.register(main, train_group)

@@ -49,20 +49,32 @@ class Console:
         r.add_post("/login", self.login)
         r.add_post("/logout", self.logout)
         r.add_get("/", self.index)
-        r.add_get("/healthz", lambda _: _json({"ok": True}))
+        r.add_get("/healthz", self.health)
         r.add_get("/api/me", self.me)
-        r.add_get("/api/alarms", lambda _: _json(self.service.view()))
+        r.add_get("/api/alarms", self.alarms)
         r.add_post("/api/alarms/{alert_id}/{action}", self.act)
-        r.add_get("/api/audit", lambda _: _json(list(self.service.audit)[::-1]))
+        r.add_get("/api/audit", self.audit)
         r.add_get("/api/assets", self.assets)
         r.add_get("/api/trend/{alert_id}", self.trend)
-        r.add_get("/api/review", lambda _: _json(self.service.review_queue()))
+        r.add_get("/api/review", self.review_list)
         r.add_post("/api/review/{txn_id}/{verdict}", self.review)
         r.add_get("/api/report", self.report)
         r.add_get("/api/events", self.events)
         r.add_static("/static", STATIC)
         app.on_startup.append(self._startup)
         return app
+
+    async def health(self, request) -> web.Response:
+        return _json({"ok": True})
+
+    async def alarms(self, request) -> web.Response:
+        return _json(self.service.view())
+
+    async def audit(self, request) -> web.Response:
+        return _json(list(self.service.audit)[::-1])
+
+    async def review_list(self, request) -> web.Response:
+        return _json(self.service.review_queue())
 
     async def _startup(self, app) -> None:
         self.loop = asyncio.get_running_loop()
@@ -77,7 +89,7 @@ class Console:
             if self._alarms_pending:
                 return
             self._alarms_pending = True
-            self.loop.call_later(0.1, self._flush_alarms)
+            asyncio.get_running_loop().call_later(0.1, self._flush_alarms)
             return
         if kind == "review":
             payload = self.service.review_queue()
@@ -110,7 +122,7 @@ class Console:
         return await handler(request)
 
     # ------------------------------------------------------------------ pages
-    async def login_page(self, request) -> web.Response:
+    async def login_page(self, request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "login.html")
 
     async def login(self, request) -> web.Response:
@@ -131,7 +143,7 @@ class Console:
         resp.del_cookie(Auth.COOKIE)
         raise resp
 
-    async def index(self, request) -> web.Response:
+    async def index(self, request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
 
     async def me(self, request) -> web.Response:

@@ -22,9 +22,6 @@ from tocsin.errors import SchemaError
 ACTION = "tocsin.alarm_action"
 AUDIT = "tocsin.alarm_audit"
 VERSION = 1
-ACTIONS_TOPIC = "plant.alarm_actions"
-AUDIT_TOPIC = "plant.alarm_audit"
-STATES_TOPIC = "plant.alarm_states"
 ACTION_NAMES = ("ack", "shelve", "unshelve", "reset", "comment", "remove_from_service",
                 "return_to_service")
 

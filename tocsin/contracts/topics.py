@@ -14,6 +14,12 @@ ALERT_ACKS = "plant.alerts.acks"
 ALERTS_OPEN = "plant.alerts.open"
 FUSION = (ALERT_ACKS, ALERTS_OPEN)
 COMPACTED = (ALERTS_OPEN,)
+# ISA-18.2 alarm states (the alarm-state service, issue 18): operator requests in, the audit
+# trail out, and each listed alarm's state, compacted (key = alert id or point)
+ALARM_ACTIONS = "plant.alarm_actions"
+ALARM_AUDIT = "plant.alarm_audit"
+ALARM_STATES = "plant.alarm_states"
+ALARMS = (ALARM_ACTIONS, ALARM_AUDIT)
 
 
 # imaging (issue 9): images in, findings out, keyed by study UID

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tocsin.errors import TocsinError
+from tocsin.errors import ActionError
 
 NS = 1_000_000_000
 STATES = ("unacknowledged", "acknowledged", "returned_unacknowledged", "latched", "shelved",
@@ -42,8 +42,11 @@ ACTIONS = ("ack", "shelve", "unshelve", "reset", "comment", "remove_from_service
            "return_to_service")
 
 
-class AlarmActionError(TocsinError):
-    """An operator action that the alarm's state does not allow; the message says why."""
+class AlarmActionError(ActionError):
+    """An operator action that the alarm's state does not allow; the message says why.
+    ``changes``: what happened before the refusal (an expired shelving), to record anyway."""
+
+    changes: list = []
 
 
 class SuppressionRule(BaseModel):
@@ -184,7 +187,8 @@ class AlarmBoard:
         for point, p in sorted(self.points.items()):
             if p.shelved_by is not None and p.shelved_until <= ts:
                 out += self._each(point, ts, "unshelve", "system",
-                                  f"shelving by {p.shelved_by} expired", lambda: _unshelve(p))
+                                  f"shelving by {p.shelved_by} expired",
+                                  lambda p=p: _unshelve(p))
         return out
 
     # ------------------------------------------------------------------ operator side
@@ -195,65 +199,56 @@ class AlarmBoard:
             raise AlarmActionError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         if not user:
             raise AlarmActionError("an action needs the user who takes it")
-        a = self.alarms.get(alert_id)
-        if a is None:
-            raise AlarmActionError(f"{alert_id} is not a listed alarm")
-        out = self.advance(ts)
+        out = self.advance(ts)  # an expired shelving ends first: the action sees the result
         ts = max(ts, self.now)
-        st = self.state(alert_id)
+        a = self.alarms.get(alert_id)
+        try:
+            if a is None:
+                raise AlarmActionError(f"{alert_id} is not a listed alarm")
+            _check(action, a, self.points.get(a.point) or PointState(), self.state(alert_id),
+                   ts, reason, until_ts, self.config.max_shelve_s)
+        except AlarmActionError as exc:
+            exc.changes = out  # the expiry happened all the same: the caller records it
+            raise
         p = self.points.setdefault(a.point, PointState())
-        if action == "ack":
-            if a.acked_by:
-                raise AlarmActionError(f"{alert_id} already acknowledged by {a.acked_by}")
-            out += self._one(a, ts, action, user, reason or "acknowledged",
-                             lambda: setattr(a, "acked_by", user))
-        elif action == "reset":
-            if st != "latched":
-                raise AlarmActionError(f"{alert_id} is {st}; only a latched alarm is reset")
-            def do():
-                a.latch_held = False
-                a.acked_by = a.acked_by or user
-            out += self._one(a, ts, action, user, reason or "reset", do)
-        elif action == "comment":
-            if not reason.strip():
-                raise AlarmActionError("a comment needs text")
-            out.append(Change("comment", alert_id, a.point, user, ts, reason, st, st))
-        elif action == "shelve":
-            if not reason.strip():
-                raise AlarmActionError("shelving needs a reason")
-            if until_ts is None or until_ts <= ts:
-                raise AlarmActionError("shelving needs an expiry after now")
-            if until_ts - ts > self.config.max_shelve_s * NS:
-                raise AlarmActionError(f"shelving is limited to "
-                                       f"{self.config.max_shelve_s / 3600:g} h")
-            if p.oos_by is not None:
-                raise AlarmActionError(f"{a.point} is out of service")
-            def do():
-                p.shelved_by, p.shelve_reason, p.shelved_until = user, reason, until_ts
-            out += self._each(a.point, ts, action, user, reason, do)
-        elif action == "unshelve":
-            if p.shelved_by is None:
-                raise AlarmActionError(f"{a.point} is not shelved")
-            out += self._each(a.point, ts, action, user, reason or "unshelved",
-                              lambda: _unshelve(p))
-        elif action == "remove_from_service":
-            if not reason.strip():
-                raise AlarmActionError("taking an alarm out of service needs a reason")
-            if p.oos_by is not None:
-                raise AlarmActionError(f"{a.point} is already out of service")
-            def do():
-                p.oos_by, p.oos_reason = user, reason
-                _unshelve(p)
-            out += self._each(a.point, ts, action, user, reason, do)
-        elif action == "return_to_service":
-            if p.oos_by is None:
-                raise AlarmActionError(f"{a.point} is not out of service")
-            def do():
-                p.oos_by, p.oos_reason = None, ""
-            out += self._each(a.point, ts, action, user, reason or "returned to service", do)
+        out += getattr(self, f"_do_{action}")(a, p, user, ts, reason, until_ts)
         self._gc_point(a.point)
         return out
 
+    def _do_ack(self, a, p, user, ts, reason, until_ts) -> list[Change]:
+        return self._one(a, ts, "ack", user, reason or "acknowledged",
+                         lambda: setattr(a, "acked_by", user))
+
+    def _do_reset(self, a, p, user, ts, reason, until_ts) -> list[Change]:
+        def do():
+            a.latch_held = False
+            a.acked_by = a.acked_by or user
+        return self._one(a, ts, "reset", user, reason or "reset", do)
+
+    def _do_comment(self, a, p, user, ts, reason, until_ts) -> list[Change]:
+        st = self.state(a.alert_id)
+        return [Change("comment", a.alert_id, a.point, user, ts, reason, st, st)]
+
+    def _do_shelve(self, a, p, user, ts, reason, until_ts) -> list[Change]:
+        def do():
+            p.shelved_by, p.shelve_reason, p.shelved_until = user, reason, until_ts
+        return self._each(a.point, ts, "shelve", user, reason, do)
+
+    def _do_unshelve(self, a, p, user, ts, reason, until_ts) -> list[Change]:
+        return self._each(a.point, ts, "unshelve", user, reason or "unshelved",
+                          lambda: _unshelve(p))
+
+    def _do_remove_from_service(self, a, p, user, ts, reason, until_ts) -> list[Change]:
+        def do():
+            p.oos_by, p.oos_reason = user, reason
+            _unshelve(p)
+        return self._each(a.point, ts, "remove_from_service", user, reason, do)
+
+    def _do_return_to_service(self, a, p, user, ts, reason, until_ts) -> list[Change]:
+        def do():
+            p.oos_by, p.oos_reason = None, ""
+        return self._each(a.point, ts, "return_to_service", user,
+                          reason or "returned to service", do)
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
         return {"config": self.config.model_dump(), "now": self.now,
@@ -341,6 +336,33 @@ class AlarmBoard:
         p = self.points.get(point)
         if p is not None and p.shelved_by is None and p.oos_by is None:
             del self.points[point]
+
+
+def _check(action: str, a: Alarm, p: PointState, st: str, ts: int, reason: str,
+           until_ts: int | None, max_shelve_s: float) -> None:
+    """Why ``action`` is not allowed now (raises), before anything changes."""
+    def need(cond: bool, why: str) -> None:
+        if not cond:
+            raise AlarmActionError(why)
+    if action == "ack":
+        need(not a.acked_by, f"{a.alert_id} already acknowledged by {a.acked_by}")
+    elif action == "reset":
+        need(st == "latched", f"{a.alert_id} is {st}; only a latched alarm is reset")
+    elif action == "comment":
+        need(bool(reason.strip()), "a comment needs text")
+    elif action == "shelve":
+        need(bool(reason.strip()), "shelving needs a reason")
+        need(until_ts is not None and until_ts > ts, "shelving needs an expiry after now")
+        need(until_ts is None or until_ts - ts <= max_shelve_s * NS,
+             f"shelving is limited to {max_shelve_s / 3600:g} h")
+        need(p.oos_by is None, f"{a.point} is out of service")
+    elif action == "unshelve":
+        need(p.shelved_by is not None, f"{a.point} is not shelved")
+    elif action == "remove_from_service":
+        need(bool(reason.strip()), "taking an alarm out of service needs a reason")
+        need(p.oos_by is None, f"{a.point} is already out of service")
+    elif action == "return_to_service":
+        need(p.oos_by is not None, f"{a.point} is not out of service")
 
 
 def _unhidden(a: Alarm) -> str:

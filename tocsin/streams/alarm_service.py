@@ -22,19 +22,26 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tocsin.contracts import alarm_actions as aa
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert
+from tocsin.contracts.topics import ALERT_ACKS as ACKS
+from tocsin.contracts.topics import ALERTS, PAY_LABELS, PAY_SCORES, SCORES
 from tocsin.detectors.alarm_performance import AlarmRecord, alarm_point
-from tocsin.detectors.alarm_states import (HIDDEN, Alarm, AlarmActionError, AlarmBoard,
-                                           BoardConfig, Change, PointState)
+from tocsin.detectors.alarm_states import (
+    HIDDEN,
+    Alarm,
+    AlarmActionError,
+    AlarmBoard,
+    BoardConfig,
+    Change,
+    PointState,
+)
 from tocsin.errors import SchemaError
 
 log = logging.getLogger("tocsin.alarms")
-ALERTS, ACKS = "plant.alerts", "plant.alerts.acks"
-SCORES, PAY_SCORES, PAY_LABELS = "plant.scores", "payments.scores", "payments.labels"
 _FIRING = {"unacknowledged", "acknowledged"}
 
 
@@ -63,7 +70,7 @@ class AlarmService:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        from tocsin.streams.topics import ensure_topics
+        from tocsin.connectors.kafka_admin import ensure_topics
 
         ensure_topics(self.bootstrap, [self.t(n) for n in (
             ALERTS, ACKS, aa.ACTIONS_TOPIC, aa.AUDIT_TOPIC, SCORES, PAY_SCORES, PAY_LABELS)],
@@ -169,8 +176,10 @@ class AlarmService:
                 with self.lock:
                     ch = self.board.act("ack", ack.alert_id, ack.user, ack.ts,
                                         ack.note or "acknowledged (plant.alerts.acks)")
-            except AlarmActionError:
-                return  # already acknowledged here (our own forwarded ack) or not listed
+            except AlarmActionError as exc:
+                # already acknowledged here (our own forwarded ack) or not listed
+                self._publish(list(exc.changes))
+                return
             self._publish(ch, origin="acks")
         else:
             req = aa.AlarmAction.decode(value)
@@ -179,11 +188,11 @@ class AlarmService:
                     ch = self.board.act(req.action, req.alert_id, req.user, req.ts,
                                         req.reason, req.until_ts)
             except AlarmActionError as exc:
-                ch = [Change("rejected", req.alert_id, "", req.user, req.ts,
-                             f"{req.action}: {exc}", "", "normal")]
+                ch = list(exc.changes) + [Change("rejected", req.alert_id, "", req.user, req.ts,
+                                                 f"{req.action}: {exc}", "", "normal")]
             self._publish(ch, role=req.role, origin=req.origin)
             if req.action == "ack" and self.kinds.get(req.alert_id) == "fusion" and \
-                    ch[0].action == "ack":
+                    ch[-1].action == "ack":
                 self.producer.produce(self.t(ACKS), Ack(req.alert_id, req.user, req.ts,
                                                         req.reason).encode(),
                                       key=req.alert_id.encode())
@@ -334,7 +343,7 @@ def _assign_tail(c: Consumer, topics: dict[str, int]) -> None:
 def _ensure_compacted(bootstrap: str, name: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from tocsin.streams.topics import _wait_visible
+    from tocsin.connectors.kafka_admin import _wait_visible
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if name not in admin.list_topics(timeout=30).topics:

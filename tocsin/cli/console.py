@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
+from tocsin.cli.common import Group, broker_opt, prefix_opt, worker_settings
+from tocsin.cli.history import _with_influx
+
 
 def register(main: click.Group, train: click.Group) -> None:
-    @main.group("console", invoke_without_command=True)
-    @click.option("--broker", default=None, help="Kafka host:port (env TOCSIN_BROKER)")
-    @click.option("--prefix", default=None, help="topic prefix (env TOCSIN_TOPIC_PREFIX)")
+    @main.group("console", cls=Group, invoke_without_command=True)
+    @broker_opt
+    @prefix_opt
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", default=8600, show_default=True)
     @click.option("--users", "users_file", envvar="TOCSIN_CONSOLE_USERS",
@@ -23,10 +26,7 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--proxy-role-header", default=None, help="e.g. X-Forwarded-Role")
     @click.option("--trusted-proxy", "trusted", multiple=True, default=("127.0.0.1", "::1"),
                   show_default=True)
-    @click.option("--influx-url", envvar="TOCSIN_INFLUX_URL", default="http://127.0.0.1:8086")
-    @click.option("--influx-token", envvar="TOCSIN_INFLUX_TOKEN", default="tocsin-local-token")
-    @click.option("--influx-org", envvar="TOCSIN_INFLUX_ORG", default="tocsin")
-    @click.option("--influx-bucket", envvar="TOCSIN_INFLUX_BUCKET", default="tocsin")
+    @_with_influx
     @click.option("--replay-clock", is_flag=True,
                   help="shelving expires on the alerts' event time only (replays of old data)")
     @click.pass_context
@@ -40,9 +40,8 @@ def register(main: click.Group, train: click.Group) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from tocsin.console.run import ConsoleOptions, run
-        from tocsin.streams.settings import load_settings
 
-        s = load_settings(broker=broker, topic_prefix=prefix)
+        s = worker_settings(broker, prefix)
         run(ConsoleOptions(s.broker, s.topic_prefix, host, port, users_file, alarms_config,
                            proxy_header, proxy_role_header, tuple(trusted),
                            (influx_url, influx_token, influx_org, influx_bucket),

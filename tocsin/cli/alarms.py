@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from tocsin.cli.common import Group
+from tocsin.cli.history import _with_influx
+
 
 def _records(jsonl, start, stop, influx):
     """Records from a JSONL file of alert events, else from InfluxDB's alert history."""
@@ -24,7 +27,7 @@ def _records(jsonl, start, stop, influx):
 
 
 def register(main: click.Group, train: click.Group) -> None:
-    @main.group("alarms")
+    @main.group("alarms", cls=Group)
     def alarms() -> None:
         """Alarm management: performance against ISA-18.2 / EEMUA 191."""
 
@@ -40,10 +43,7 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
     @click.option("--plots", "plot_dir", type=click.Path(file_okay=False), default=None,
                   help="write rate.png, bad_actors.png and lists.png into this folder")
-    @click.option("--influx-url", envvar="TOCSIN_INFLUX_URL", default="http://127.0.0.1:8086")
-    @click.option("--influx-token", envvar="TOCSIN_INFLUX_TOKEN", default="tocsin-local-token")
-    @click.option("--influx-org", envvar="TOCSIN_INFLUX_ORG", default="tocsin")
-    @click.option("--influx-bucket", envvar="TOCSIN_INFLUX_BUCKET", default="tocsin")
+    @_with_influx
     def alarms_report(start, stop, jsonl, operators, as_json, plot_dir, influx_url,
                       influx_token, influx_org, influx_bucket):
         """Alarm rate per operator per 10 minutes (average, peak), flood share, top-10 bad
