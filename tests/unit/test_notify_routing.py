@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from tocsin.detectors.notify_routing import NS, NotifyConfig, NotifyPlanner
 
-T0 = 1_772_430_000 * NS
+T0 = 1_796_121_475_101_522_677  # not a multiple of 256: float sums round it (a real bug)
 
 
 def cfg(**route) -> NotifyConfig:

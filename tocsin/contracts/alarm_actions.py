@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import orjson
 
+from tocsin.contracts import topics
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
 from tocsin.errors import SchemaError
@@ -22,6 +23,8 @@ from tocsin.errors import SchemaError
 ACTION = "tocsin.alarm_action"
 AUDIT = "tocsin.alarm_audit"
 VERSION = 1
+ACTIONS_TOPIC, AUDIT_TOPIC, STATES_TOPIC = (topics.ALARM_ACTIONS, topics.ALARM_AUDIT,
+                                            topics.ALARM_STATES)
 ACTION_NAMES = ("ack", "shelve", "unshelve", "reset", "comment", "remove_from_service",
                 "return_to_service")
 

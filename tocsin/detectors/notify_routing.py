@@ -21,6 +21,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NS = 1_000_000_000
+
+
+def _ns(seconds: float) -> int:
+    """Integer ns: a float sum with a 19-digit timestamp rounds by up to 256 ns."""
+    return int(round(seconds * NS))
+
+
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -168,10 +175,10 @@ class NotifyPlanner:
             g = self.groups[gk]
             route = self.config.routes[g.route]
             if g.last_sent is None:
-                kind = "new" if ts >= g.first_ts + route.group_wait_s * NS else None
+                kind = "new" if ts >= g.first_ts + _ns(route.group_wait_s) else None
             elif g.dirty:
-                kind = "update" if ts >= g.last_sent + route.group_interval_s * NS else None
-            elif g.firing and ts >= g.last_sent + route.repeat_interval_s * NS:
+                kind = "update" if ts >= g.last_sent + _ns(route.group_interval_s) else None
+            elif g.firing and ts >= g.last_sent + _ns(route.repeat_interval_s):
                 kind = "repeat"
             else:
                 kind = None
@@ -179,7 +186,7 @@ class NotifyPlanner:
                 continue
             rcv = limits[g.receiver]
             q = self.sent.setdefault(g.receiver, deque())
-            while q and q[0] <= ts - rcv.window_s * NS:
+            while q and q[0] <= ts - _ns(rcv.window_s):
                 q.popleft()
             if len(q) >= rcv.max_per_window:
                 self.rate_limited += 1
