@@ -19,14 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
 
 from tests.integration.kafka_helpers import collect, produce
+from tocsin.connectors.influx_lines import readings_lines
 from tocsin.console.auth import add_user
 from tocsin.contracts import ReadingsFrame, topics
 from tocsin.contracts.alarm_actions import AUDIT_TOPIC, AuditRecord
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity
 from tocsin.contracts.payments import FraudLabel, FraudScore
 from tocsin.contracts.scores import ModelScore, Scores
+from tocsin.services.influx import InfluxServer
 from tocsin.services.kafka import free_port
 
 pytestmark = pytest.mark.integration
@@ -55,13 +59,21 @@ def browser():
 
 
 @pytest.fixture
-def console(kafka, prefix, tmp_path):
+def influx(tmp_path):
+    srv = InfluxServer(tmp_path / "influx", port=free_port(), retention_hours=24).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def console(kafka, prefix, tmp_path, influx):
     users = tmp_path / "users.yaml"
     add_user(users, "olga", "operator", "olga-pw")
     add_user(users, "vic", "viewer", "vic-pw")
     port = free_port()
     env = dict(os.environ, TOCSIN_BROKER=kafka, TOCSIN_TOPIC_PREFIX=prefix,
-               PYTHONUNBUFFERED="1", TOCSIN_INFLUX_URL=f"http://127.0.0.1:{free_port()}")
+               PYTHONUNBUFFERED="1", TOCSIN_INFLUX_URL=influx.url,
+               TOCSIN_INFLUX_TOKEN=influx.token)
     log = open(tmp_path / "console.log", "wb")
     p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "console", "--port", str(port),
                           "--users", str(users)], env=env, stdout=log,
@@ -132,7 +144,7 @@ def _act(drv, alert_id: str, act: str, reason: str, minutes: str | None = None) 
 
 
 def test_operator_sees_acks_and_shelves_an_alarm_from_an_injected_fault(
-        kafka, prefix, worker, console, browser):
+        kafka, prefix, worker, influx, console, browser):
     from selenium.webdriver.common.by import By
 
     drv = browser
@@ -157,6 +169,14 @@ def test_operator_sees_acks_and_shelves_an_alarm_from_an_injected_fault(
               ReadingsFrame("pump-1", ["bearing_temp"], np.array([t0 + 10**8]),
                             np.array([99.5]), np.zeros(1, np.uint8))]
     produce(kafka, prefix + topics.READINGS, [(b"pump-1", f.encode()) for f in frames])
+    # the same readings, and a minute of normal ones before, in the history (for the trend)
+    before = ReadingsFrame("pump-1", ["bearing_temp"] * 60,
+                           np.array([t0 - (60 - i) * 10**9 for i in range(60)]),
+                           60 + np.sin(np.arange(60) / 5.0), np.zeros(60, np.uint8))
+    with InfluxDBClient(url=influx.url, token=influx.token, org=influx.org) as c:
+        c.write_api(write_options=SYNCHRONOUS).write(
+            influx.bucket, influx.org, [ln for f in (before, *frames)
+                                        for ln in readings_lines(f)], write_precision="ns")
     rows = _wait(drv, lambda d: (r := _rows(d)) and len(r) >= 2 and r, timeout=60,
                  what="two alarms in the list")
     by_point = {r["point"]: (aid, r) for aid, r in rows.items()}
@@ -167,6 +187,14 @@ def test_operator_sees_acks_and_shelves_an_alarm_from_an_injected_fault(
     high_id, _ = by_point["pump-1 bearing_temp high"]
     _act(drv, high_id, "ack", "field operator sent to pump-1")
     _wait(drv, lambda d: _rows(d)[high_id]["state"] == "acknowledged", what="acknowledged")
+
+    # the trend around the alarm, from InfluxDB: click the row
+    drv.execute_script("document.querySelector(`#alarms tr[data-id='${arguments[0]}'] td`)"
+                       ".click()", high_id)
+    _wait(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#trend-svg polyline"), timeout=20,
+          what="trend plot")
+    assert "62 readings of 1 tags" in drv.find_element(By.ID, "trend-title").text
+    _shot(drv, "console-trend")
 
     rate_id, _ = by_point["pump-1 bearing_temp rate"]
     _act(drv, rate_id, "shelve", "rate alarm known noisy on restart", "60")
