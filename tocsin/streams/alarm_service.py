@@ -343,7 +343,7 @@ def _assign_tail(c: Consumer, topics: dict[str, int]) -> None:
 def _ensure_compacted(bootstrap: str, name: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from tocsin.connectors.kafka_admin import _wait_visible
+    from tocsin.connectors.kafka_admin import wait_visible
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if name not in admin.list_topics(timeout=30).topics:
@@ -354,4 +354,4 @@ def _ensure_compacted(bootstrap: str, name: str, partitions: int) -> None:
             except Exception as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
-    _wait_visible(admin, [name], 30)
+    wait_visible(admin, [name], 30)
