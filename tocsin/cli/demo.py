@@ -30,10 +30,12 @@ from tocsin.cli.common import prefix_opt
 @click.option("--train/--no-train", "train_missing", default=True, show_default=True,
               help="train the anomaly models and the fusion network first when none exist "
                    "(a few minutes, once)")
+@click.option("--console-port", type=int, default=None,
+              help="also serve the web console on this port (user demo, password demo)")
 @prefix_opt
 @click.pass_context
 def demo(ctx, duration, fault, fault_after, kafka_port, opcua_port, modbus_port, protocol, asset,
-         broker, history, train_missing, prefix) -> None:
+         broker, history, train_missing, console_port, prefix) -> None:
     """Start everything on embedded defaults and show the alerts and anomaly scores of an
     injected fault.
 
@@ -62,7 +64,7 @@ def demo(ctx, duration, fault, fault_after, kafka_port, opcua_port, modbus_port,
     sys.exit(run_demo(duration=duration, fault=fault, fault_after=fault_after,
                       kafka_port=kafka_port, opcua_port=opcua_port, broker=broker,
                       prefix=prefix, protocol=protocol, modbus_port=modbus_port,
-                      asset=asset, history=history))
+                      asset=asset, history=history, console_port=console_port))
 
 
 async def _until_signal() -> None:

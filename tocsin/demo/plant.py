@@ -50,11 +50,25 @@ def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
             time.sleep(0.5)
 
 
+def _start_console(procs: dict, port: int, logs, env: dict, influx, console) -> None:
+    """The web console on the demo's topics, with a demo-only operator login."""
+    from tocsin.console.auth import add_user
+
+    users = logs / "console-users.yaml"
+    add_user(users, "demo", "operator", "demo")
+    extra = {"TOCSIN_INFLUX_URL": influx["url"], "TOCSIN_INFLUX_TOKEN": influx["token"]} \
+        if influx else {}
+    procs["console"] = spawn(["console", "--port", str(port), "--users", str(users)],
+                             logs / "console.log", dict(env, **extra))
+    console.print(f"[bold]console[/]: http://127.0.0.1:{port}/ (user demo, password demo: "
+                  "for this demo only)")
+
+
 def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
              fault_after: float | None = None, kafka_port: int = 9092, opcua_port: int = 4840,
              broker: str | None = None, prefix: str | None = None, protocol: str = "opcua",
              modbus_port: int = 5020, asset: str = "pump-1", history: bool = True,
-             fault_for: float | None = None) -> int:
+             fault_for: float | None = None, console_port: int | None = None) -> int:
     console = Console(soft_wrap=True)
     from tocsin.models import artifacts, fusion_store
 
@@ -122,6 +136,8 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
         except Exception as exc:  # the alarms matter more than their history
             console.print(f"[yellow]history: InfluxDB not available ({exc}); running "
                           "without it[/]")
+    if console_port:
+        _start_console(procs, console_port, logs, env, influx, console)
     seen: list = []
     watch = None
     if trained:
