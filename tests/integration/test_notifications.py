@@ -128,6 +128,7 @@ def _alertmanager() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.timeout(1500)  # builds Alertmanager first if .ci/run has not (minutes, once)
 async def test_forwarding_to_a_real_alertmanager(tmp_path):
     binary = _alertmanager()
     async with Receiver() as rx:
