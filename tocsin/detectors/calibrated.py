@@ -1,0 +1,69 @@
+"""A detector plus its calibration, and ensembles of them: what training produces and
+serving runs. Raw score -> surprise (-log10 of the normal tail probability) per member, then
+one combined surprise (:func:`tocsin.detectors.calibration.combine`).
+
+Calibration scores come from rows the detector did not train on: ``"oof"`` refits it on
+contiguous folds (cheap detectors: PCA, Mahalanobis), ``"holdout"`` trains on the first
+``1 - holdout`` of the rows and calibrates on the rest (costly ones: the LSTM-AE).
+Either way the final detector of ``"oof"`` is fitted on every row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from tocsin.detectors.calibration import TailCalibration, combine, fit_tail
+from tocsin.detectors.protocol import Detector, ModelError, out_of_fold_scores
+
+
+@dataclass
+class Calibrated:
+    detector: Detector
+    calibration: TailCalibration
+
+    @property
+    def name(self) -> str:
+        return self.detector.name
+
+    def surprise(self, x: np.ndarray) -> np.ndarray:
+        return self.calibration.surprise(self.detector.score(x))
+
+
+def fit_calibrated(make: Callable[[], Detector], x: np.ndarray, how: str = "oof",
+                   folds: int = 5, holdout: float = 0.2, tail: float = 0.9) -> Calibrated:
+    x = np.asarray(x, dtype=np.float64)
+    if how == "oof":
+        cal_scores = out_of_fold_scores(make, x, folds)
+        det = make().fit(x)
+    elif how == "holdout":
+        cut = int(round(len(x) * (1.0 - holdout)))
+        if cut < 3 or len(x) - cut < 30:
+            raise ModelError(f"calibration: {len(x)} rows leave too few for a {holdout:.0%} "
+                             "holdout (need 30 held-back rows)")
+        det = make().fit(x[:cut])
+        cal_scores = det.score(x[cut:])
+    else:
+        raise ModelError(f"calibration: how must be 'oof' or 'holdout', got {how!r}")
+    return Calibrated(det, fit_tail(cal_scores, tail=tail))
+
+
+@dataclass
+class Ensemble:
+    members: list[Calibrated]
+    how: str = "bonferroni"
+    names: list[str] = field(init=False)
+
+    def __post_init__(self):
+        if not self.members:
+            raise ModelError("ensemble: no members")
+        self.names = [m.name for m in self.members]
+
+    def surprises(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return {m.name: m.surprise(x) for m in self.members}
+
+    def surprise(self, x: np.ndarray) -> np.ndarray:
+        s = self.surprises(x)
+        return s[self.names[0]] if len(s) == 1 else combine(s, self.how)
