@@ -33,6 +33,24 @@ def test_iforest_onnx_matches_sklearn(tmp_path):
     assert got[:10].mean() > got[10:].mean()
 
 
+def test_iforest_onnx_exact_on_noise_free_data_with_16_values(tmp_path):
+    """Four sensors that take only 16 adjacent float32 values (noise-free, quantised): random
+    split thresholds fall between them and rounding one to the nearest float32 lands on a
+    data value. Before the export rounded thresholds down, ONNX and sklearn differed by
+    ~0.03 here (the training check refused such models); now they agree to float rounding."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        one = np.float32(1.0)
+        levels = one + np.arange(16, dtype=np.float32) * np.spacing(one)
+        x = np.concatenate([levels[rng.integers(0, 16, (500, 4))],
+                            rng.normal(size=(500, 2)).astype(np.float32)], axis=1)
+        model = iforest.fit(x, n_estimators=50, seed=seed)
+        iforest.export_onnx(model, 6, tmp_path / "if.onnx")
+        got = open_session(tmp_path / "if.onnx").run(x)["score"].ravel()
+        assert np.abs(got - iforest.score(model, x)).max() < 1e-6
+    assert iforest.float32_floor(0.1) <= 0.1 < np.nextafter(np.float32(0.1), np.float32(1))
+
+
 def test_avg_path_length_known_values():
     c = iforest.avg_path_length(np.array([0, 1, 2, 256]))
     assert c[0] == c[1] == 0.0 and c[2] == 1.0

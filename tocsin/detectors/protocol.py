@@ -19,10 +19,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-try:  # the layout change moves ModelError into tocsin.errors
-    from tocsin.errors import ModelError
-except ImportError:  # pragma: no cover - before the layout change
-    from tocsin.errors import TocsinError as ModelError  # type: ignore[assignment]
+from tocsin.errors import ModelError
 
 
 @runtime_checkable
