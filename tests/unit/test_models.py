@@ -61,7 +61,7 @@ def test_artifact_round_trip_and_newest(tiny_models, tmp_path):
     root, art, _ = tiny_models
     loaded = artifacts.load(art.path)
     assert loaded.feature_hash == PLANT.features.hash(PLANT.asset_tags()["pump-1"])
-    assert set(loaded.manifest["thresholds"]) == {"iforest", "lstm_ae"}
+    assert set(loaded.manifest["thresholds"]) == {"iforest", "lstm_ae", "pca"}
     assert loaded.manifest["training"]["onnx_max_abs_diff"]["iforest"] < 1e-4
     copy = tmp_path / "centrifugal-pump" / "20990101T000000000000Z-ffffffff"
     shutil.copytree(art.path, copy)
@@ -202,3 +202,22 @@ def test_a_config_listing_tags_in_another_order_is_scored_the_same(tiny_models):
     assert np.array_equal(back.scales["1s"], row.scales["1s"]) and back.tags == row.tags
     assert reorder(row, art.tags[:-1] + ["other"]) is None
     assert scores  # the pump's own order scores, as before
+
+
+def test_pca_in_the_artifact_alarms_on_faults_on_the_fixed_scale(tiny_models):
+    """The PCA T²/Q model travels in the manifest as plain matrices and its calibration; the
+    stream publishes its surprise with the same threshold for every asset type."""
+    root, art, cfg = tiny_models
+    doc = art.manifest["pca"]
+    assert doc["threshold"] == cfg.pca_surprise == art.manifest["thresholds"]["pca"]
+    assert 1 <= doc["model"]["k"] < len(art.manifest["vector_names"])
+    normal = _score_run(root, None, seed=12)
+    r_normal = np.array([s.models["pca"].ratio for s in normal])
+    assert (r_normal > 1).mean() < 0.05
+    for fault in ("leak", "bearing_wear"):
+        scores = _score_run(root, fault)
+        t0 = scores[0].ts
+        late = [s for s in scores if (s.ts - t0) / 1e9 > 130]
+        assert np.median([s.models["pca"].ratio for s in late]) > 1
+        shares = late[-1].models["pca"].contributions
+        assert abs(sum(shares.values()) - 1) < 1e-3 and set(shares) == set(art.tags)

@@ -9,8 +9,10 @@ import click
 from tocsin.cli.common import console, progress_say, train_config, train_opts
 
 _common = [
-    click.option("--detector", type=click.Choice(["any", "iforest", "lstm_ae"]), default="any",
-                 show_default=True, help="which model's alarm counts (any: either)"),
+    click.option("--detector", type=click.Choice(["any", "iforest", "lstm_ae", "pca"]),
+                 default="pca", show_default=True,
+                 help="which model's alarm counts (any: any of them). pca: PCA T²/Q "
+                 "calibrated out-of-fold, the one whose threshold holds on new normal data"),
     click.option("--persistence", default=1, show_default=True,
                  help="alarm only after this many consecutive anomalous ticks"),
     click.option("--markdown", type=click.Path(dir_okay=False), default=None,

@@ -38,6 +38,7 @@ class CsvSpec:
     period: float | None = None  # seconds between rows
     sensor_cols: list[str] | None = None  # default: every column not used otherwise
     label_cols: list[str] = field(default_factory=list)
+    exclude_cols: list[str] = field(default_factory=list)  # neither sensor nor label
     sep: str = ","  # a character, or "whitespace"
     header: bool = True
     names: list[str] | None = None  # column names when there is no header

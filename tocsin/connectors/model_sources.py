@@ -81,7 +81,11 @@ def load_table(path: str | Path, spec: CsvSpec, label_col: str | None = None,
         if need not in names:
             raise CsvError(f"{path}: no column {need!r}; columns: {names[:12]}"
                                + (" ..." if len(names) > 12 else ""))
-    skip = {spec.timestamp_col, label_col, *spec.label_cols}
+    for need in spec.exclude_cols:
+        if need not in names:
+            raise CsvError(f"{path}: --exclude {need!r} is not a column; columns: {names[:12]}"
+                           + (" ..." if len(names) > 12 else ""))
+    skip = {spec.timestamp_col, label_col, *spec.label_cols, *spec.exclude_cols}
     sensors = spec.sensor_cols or [n for n in names if n not in skip]
     idx = [names.index(c) for c in sensors]
     vals = np.full((len(rows), len(sensors)), np.nan)

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from tocsin.detectors.calibration import TailCalibration, combine, fit_tail
+from tocsin.detectors.pca import PCADetector
 from tocsin.detectors.protocol import Detector, ModelError, out_of_fold_scores
 
 
@@ -67,3 +68,56 @@ class Ensemble:
     def surprise(self, x: np.ndarray) -> np.ndarray:
         s = self.surprises(x)
         return s[self.names[0]] if len(s) == 1 else combine(s, self.how)
+
+
+class PCAMonitor:
+    """PCA T² and Q, each calibrated on out-of-fold scores, combined into one surprise:
+    the model that training adds to every artifact and the stream serves (plain matrices in
+    the manifest; numpy only at serving time)."""
+
+    name = "pca"
+
+    def __init__(self, variance: float = 0.9, folds: int = 5, tail: float = 0.9):
+        self.variance, self.folds, self.tail = variance, folds, tail
+        self.pca: PCADetector | None = None
+        self.cal: dict[str, TailCalibration] = {}
+
+    def fit(self, x: np.ndarray) -> "PCAMonitor":
+        x = np.asarray(x, dtype=np.float64)
+        for stat in ("t2", "q"):
+            oof = out_of_fold_scores(lambda st=stat: PCADetector(self.variance, stat=st), x,
+                                     self.folds)
+            self.cal[stat] = fit_tail(oof, tail=self.tail)
+        self.pca = PCADetector(self.variance).fit(x)
+        return self
+
+    def surprises(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if self.pca is None:
+            raise ModelError("pca: score before fit")
+        st = self.pca.statistics(x)
+        return {"t2": self.cal["t2"].surprise(st["t2_ratio"]),
+                "q": self.cal["q"].surprise(st["q_ratio"])}
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Combined surprise (Bonferroni over T² and Q): -log10 of the normal tail
+        probability, the same scale for every asset."""
+        return combine(self.surprises(x))
+
+    def to_dict(self) -> dict:
+        if self.pca is None:
+            raise ModelError("pca: not fitted")
+        return {"model": self.pca.to_dict(), "folds": self.folds,
+                "calibration": {k: c.to_dict() for k, c in self.cal.items()}}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "PCAMonitor":
+        try:
+            m = cls(folds=int(doc.get("folds", 5)))
+            m.pca = PCADetector.from_dict(doc["model"])
+            m.cal = {k: TailCalibration.from_dict(v) for k, v in doc["calibration"].items()}
+            if set(m.cal) != {"t2", "q"}:
+                raise KeyError("calibration needs t2 and q")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ModelError(f"pca: malformed model document ({exc!r})") from exc
+        m.variance = m.pca.variance
+        return m

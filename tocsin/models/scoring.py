@@ -1,7 +1,7 @@
 """Scoring feature windows with the newest model of each asset type, batched across assets.
 
-:class:`AnomalyModel` wraps one artifact: standardise, Isolation Forest on tick vectors,
-LSTM-AE on sequences, thresholds, per-tag contributions. :class:`ModelRegistry` finds the
+:class:`AnomalyModel` wraps one artifact: standardise, Isolation Forest and PCA T²/Q on tick
+vectors, LSTM-AE on sequences, thresholds, per-tag contributions. :class:`ModelRegistry` finds the
 newest artifact per asset type and reloads when a newer one appears. :class:`AnomalyScorer`
 keeps the per-asset state (latest windows, sequence buffers) and turns a batch of feature rows
 into :class:`~tocsin.contracts.scores.Scores`, one model call per asset type per batch.
@@ -19,6 +19,7 @@ import numpy as np
 
 from tocsin.contracts.features import FeatureRow
 from tocsin.contracts.scores import ModelScore, Scores
+from tocsin.detectors.calibrated import PCAMonitor
 from tocsin.detectors.model_input import SequenceBuffer, TickAssembler
 from tocsin.errors import ModelError
 from tocsin.models import artifacts
@@ -43,6 +44,8 @@ class AnomalyModel:
         self.seq_len = int(m["lstm_ae"]["seq_len"])
         self.score_steps = int(m["lstm_ae"]["score_steps"])
         self.thr = {k: float(v) for k, v in m["thresholds"].items()}
+        # PCA T²/Q (artifacts from before it have none): numpy matrices from the manifest
+        self.pca = PCAMonitor.from_dict(m["pca"]) if "pca" in m else None
         self.iforest = open_session(art.file(m["iforest"]["file"]),
                                     "onnxruntime" if backend == "torch" else backend,
                                     threads=threads)
@@ -70,6 +73,13 @@ class AnomalyModel:
 
     def score_vectors(self, z: np.ndarray) -> np.ndarray:
         return self.iforest.run(z)["score"].ravel().astype(np.float64)
+
+    def score_pca(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-> (surprise (n,), per-tag shares of Q (n x tags)) of standardised tick vectors."""
+        s = self.pca.score(z)
+        c = self.pca.pca.contributions(z)
+        per_tag = c.reshape(len(z), -1, len(self.tags), self.nf).sum(axis=(1, 3))
+        return s, per_tag
 
     def score_sequences(self, zs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> (scores (n,), per-tag error shares (n x tags)) over the last score_steps."""
@@ -190,7 +200,9 @@ class AnomalyScorer:
             by_model.setdefault(id(p.model), []).append(p)
         for group in by_model.values():
             model = group[0].model
-            if_scores = model.score_vectors(np.stack([p.z_vec for p in group]))
+            z_vecs = np.stack([p.z_vec for p in group])
+            if_scores = model.score_vectors(z_vecs)
+            pca = model.score_pca(z_vecs) if model.pca is not None else None
             with_seq = [i for i, p in enumerate(group) if p.seq is not None]
             ae = {}
             if with_seq:
@@ -205,6 +217,9 @@ class AnomalyScorer:
                         t: round(float(v), 4) for t, v in zip(model.tags, sh)})
                 else:
                     models["lstm_ae"] = None
+                if pca is not None:
+                    models["pca"] = ModelScore(float(pca[0][i]), model.thr["pca"], {
+                        t: round(float(v), 4) for t, v in zip(model.tags, pca[1][i])})
                 out.append(Scores(p.asset, self.asset_types[p.asset], p.end, models,
                                   model.version, model.feature_hash, emitted_ts=now_ns,
                                   source_ts=p.source_ts))

@@ -1,10 +1,13 @@
 """Training: readings frames -> feature windows -> tick vectors -> Isolation Forest and LSTM-AE
--> thresholds on held-back normal data -> a versioned artifact folder.
+and PCA T²/Q -> thresholds on held-back normal data -> a versioned artifact folder.
 
 The frames go through the stream's own :class:`WindowEngine` and :class:`TickAssembler`, so
 a model sees in training exactly what the worker will feed it. Each asset's ticks are split
 in time: the first part trains, the last ``calib_fraction`` (never seen in training) sets the
-thresholds as a quantile of its scores. No fault label is used anywhere.
+thresholds as a quantile of its scores. The PCA T²/Q model is fitted on all normal ticks
+and calibrated on its out-of-fold scores (:class:`~tocsin.detectors.calibrated.PCAMonitor`):
+its score is a surprise on a fixed scale and its threshold ``pca_surprise`` the same number
+for every asset type. No fault label is used anywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from tocsin.contracts.readings import ReadingsFrame
+from tocsin.detectors.calibrated import PCAMonitor
 from tocsin.detectors.model_input import (
     TickAssembler,
     sequences,
@@ -44,6 +48,10 @@ class TrainConfig(BaseModel):
     quantile: float = Field(0.995, gt=0.5, lt=1.0, description="threshold quantile on "
                             "held-back normal data")
     calib_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    pca_variance: float = Field(0.9, gt=0.0, le=1.0, description="variance the PCA T²/Q "
+                                "model keeps")
+    pca_surprise: float = Field(3.0, gt=0.0, le=12.0, description="PCA alarm threshold on the "
+                                "calibrated scale: -log10 of the normal tail probability")
     seed: int = 0
     threads: int = Field(2, ge=1)
 
@@ -140,6 +148,13 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
     if_secs = time.perf_counter() - t0
     say(f"{asset_type}: isolation forest fitted in {if_secs:.1f}s")
 
+    t0 = time.perf_counter()
+    # every normal tick (training and held-back): the calibration is out-of-fold anyway
+    pca = PCAMonitor(cfg.pca_variance).fit(np.concatenate([x_tr, x_ca]).astype(np.float64))
+    pca_secs = time.perf_counter() - t0
+    say(f"{asset_type}: PCA T²/Q ({pca.pca.k} of {x_tr.shape[1]} components) fitted and "
+        f"calibrated out-of-fold in {pca_secs:.1f}s")
+
     def ep(i, loss):
         say(f"{asset_type}: LSTM-AE epoch {i}/{cfg.epochs} loss {loss:.4f}")
 
@@ -165,7 +180,8 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
             raise ModelError(f"{asset_type}: ONNX export disagrees with the trained model "
                              f"(iforest {if_gap:.2e}, lstm_ae {ae_gap:.2e})")
         thr = {"iforest": float(np.quantile(if_ca, cfg.quantile)),
-               "lstm_ae": float(np.quantile(ae_ca, cfg.quantile))}
+               "lstm_ae": float(np.quantile(ae_ca, cfg.quantile)),
+               "pca": cfg.pca_surprise}
         ae_tr = _ae_scores(ae_sess, s_tr[:500], cfg.score_steps)
         manifest = {
             "version": artifacts.new_version(fp),
@@ -183,11 +199,14 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
             "lstm_ae": {"file": "lstm_ae.onnx", "torch_state": "lstm_ae.pt",
                         "hidden": cfg.hidden, "seq_len": cfg.seq_len,
                         "score_steps": cfg.score_steps, "d": d_step},
+            "pca": dict(pca.to_dict(), threshold=cfg.pca_surprise,
+                        scale="surprise = -log10 P(normal tick scores at least this)"),
             "train_config": cfg.model_dump(),
             "training": {
                 "source": source, "assets": sorted(ticks), "ticks_train": len(x_tr),
                 "ticks_calibration": len(x_ca), "sequences_train": len(s_tr),
                 "sequences_calibration": len(s_ca), "iforest_seconds": round(if_secs, 2),
+                "pca_seconds": round(pca_secs, 2), "pca_components": pca.pca.k,
                 "lstm_ae_seconds": round(res.seconds, 2),
                 "lstm_ae_loss": [round(v, 5) for v in res.losses],
                 "lstm_ae_train_score_median": float(np.median(ae_tr)),

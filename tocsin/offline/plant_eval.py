@@ -19,12 +19,13 @@ import numpy as np
 from tocsin.connectors.csv_import import CsvSpec
 from tocsin.connectors.model_sources import NS, Table, load_table, simulated_frames
 from tocsin.contracts.scores import Scores
-from tocsin.detectors.evaluation import metrics, persist
+from tocsin.detectors.evaluation import full_metrics, metrics, persist
 from tocsin.detectors.windows import FeatureSpec
 from tocsin.models.offline import score_frames
 from tocsin.models.training import TrainConfig, collect_ticks, train_asset_type
 
-DETECTORS = ("any", "iforest", "lstm_ae")
+MODELS = ("iforest", "lstm_ae", "pca")
+DETECTORS = ("any",) + MODELS
 
 
 @dataclass
@@ -55,7 +56,7 @@ def rows_from_ticks(row_ts: np.ndarray, scores: list[Scores], base_size_ns: int)
     """Per row, the scores of the tick whose base window holds it (NaN if none)."""
     out = {}
     if not scores:
-        for m in ("iforest", "lstm_ae"):
+        for m in MODELS:
             out[f"{m}_ratio"] = out[f"{m}_score"] = np.full(row_ts.size, np.nan)
         out["top_tag"] = [""] * row_ts.size
         return out
@@ -64,7 +65,7 @@ def rows_from_ticks(row_ts: np.ndarray, scores: list[Scores], base_size_ns: int)
     ok = (idx < ends.size)
     ok[ok] &= ends[idx[ok]] - base_size_ns <= row_ts[ok]
     safe = np.where(ok, idx, 0)
-    for m in ("iforest", "lstm_ae"):
+    for m in MODELS:
         _, r, sc = _ratios(scores, m)
         out[f"{m}_ratio"] = np.where(ok, r[safe], np.nan)
         out[f"{m}_score"] = np.where(ok, sc[safe], np.nan)
@@ -79,23 +80,45 @@ def train_table(train: Table, spec: FeatureSpec, cfg: TrainConfig, root: Path,
     return train_asset_type("csv", ticks, spec, train.columns, cfg, root, source, say)
 
 
+def combined_ratio(per_row: dict, detector: str) -> np.ndarray:
+    """The continuous score behind the decision (for AUC): the chosen model's ratio, or the
+    largest ratio of any model."""
+    use = MODELS if detector == "any" else (detector,)
+    stack = np.vstack([per_row[f"{m}_ratio"] for m in use])
+    with np.errstate(all="ignore"):
+        out = np.nanmax(np.where(np.isnan(stack), -np.inf, stack), axis=0)
+    return np.where(np.isneginf(out), np.nan, out)
+
+
 def eval_table(test: Table, name: str, spec: FeatureSpec, root: Path, detector: str,
-               persistence: int) -> EvalResult:
-    if test.labels is None:
-        raise ValueError(f"{name}: no labels (give a label column or an onset row)")
+               persistence: int, skip_rows: int = 0) -> EvalResult:
+    """Score every row with the stream's code; metrics on the rows after ``skip_rows`` (the
+    training part) only. Without labels: scores and the alarm rate only."""
     scores = score_frames(test.frames("csv"), spec=spec, asset_tags={"csv": test.columns},
                           asset_types={"csv": "csv"}, model_root=root)
     per_row = rows_from_ticks(test.ts, scores, spec.scales[0].size_ns)
-    pred = persist(decide({m: per_row[f"{m}_ratio"] for m in ("iforest", "lstm_ae")},
-                          detector), persistence)
-    m = metrics(test.labels, pred, test.ts / NS)
-    per_row.update(ts=test.ts, label=test.labels, pred=pred.astype(int))
+    pred = persist(decide({m: per_row[f"{m}_ratio"] for m in MODELS}, detector), persistence)
+    ratio = combined_ratio(per_row, detector)
+    ev = slice(skip_rows, None)
+    if test.labels is None:
+        m = {"rows": int(test.ts.size - skip_rows), "labelled": False,
+             "alarm_rate": float(pred[ev].mean()) if pred[ev].size else 0.0}
+    else:
+        m = full_metrics(test.labels[ev], pred[ev], ratio[ev], test.ts[ev] / NS)
+        m["labelled"] = True
+    m["training_rows"] = skip_rows
+    evaluated = np.zeros(test.ts.size, dtype=int)
+    evaluated[ev] = 1
+    per_row.update(ts=test.ts, pred=pred.astype(int), evaluated=evaluated,
+                   label=(test.labels if test.labels is not None
+                          else np.full(test.ts.size, "", dtype=object)))
     return EvalResult(name, m, per_row)
 
 
 def write_rows(path: Path, res: EvalResult) -> None:
-    cols = ["ts", "label", "pred", "iforest_score", "iforest_ratio", "lstm_ae_score",
-            "lstm_ae_ratio", "top_tag"]
+    cols = ["ts", "evaluated", "label", "pred"] + [f"{m}_{k}" for m in MODELS
+                                                    for k in ("score", "ratio")]
+    cols.append("top_tag")
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["row"] + cols)
@@ -160,7 +183,7 @@ def eval_sim_case(asset: str, fault: str | None, *, seconds: float, onset: float
     base = plant.features.scales[0].size_ns
     # a tick is a fault tick when its window holds samples taken after the fault started
     labels = (ends > t0 + int(onset * NS)) if fault else np.zeros(ends.size, dtype=bool)
-    ratios = {m: _ratios(scores, m)[1] for m in ("iforest", "lstm_ae")}
+    ratios = {m: _ratios(scores, m)[1] for m in MODELS}
     pred = persist(decide(ratios, detector), persistence)
     m = metrics(labels, pred, (ends - base) / NS)
     tops = [s.top_tags(1)[0] if s.top_tags(1) else "" for s in scores]
