@@ -30,23 +30,34 @@ def _pct(v) -> str:
     return "" if v is None else f"{100 * v:.1f}"
 
 
+def _cells(m: dict) -> list[str]:
+    """precision, recall, F1, false alarms, missed, delay, events, event delay, ROC/PR AUC."""
+    if not m.get("labelled", True):
+        return ["–"] * 3 + [f"{_pct(m['alarm_rate'])} alarms"] + ["–"] * 6
+    fa = _pct(m["false_alarm_rate"])
+    if m["fault_rows"] == 0:
+        return ["–", "–", "–", fa] + ["–"] * 6
+    if m.get("delay_s") is not None:
+        delay = f"{m['delay_s']:.0f} s"
+    elif m.get("delay_s_median") is not None:
+        delay = f"{m['delay_s_median']:.0f} s (median)"
+    else:
+        delay = "" if m.get("delay_rows") is None else str(m["delay_rows"])
+    ev = "" if not m.get("events") else f"{m['events_detected']}/{m['events']}"
+    ed = "" if m.get("event_delay_s_median") is None else f"{m['event_delay_s_median']:.0f} s"
+    auc = lambda k: "" if m.get(k) is None else f"{m[k]:.3f}"  # noqa: E731
+    return [_pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), fa,
+            _pct(m["missed_alarm_rate"]), delay, ev, ed, auc("roc_auc"), auc("pr_auc")]
+
+
 def _report(results, title: str, markdown: str | None, extra_cols=()) -> None:
     from rich.table import Table
 
     cols = ["case", "precision %", "recall %", "F1 %", "false alarms %", "missed %",
-            "delay"] + [c for c, _ in extra_cols]
-    rows = []
-    for r in results:
-        m = r.metrics
-        delay = "" if m["delay_rows"] is None else (
-            f"{m['delay_s']:.0f} s" if m.get("delay_s") is not None else f"{m['delay_rows']}")
-        if m["fault_rows"] == 0:
-            prec = rec = f1 = miss = delay = "–"
-        else:
-            prec, rec, f1, miss = (_pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]),
-                                   _pct(m["missed_alarm_rate"]))
-        rows.append([r.name, prec, rec, f1, _pct(m["false_alarm_rate"]), miss, delay]
-                    + [str(fn(m)) for _, fn in extra_cols])
+            "delay", "events found", "event delay", "ROC AUC", "PR AUC"]
+    cols += [c for c, _ in extra_cols]
+    rows = [[r.name] + _cells(r.metrics) + [str(fn(r.metrics)) for _, fn in extra_cols]
+            for r in results]
     table = Table(title=title)
     for c in cols:
         table.add_column(c)
@@ -59,10 +70,22 @@ def _report(results, title: str, markdown: str | None, extra_cols=()) -> None:
         Path(markdown).write_text("\n".join(lines) + "\n")
 
 
-def _spec_from(windows: tuple[str, ...], features: str | None, acf: str | None, period):
+def _spec_from(windows: tuple[str, ...], features: str | None, acf: str | None, period,
+               table=None, say=None):
     from tocsin.detectors.windows import FeatureSpec, ScaleSpec
 
     kw = {}
+    step = period
+    if table is not None and not period:
+        from tocsin.offline.table_eval import clock, default_windows
+
+        step = clock(table.ts).period_s
+        if not windows and step and abs(step - 1.0) > 1e-9:
+            kw["scales"] = [ScaleSpec(name=n, size_s=sz, hop_s=hop)
+                            for n, sz, hop in default_windows(step)]
+            if say:
+                say(f"windows follow the data's period ({step:g} s): "
+                    + ", ".join(s.name for s in kw["scales"]) + " (override with --window)")
     if windows:
         scales = []
         for w in windows:
@@ -94,80 +117,122 @@ def eval_group() -> None:
 
 
 @eval_group.command("csv")
-@click.argument("test_files", nargs=-1, required=True, type=click.Path(exists=True,
-                                                                          dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--pattern", default="*.csv", show_default=True,
+              help="files taken from a folder given as input")
 @click.option("--train-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="normal data to train on")
 @click.option("--train-rows", type=int, default=None,
-              help="instead: train on the first N rows of each test file (per-file model)")
+              help="instead: train on the first N rows of each file (a model per file)")
+@click.option("--train-fraction", type=float, default=None,
+              help="instead: train on the first fraction of each file's rows")
 @click.option("--timestamp-col", default=None)
 @click.option("--timestamp-unit", default="s", show_default=True,
               type=click.Choice(["s", "ms", "us", "ns"]))
 @click.option("--period", type=float, default=None,
               help="seconds between rows, for files without a time column")
 @click.option("--sensors", default=None, help="comma-separated sensor columns (default: all "
-              "but the time and label columns)")
+              "but the time, label and excluded columns)")
+@click.option("--exclude", default=None, help="comma-separated columns that are neither "
+              "sensors nor labels")
 @click.option("--label-col", default=None, help="column with 0 = normal, other = fault")
 @click.option("--onset-row", type=int, default=None,
               help="instead of a label column: rows from this one (1-based) are faulty")
 @click.option("--sep", default=",", show_default=True, help="separator, or 'whitespace'")
 @click.option("--no-header", is_flag=True, help="the files have no header row")
 @click.option("--window", "windows", multiple=True, metavar="NAME=SIZE_S[/HOP_S]",
-              help="feature window (repeat); default 1 s, 10 s/1 s, 60 s/10 s")
+              help="feature window (repeat); default 1, 10 and 60 rows of the data's "
+              "sampling period")
 @click.option("--features", default=None, help="comma-separated feature names")
 @click.option("--acf-lags", default=None, help="comma-separated autocorrelation lags")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
-              help="write per-row scores and predictions (<file>.scores.csv) here")
+              help="write per-row scores and predictions here, one file per input named "
+              "by its path (a/0.csv -> a__0.csv.scores.csv)")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
               help="keep the trained artifact here (default: a temporary folder)")
 @_common_opts
 @train_opts
-def eval_csv(test_files, train_file, train_rows, timestamp_col, timestamp_unit, period,
-             sensors, label_col, onset_row, sep, no_header, windows, features, acf_lags,
-             out_dir, model_dir, detector, persistence, markdown, **tkw) -> None:
-    """Train on normal data, then score each labelled TEST_FILE with the stream's code."""
+def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_col,
+             timestamp_unit, period, sensors, exclude, label_col, onset_row, sep, no_header,
+             windows, features, acf_lags, out_dir, model_dir, detector, persistence, markdown,
+             **tkw) -> None:
+    """Train on normal data, then score each input (files, folders, globs) with the stream's
+    code. Metrics count only the rows after each file's training part; without --label-col
+    or --onset-row the files are scored and the alarm rate reported."""
     from tocsin.connectors.csv_import import CsvSpec
-    from tocsin.connectors.model_sources import load_table
-    from tocsin.offline.plant_eval import (
-        eval_table,
-        train_table,
-        with_temp_root,
-        write_rows,
-    )
+    from tocsin.detectors.evaluation import pooled
+    from tocsin.errors import DataError
+    from tocsin.offline import table_eval as te
+    from tocsin.offline.plant_eval import eval_table, train_table, with_temp_root, write_rows
 
-    if (train_file is None) == (train_rows is None):
-        raise click.UsageError("give exactly one of --train-file and --train-rows")
-    if (label_col is None) == (onset_row is None):
-        raise click.UsageError("give exactly one of --label-col and --onset-row")
+    if sum(v is not None for v in (train_file, train_rows, train_fraction)) != 1:
+        raise click.UsageError("give exactly one of --train-file, --train-rows and "
+                               "--train-fraction")
+    if label_col is not None and onset_row is not None:
+        raise click.UsageError("give at most one of --label-col and --onset-row")
     say = progress_say(console())
-    spec = _spec_from(windows, features, acf_lags, period)
     cfg = train_config(**tkw)
     cs = CsvSpec(asset="csv", timestamp_col=timestamp_col, timestamp_unit=timestamp_unit,
                  period=period, sep=sep, header=not no_header,
-                 sensor_cols=sensors.split(",") if sensors else None,
+                 sensor_cols=te.split_names(sensors), exclude_cols=te.split_names(exclude) or [],
                  label_cols=[label_col] if label_col else [])
+    try:
+        paths = te.expand_inputs(list(inputs), pattern)
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    names = te.output_names(paths)
+    tables = [(p, _load(p, cs, label_col, onset_row, sep, timestamp_col)) for p in paths]
+    spec = _spec_from(windows, features, acf_lags, period, tables[0][1], say)
     results = []
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     with with_temp_root(model_dir) as root:
         if train_file:
-            train_table(load_table(train_file, cs), spec, cfg, Path(root), train_file, say)
-        for path in test_files:
-            table = load_table(path, cs, label_col=label_col, onset_row=onset_row)
-            if train_rows:
-                from tocsin.connectors.model_sources import Table
-
-                head = Table(table.columns, table.ts[:train_rows], table.values[:train_rows],
-                             None)
-                train_table(head, spec, cfg, Path(root), f"{path} rows 1-{train_rows}", say)
-            res = eval_table(table, Path(path).name, spec, Path(root), detector, persistence)
-            say(f"{res.name}: recall {_pct(res.metrics['recall'])} %, false alarms "
-                f"{_pct(res.metrics['false_alarm_rate'])} %")
+            train_table(_load(Path(train_file), cs, None, None, sep, timestamp_col), spec,
+                        cfg, Path(root), train_file, say)
+        for path, table in tables:
+            for w in te.clock(table.ts).warnings(str(path)):
+                say(f"[yellow]{w}[/]")
+            try:
+                k = te.train_count(len(table.ts), train_rows, train_fraction, str(path))
+            except DataError as exc:
+                raise click.ClickException(str(exc)) from None
+            if k:
+                train_table(table.head(k), spec, cfg, Path(root), f"{path} rows 1-{k}", say)
+            res = eval_table(table, str(path), spec, Path(root), detector, persistence, k)
+            say(_line(res))
             results.append(res)
             if out:
-                write_rows(out / f"{Path(path).name}.scores.csv", res)
-    _report(results, f"detector {detector}, persistence {persistence}", markdown)
+                write_rows(out / names[path], res)
+    labelled = [r.metrics for r in results if r.metrics.get("labelled")]
+    if len(labelled) > 1:
+        from tocsin.offline.plant_eval import EvalResult
+
+        results.append(EvalResult(f"total ({len(labelled)} files, pooled)", pooled(labelled)))
+    _report(results, f"detector {detector}, persistence {persistence}"
+            + (" (metrics on the rows after each file's training part)"
+               if train_rows or train_fraction else ""), markdown)
+
+
+def _load(path, cs, label_col, onset_row, sep, timestamp_col):
+    from tocsin.connectors.model_sources import load_table
+    from tocsin.errors import DataError
+    from tocsin.offline.table_eval import hint
+
+    try:
+        return load_table(path, cs, label_col=label_col, onset_row=onset_row)
+    except DataError as exc:
+        h = hint(exc, sep, timestamp_col)
+        raise click.ClickException(f"{exc}" + (f"\n{h}" if h else "")) from None
+
+
+def _line(res) -> str:
+    m = res.metrics
+    if not m.get("labelled"):
+        return f"{res.name}: {m['rows']} rows scored, {_pct(m['alarm_rate'])} % alarm (no labels)"
+    return (f"{res.name}: recall {_pct(m['recall'])} %, false alarms "
+            f"{_pct(m['false_alarm_rate'])} % on {m['rows']} rows after training")
 
 
 @eval_group.command("tep")
@@ -181,9 +246,11 @@ def eval_csv(test_files, train_file, train_rows, timestamp_col, timestamp_unit, 
 @click.option("--quantile", default=0.99, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--threads", default=1, show_default=True)
+@click.option("--train-rows", type=int, default=None,
+              help="train on the first N rows of d00.dat only (short-training protocol)")
 @_common_opts
 def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantile, seed,
-             threads, detector, persistence, markdown) -> None:
+             threads, train_rows, detector, persistence, markdown) -> None:
     """The Tennessee Eastman protocol: train on d00.dat, test on every d*_te.dat (fault from
     row 161; d00_te.dat is normal), 3-minute rows, windows of 1 and 10 rows."""
     from tocsin.models.training import TrainConfig
@@ -202,12 +269,15 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
                       quantile=quantile, seed=seed, threads=threads, seq_stride=1,
                       n_estimators=200, hidden=32)
     train, tests = tep_tables(Path(data_dir))
+    if train_rows:
+        train = train.head(train_rows)
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
     results = []
     with with_temp_root(model_dir) as root:
-        train_table(train, spec, cfg, Path(root), f"{data_dir}/d00.dat", say)
+        train_table(train, spec, cfg, Path(root),
+                    f"{data_dir}/d00.dat" + (f" rows 1-{train_rows}" if train_rows else ""), say)
         for name, table in tests:
             res = eval_table(table, name, spec, Path(root), detector, persistence)
             results.append(res)

@@ -46,6 +46,10 @@ class Table:
     values: np.ndarray  # rows x columns, NaN for empty cells
     labels: np.ndarray | None  # int per row (0 normal), if a label column was given
 
+    def head(self, k: int) -> "Table":
+        """The first ``k`` rows, unlabelled (a training part)."""
+        return Table(self.columns, self.ts[:k], self.values[:k], None)
+
     def frames(self, asset: str, rows_per_frame: int = 10,
                rows: slice | None = None) -> Iterator[ReadingsFrame]:
         ts, vals = (self.ts, self.values) if rows is None else (self.ts[rows], self.values[rows])
