@@ -9,8 +9,13 @@ from click.testing import CliRunner
 
 from tocsin.connectors.csv_import import CsvSpec
 from tocsin.connectors.model_sources import NS, load_table
-from tocsin.detectors.evaluation import (event_metrics, events, full_metrics, pooled,
-                                         ranking_metrics)
+from tocsin.detectors.evaluation import (
+    event_metrics,
+    events,
+    full_metrics,
+    pooled,
+    ranking_metrics,
+)
 from tocsin.errors import DataError
 from tocsin.offline import table_eval as te
 
@@ -127,7 +132,7 @@ def _csv(path, n=260, fault=None, label=True, seed=0):
 
 
 def test_eval_csv_end_to_end_metrics_after_training_only(tmp_path):
-    from tocsin.cli import cli
+    from tocsin.cli import main as cli
 
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
