@@ -11,6 +11,7 @@ Either way the final detector of ``"oof"`` is fitted on every row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -85,7 +86,7 @@ class PCAMonitor:
     def fit(self, x: np.ndarray) -> "PCAMonitor":
         x = np.asarray(x, dtype=np.float64)
         for stat in ("t2", "q"):
-            oof = out_of_fold_scores(lambda st=stat: PCADetector(self.variance, stat=st), x,
+            oof = out_of_fold_scores(partial(PCADetector, self.variance, stat=stat), x,
                                      self.folds)
             self.cal[stat] = fit_tail(oof, tail=self.tail)
         self.pca = PCADetector(self.variance).fit(x)
