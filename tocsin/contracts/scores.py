@@ -59,7 +59,7 @@ class Scores:
     asset: str
     asset_type: str
     ts: int  # ns, event time: end of the window this tick closed
-    models: dict[str, ModelScore | None]  # "iforest", "lstm_ae"
+    models: dict[str, ModelScore | None]  # "iforest", "lstm_ae", "pca" (newer artifacts)
     model_version: str
     feature_hash: str
     emitted_ts: int = 0  # ns, wall clock (latency measurement only)
