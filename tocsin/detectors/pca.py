@@ -29,6 +29,14 @@ from tocsin.detectors.protocol import ModelError, as_rows, register, standardize
 STATS = ("combined", "t2", "q")
 
 
+def rowdot(a: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """a @ m with each row's result independent of the other rows in the batch. BLAS matmul
+    picks kernels by batch size, so a row scored alone and in a batch of 64 can differ in the
+    last bits; the stream batches assets as they come, and a replay must give the same
+    scores (measured: matmul is not batch-invariant, einsum's plain loop is)."""
+    return np.einsum("nd,dk->nk", a, m)
+
+
 def t2_limit(k: int, n: int, alpha: float) -> float:
     from scipy import stats
 
@@ -98,9 +106,9 @@ class PCADetector:
         if self.d is None:
             raise ModelError(f"{self.name}: score before fit")
         z = zscore(as_rows(x, self.d, self.name), self.mean, self.std)
-        t = z @ self.components
+        t = rowdot(z, self.components)
         t2 = ((t * t) / self.eig).sum(axis=1)
-        r = z - t @ self.components.T
+        r = z - rowdot(t, self.components.T)
         q = (r * r).sum(axis=1)
         return {"t2": t2, "q": q, "t2_ratio": t2 / self.t2_lim, "q_ratio": q / self.q_lim}
 
@@ -116,7 +124,7 @@ class PCADetector:
         """Per row and column, the share of Q from that column (sums to 1): which sensors
         broke the normal correlation structure."""
         z = zscore(as_rows(x, self.d, self.name), self.mean, self.std)
-        r = z - (z @ self.components) @ self.components.T
+        r = z - rowdot(rowdot(z, self.components), self.components.T)
         r2 = r * r
         tot = r2.sum(axis=1, keepdims=True)
         return r2 / np.where(tot > 0, tot, 1.0)
