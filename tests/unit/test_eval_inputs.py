@@ -166,3 +166,17 @@ def test_eval_csv_end_to_end_metrics_after_training_only(tmp_path):
     res = CliRunner().invoke(cli, ["eval", "csv", str(tmp_path / "semi.csv"),
                                    "--train-rows", "1", "--timestamp-col", "time"])
     assert res.exit_code != 0 and "--sep" in res.output
+
+
+def test_eval_sim_refuses_pca_on_models_trained_before_it(tmp_path):
+    """An artifact without the PCA model would silently never alarm under --detector pca."""
+    import orjson
+
+    from tocsin.cli import main as cli
+
+    d = tmp_path / "centrifugal-pump" / "20200101T000000000000Z-aaaaaaaa"
+    d.mkdir(parents=True)
+    (d / "manifest.json").write_bytes(orjson.dumps({"schema": "tocsin.model/1",
+                                                    "version": d.name, "files": []}))
+    res = CliRunner().invoke(cli, ["eval", "sim", "--model-dir", str(tmp_path)])
+    assert res.exit_code != 0 and "no PCA" in res.output and "tocsin train" in res.output

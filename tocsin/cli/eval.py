@@ -307,6 +307,12 @@ def eval_sim(model_dir, seconds, onset, seed, backend, detector, persistence, ma
     root = Path(model_dir) if model_dir else artifacts.default_root()
     if not artifacts.asset_types(root):
         raise click.ClickException(f"no trained models under {root}; run `tocsin train` first")
+    old = [t for t in artifacts.asset_types(root)
+           if "pca" not in artifacts.newest(root, t).manifest]
+    if detector == "pca" and old:
+        raise click.ClickException(f"the newest models of {', '.join(old)} under {root} have no "
+                                   "PCA T²/Q (trained before it existed): run `tocsin train` "
+                                   "again, or choose --detector iforest / lstm_ae")
     plant = load_plant(None)
     say = progress_say(console())
     results = []
