@@ -8,7 +8,6 @@ Clients find the token through ``TOCSIN_INFLUX_TOKEN`` or ``TOCSIN_INFLUX_TOKEN_
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tocsin.services.certs import private_dir, secret_file
@@ -29,23 +28,3 @@ def install_password(run_dir: Path) -> str:
 
 def token_file(run_dir: Path) -> Path:
     return secrets_dir(run_dir) / "token"
-
-
-def mask(secret: str) -> str:
-    """What may be shown of a secret: its first 4 characters and its length."""
-    return f"{secret[:4]}… ({len(secret)} characters)" if secret else "(none)"
-
-
-def client_token(run_dir: Path | None = None) -> str | None:
-    """The token a client should use: TOCSIN_INFLUX_TOKEN, the file named by
-    TOCSIN_INFLUX_TOKEN_FILE, or this install's file; None when there is none."""
-    if os.environ.get("TOCSIN_INFLUX_TOKEN"):
-        return os.environ["TOCSIN_INFLUX_TOKEN"]
-    path = os.environ.get("TOCSIN_INFLUX_TOKEN_FILE")
-    if path:
-        return Path(path).expanduser().read_text().strip()
-    if run_dir is not None:
-        f = run_dir / "influx-secrets" / "token"
-        if f.exists():
-            return f.read_text().strip()
-    return None
