@@ -48,7 +48,8 @@ def transactions(n: int) -> list[Transaction]:
 def start_worker(broker, prefix, model_dir, data_dir, extra, log: Path):
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
                TOCSIN_PARTITIONS="4", TOCSIN_DATA_DIR=str(data_dir),
-               TOCSIN_FRAUD_MODEL_DIR=str(model_dir), PYTHONUNBUFFERED="1")
+               TOCSIN_FRAUD_MODEL_DIR=str(model_dir), PYTHONUNBUFFERED="1",
+               TOCSIN_DEV="1")  # simulated data: the development PAN key is fine
     fh = open(log, "wb")
     p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "payments", "worker", *extra],
                          env=env, stdout=fh, stderr=subprocess.STDOUT)

@@ -77,8 +77,10 @@ class Proc:
 @pytest.fixture
 def spawn(kafka, prefix, tmp_path):
     procs: list[Proc] = []
+    # development mode: these tests are about streams, not secrets (tests/integration/
+    # test_secure_broker.py and test_pan_fuzz.py run the production rules)
     env = dict(os.environ, TOCSIN_BROKER=kafka, TOCSIN_TOPIC_PREFIX=prefix,
-               TOCSIN_PARTITIONS="2", PYTHONUNBUFFERED="1")
+               TOCSIN_PARTITIONS="2", PYTHONUNBUFFERED="1", TOCSIN_DEV="1")
 
     def _spawn(*args: str, name: str | None = None, **extra_env: str) -> Proc:
         name = name or args[0]

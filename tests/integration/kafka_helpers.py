@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer
 
+from tocsin.config.kafka_security import client_conf
+
 
 def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    p = Producer(client_conf(bootstrap, {"enable.idempotence": True}))
     for key, value in items:
         p.produce(topic, value, key=key)
     assert p.flush(30) == 0, "messages not acknowledged by Kafka"
@@ -19,8 +21,8 @@ def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]])
 def collect(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: float = 60.0,
             decode: Callable[[bytes], object] = lambda b: b) -> list:
     """Read `topic` from the beginning until `until(items)` holds or the timeout passes."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = Consumer(client_conf(bootstrap, {"group.id": f"test-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     c.subscribe([topic])
     items: list = []
     deadline = time.monotonic() + timeout

@@ -16,9 +16,9 @@ import pytest
 from tocsin.connectors import iso8583_codec as iso
 from tocsin.connectors.ingest_guard import IsoGuard
 from tocsin.connectors.payments_ingest import TxnPublisher, serve_iso
+from tocsin.contracts import topics
 from tocsin.services.certs import ensure_certs
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 _LEN = struct.Struct(">H")

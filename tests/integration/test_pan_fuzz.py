@@ -20,9 +20,10 @@ import pytest
 from tests.integration.secure_helpers import Spawner, conf, dump_topics, env_for, find_secrets
 from tocsin.config.ingest_security import new_token
 from tocsin.connectors import iso8583_codec as iso
+from tocsin.connectors.kafka_admin import ensure_topics
+from tocsin.contracts import topics
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 _LEN = struct.Struct(">H")
@@ -139,7 +140,7 @@ def test_no_pan_in_any_topic_or_log_after_a_fuzz(kafka, tmp_path):
     import time
 
     prefix = f"f{uuid.uuid4().hex[:6]}."
-    topics.ensure_topics(kafka, [prefix + t for t in topics.PAYMENTS], 2)
+    ensure_topics(kafka, [prefix + t for t in topics.PAYMENTS], 2)
     token, token_hash = new_token()
     pan_key = "fuzz-pan-key-" + uuid.uuid4().hex
     run = Spawner(tmp_path, env_for(kafka, None, prefix, TOCSIN_PAN_TOKEN_KEY=pan_key,

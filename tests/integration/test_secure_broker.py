@@ -26,11 +26,11 @@ from tocsin.config.ingest_security import new_token
 from tocsin.connectors import iso8583_codec as iso
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
 from tocsin.connectors.simulator.payswitch_live import IsoClient
+from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.payments import FraudScore
 from tocsin.services.kafka import free_port
 from tocsin.services.kafka_secure import SecureKafkaBroker
-from tocsin.streams import topics
 
 pytestmark = pytest.mark.integration
 
@@ -63,43 +63,19 @@ def _collect(c: dict, topic: str, until, timeout: float = 60.0, decode=lambda b:
 def test_plaintext_and_wrong_password_are_refused(secure):
     good = conf(secure.bootstrap, secure.client_file)
     assert AdminClient(good).list_topics(timeout=20).brokers  # the right credentials work
-    for bad in ({"bootstrap.servers": secure.bootstrap},  # plaintext
-                {**good, "sasl.password": "not-the-password"},
+    plaintext = {"bootstrap.servers": secure.bootstrap}
+    for bad in (plaintext, {**good, "sasl.password": "not-the-password"},
                 {**good, "sasl.username": "mallory"}):
         with pytest.raises(KafkaException):
-            AdminClient({**bad, "log_level": 0}).list_topics(timeout=5)
-        p = Producer({**bad, "message.timeout.ms": 4000, "log_level": 0})
-        p.produce("tocsin.refused", b"x")
-        assert p.flush(8) == 1  # never acknowledged
+            AdminClient({**bad, "log_level": 0}).list_topics(timeout=3)
+    for bad in (plaintext, {**good, "sasl.password": "not-the-password"}):
+        reports = []
+        p = Producer({**bad, "message.timeout.ms": 2000, "log_level": 0})
+        p.produce("tocsin.refused", b"x", on_delivery=lambda err, _m: reports.append(err))
+        p.flush(5)
+        assert len(reports) == 1 and reports[0] is not None  # never acknowledged
     with open(secure.log_path, "rb") as f:
         assert b"Failed authentication" in f.read()
-
-
-def test_plant_to_alert_through_tls_and_scram(secure, tmp_path):
-    prefix = f"s{uuid.uuid4().hex[:6]}."
-    run = Spawner(tmp_path, env_for(secure.bootstrap, secure.client_file, prefix))
-    try:
-        port = free_port()
-        run("sim", "opcua", "--port", str(port), name="sim").wait_for("simulator: serving", 30)
-        run("worker", name="worker").wait_for("[^Worker]: Ready", timeout=120)
-        run("connect", "opcua", "--config", _opcua_config(tmp_path, port), name="connector")
-        tail = run("alerts", "tail", "--from-beginning", name="tail")
-        c = conf(secure.bootstrap, secure.client_file)
-        frames = _collect(c, prefix + topics.READINGS, lambda it: len(it) >= 5, timeout=60)
-        assert len(frames) >= 5, run.logs()["connector.log"][-2000:]
-        assert asyncio.run(call_fault(endpoint_url(port), "pump-1", "over_temperature"))
-        alerts = _collect(c, prefix + topics.ALERTS, lambda it: any(
-            a.rule == "high" and a.tag == "bearing_temp" for _, a in it), 60, Alert.decode)
-        assert any(a.rule == "high" and a.tag == "bearing_temp" and a.event.value == "raised"
-                   for _, a in alerts)
-        tail.wait_for("bearing_temp", timeout=30)  # the alert consumer (CLI) saw it
-        tail.p.send_signal(signal.SIGINT)
-        password = secure.client_password
-        hits = find_secrets({**run.logs(), **dump_topics(c, prefix)},
-                            {"client password": password, "admin password": secure.admin_password})
-        assert not hits, hits
-    finally:
-        run.stop()
 
 
 def _post(url: str, body: bytes, token: str | None) -> tuple[int, dict]:
@@ -114,7 +90,11 @@ def _post(url: str, body: bytes, token: str | None) -> tuple[int, dict]:
         return exc.code, orjson.loads(exc.read())
 
 
-def test_payments_through_tls_and_scram_without_leaks(secure, tmp_path_factory, tmp_path):
+
+def test_plant_and_payments_paths_through_tls_and_scram(secure, tmp_path_factory, tmp_path):
+    """Both paths at once (their start-ups overlap): simulator -> OPC UA connector -> worker
+    -> alerts tail, and ISO 8583 + authenticated HTTP -> ingest -> scoring worker; then no
+    secret and no PAN in any topic or log of the run, and no record of the 401 request."""
     model_dir = train_tiny(tmp_path_factory.mktemp("fraud-model"))
     prefix = f"s{uuid.uuid4().hex[:6]}."
     token, token_hash = new_token()
@@ -122,13 +102,28 @@ def test_payments_through_tls_and_scram_without_leaks(secure, tmp_path_factory, 
     run = Spawner(tmp_path, env_for(secure.bootstrap, secure.client_file, prefix,
                                     TOCSIN_PAN_TOKEN_KEY=pan_key,
                                     TOCSIN_INGEST_TOKEN_HASHES=token_hash))
+    c = conf(secure.bootstrap, secure.client_file)
     try:
-        iso_port, http_port = free_port(), free_port()
+        port, iso_port, http_port = free_port(), free_port(), free_port()
+        sim = run("sim", "opcua", "--port", str(port), name="sim")
+        worker = run("worker", name="worker")
+        pworker = run("payments", "worker", name="pworker",
+                      TOCSIN_FRAUD_MODEL_DIR=str(model_dir))
         ing = run("payments", "ingest", "--iso-port", str(iso_port), "--http-port",
                   str(http_port), name="ingest")
-        run("payments", "worker", name="pworker", TOCSIN_FRAUD_MODEL_DIR=str(model_dir)
-            ).wait_for("[^Worker]: Ready", timeout=120)
+        sim.wait_for("simulator: serving", 60)
+        run("connect", "opcua", "--config", _opcua_config(tmp_path, port), name="connector")
+        tail = run("alerts", "tail", "--from-beginning", name="tail")
+        for p in (worker, pworker):
+            p.wait_for("[^Worker]: Ready", timeout=150)
         ing.wait_for("ingest: ready", timeout=60)
+
+        # plant: readings through TLS + SCRAM, a fault, its alert, seen by the CLI tail
+        frames = _collect(c, prefix + topics.READINGS, lambda it: len(it) >= 5, timeout=60)
+        assert len(frames) >= 5, run.logs()["connector.log"][-2000:]
+        assert asyncio.run(call_fault(endpoint_url(port), "pump-1", "over_temperature"))
+
+        # payments: three ISO 8583 requests, one HTTP request with the token, two without
         now = time.time_ns()
         pans = [f"41111111{i:08d}" for i in range(4)]
 
@@ -149,18 +144,26 @@ def test_payments_through_tls_and_scram_without_leaks(secure, tmp_path_factory, 
         assert _post(url, orjson.dumps({**txn, "txn_id": "HS0"}), None)[0] == 401
         assert _post(url, orjson.dumps({**txn, "txn_id": "HS0"}), token + "x")[0] == 401
         assert _post(url, orjson.dumps(txn), token) == (202, {"accepted": 1})
-        c = conf(secure.bootstrap, secure.client_file)
+
+        alerts = _collect(c, prefix + topics.ALERTS, lambda it: any(
+            a.rule == "high" and a.tag == "bearing_temp" for _, a in it), 60, Alert.decode)
+        assert any(a.rule == "high" and a.tag == "bearing_temp" and a.event.value == "raised"
+                   for _, a in alerts)
+        tail.wait_for("bearing_temp", timeout=30)  # the alert consumer (CLI) saw it
         scores = _collect(c, prefix + topics.PAY_SCORES, lambda it: len(it) >= 4, 90,
                           FraudScore.decode)
         assert {s.txn_id for _, s in scores} == {f"TRMSEC01-{i:012d}-{i:06d}" for i in
                                                   range(3)} | {"HS1"}
         assert all(s.card_id.startswith("tok_") for _, s in scores)
+
+        tail.p.send_signal(signal.SIGINT)
         time.sleep(1.0)
         dump = dump_topics(c, prefix)
+        assert dump[prefix + topics.READINGS] and dump[prefix + topics.TRANSACTIONS]
         assert not any(b"HS0" in m for msgs in dump.values() for m in msgs)  # 401: no record
         hits = find_secrets({**run.logs(), **dump}, {
-            "SCRAM password": secure.client_password, "bearer token": token,
-            "PAN key": pan_key, **{f"PAN {p}": p for p in pans}})
+            "SCRAM password": secure.client_password, "admin password": secure.admin_password,
+            "bearer token": token, "PAN key": pan_key, **{f"PAN {p}": p for p in pans}})
         assert not hits, hits
     finally:
         run.stop()

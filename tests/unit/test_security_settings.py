@@ -12,8 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tocsin.config.ingest_security import (DEV_PAN_KEY, hash_token, load_ingest_security,
-                                           load_pan_key, new_token, token_ok)
+from tocsin.config.ingest_security import (
+    DEV_PAN_KEY,
+    hash_token,
+    load_ingest_security,
+    load_pan_key,
+    new_token,
+    token_ok,
+)
 from tocsin.config.kafka_security import client_conf, kafka_security, load_kafka_security
 from tocsin.connectors.ingest_guard import TokenBucket
 from tocsin.contracts.pan import looks_like_pan, mask_pans, mask_text, tokenize

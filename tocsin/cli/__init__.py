@@ -23,6 +23,7 @@ from tocsin.cli import (
     payments,
     record,
     scores,
+    secrets,
     services,
     sim,
     train,
@@ -54,7 +55,7 @@ def train_group(ctx) -> None:
 
 
 main.add_command(train_group, "train")
-for _module in (services, worker, sim, connect, scores, history, record, demo):
+for _module in (services, worker, sim, connect, scores, history, record, demo, secrets):
     for _cmd in _module.COMMANDS:
         main.add_command(_cmd)
 # domain modules with groups of their own and `train` subcommands

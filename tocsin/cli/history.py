@@ -16,7 +16,8 @@ from tocsin.cli.common import (
 _influx_opts = [
     click.option("--influx-url", envvar="TOCSIN_INFLUX_URL", default="http://127.0.0.1:8086",
                  show_default=True),
-    click.option("--influx-token", envvar="TOCSIN_INFLUX_TOKEN", default="tocsin-local-token"),
+    click.option("--influx-token", envvar="TOCSIN_INFLUX_TOKEN", default=None,
+                 help="default: TOCSIN_INFLUX_TOKEN_FILE, else this install's token file"),
     click.option("--influx-org", envvar="TOCSIN_INFLUX_ORG", default="tocsin", show_default=True),
     click.option("--influx-bucket", envvar="TOCSIN_INFLUX_BUCKET", default="tocsin",
                  show_default=True),

@@ -27,6 +27,18 @@ def _ensure(s) -> None:
 
 
 
+_dev = click.option("--dev", is_flag=True, default=None,
+                    help="development mode: a public PAN key and an open HTTP ingest when "
+                         "none are configured (env TOCSIN_DEV=1); never with real card data")
+
+
+def _set_dev(dev: bool | None) -> None:
+    if dev:
+        import os
+
+        os.environ["TOCSIN_DEV"] = "1"  # the same rule for every part of this process
+
+
 def register(main: click.Group, train: click.Group) -> None:
     @main.group(cls=Group)
     def payments() -> None:
@@ -44,13 +56,17 @@ def register(main: click.Group, train: click.Group) -> None:
                   help="per-transaction scorer: no batching (the benchmark's peer)")
     @click.option("--force-branch", type=click.Choice(["full", "light"]), default=None)
     @click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt"]), default=None)
+    @_dev
     def payments_worker(broker, prefix, model_dir, batch_max, batch_wait_ms, budget_ms, naive,
-                        force_branch, backend) -> None:
+                        force_branch, backend, dev) -> None:
         """Score payments.transactions -> payments.scores (+ payments.alerts)."""
+        from tocsin.config.ingest_security import load_pan_key
         from tocsin.config.payments import load_fraud_settings
         from tocsin.streams import metrics
         from tocsin.streams.payments_app import create_payments_app
 
+        _set_dev(dev)
+        load_pan_key()  # refuse to start without a PAN key, before anything else
         s = worker_settings(broker, prefix)
         fs = load_fraud_settings(model_dir=model_dir, batch_max=batch_max, backend=backend,
                                  batch_wait_ms=batch_wait_ms, budget_ms=budget_ms,
@@ -71,11 +87,15 @@ def register(main: click.Group, train: click.Group) -> None:
                   help="ISO 8583 TCP port (-1: off)")
     @click.option("--http-port", type=int, default=8080, show_default=True,
                   help="HTTP JSON port (-1: off)")
-    def payments_ingest(broker, prefix, host, iso_port, http_port) -> None:
-        """ISO 8583 TCP listener and HTTP JSON endpoint -> payments.transactions."""
-        from tocsin.connectors.payments_ingest import run_ingest
+    @_dev
+    def payments_ingest(broker, prefix, host, iso_port, http_port, dev) -> None:
+        """ISO 8583 TCP listener and HTTP JSON endpoint -> payments.transactions (needs a PAN
+        key and, for HTTP, bearer token hashes, unless --dev; docs/security.md)."""
+        from tocsin.connectors.payments_ingest import ingest_secrets, run_ingest
         from tocsin.contracts import topics
 
+        _set_dev(dev)
+        ingest_secrets(http_port >= 0)  # refuse to start without the key/tokens, first
         s = worker_settings(broker, prefix)
         _ensure(s)
         run_until_signal(lambda stop: run_ingest(

@@ -65,7 +65,7 @@ def load_pan_key(*, dev: bool | None = None) -> bytes:
             return DEV_PAN_KEY
         raise ConfigError(f"{KEY_ENV} (or {KEY_FILE_ENV}) is not set: the PAN token key is "
                           f"required outside development mode (make one with "
-                          f"`tocsin payments keygen`, or run with --dev for a demo)")
+                          f"`tocsin secrets pan-key -o FILE`, or run with --dev for a demo)")
     raw = key.encode()
     if not dev and (len(raw) < MIN_KEY_LEN or raw == DEV_PAN_KEY):
         raise ConfigError(f"{KEY_ENV}: the PAN key must be at least {MIN_KEY_LEN} characters "

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Producer
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.imaging import StudyImage
 from tocsin.errors import ConnectorError, DataError
@@ -83,11 +84,11 @@ class ImagePublisher:
 
     def __init__(self, bootstrap: str, studies_topic: str, deadletter_topic: str,
                  worker: str, failed_dir: Path | None = None, timeout: float = 30.0):
-        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+        self.producer = Producer(client_conf(bootstrap, {"enable.idempotence": True,
                                   "acks": "all", "linger.ms": 0, "compression.type": "lz4",
                                   "message.max.bytes": 4 << 20,
                                   "message.timeout.ms": int(timeout * 1000),
-                                  "client.id": f"tocsin-{worker}"})
+                                  "client.id": f"tocsin-{worker}"}))
         self.studies, self.deadletter = studies_topic, deadletter_topic
         self.worker, self.failed_dir, self.timeout = worker, failed_dir, timeout
 

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from influxdb_client import InfluxDBClient
 
+from tocsin.config.influx_security import load_influx_security
 from tocsin.errors import TocsinError
 
 _DUR = re.compile(r"^-?\d+(ns|us|ms|s|m|h|d|w)$")
@@ -48,13 +49,13 @@ class History:
     @classmethod
     def from_env(cls) -> "History":
         return cls(os.environ.get("TOCSIN_INFLUX_URL", "http://127.0.0.1:8086"),
-                   os.environ.get("TOCSIN_INFLUX_TOKEN", "tocsin-local-token"),
+                   load_influx_security().token_value() or "",
                    os.environ.get("TOCSIN_INFLUX_ORG", "tocsin"),
                    os.environ.get("TOCSIN_INFLUX_BUCKET", "tocsin"))
 
     def query(self, flux: str) -> list[dict]:
-        with InfluxDBClient(url=self.url, token=self.token, org=self.org,
-                            timeout=30_000) as client:
+        kw = load_influx_security().client_kwargs(self.url, self.token)
+        with InfluxDBClient(**kw, org=self.org, timeout=30_000) as client:
             tables = client.query_api().query(flux, org=self.org)
         return [r.values for t in tables for r in t.records]
 

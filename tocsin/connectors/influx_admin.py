@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from influxdb_client import BucketRetentionRules, InfluxDBClient, TaskCreateRequest
 
+from tocsin.config.influx_security import load_influx_security
+
 ROLLUP_TASK = "tocsin-rollup-1m"
 
 
@@ -26,7 +28,8 @@ from(bucket: "{bucket}")
 
 def ensure_rollups(url: str, token: str, org: str, bucket: str,
                    rollup_retention_days: int = 400) -> None:
-    with InfluxDBClient(url=url, token=token, org=org, timeout=10_000) as client:
+    with InfluxDBClient(**load_influx_security().client_kwargs(url, token), org=org,
+                        timeout=10_000) as client:
         buckets = client.buckets_api()
         org_obj = client.organizations_api().find_organizations(org=org)[0]
         if buckets.find_bucket_by_name(rollup_bucket(bucket)) is None:
@@ -48,7 +51,8 @@ def run_rollup_now(url: str, token: str, org: str, timeout: float = 30.0) -> Non
 
     from influxdb_client.rest import ApiException
 
-    with InfluxDBClient(url=url, token=token, org=org, timeout=10_000) as client:
+    with InfluxDBClient(**load_influx_security().client_kwargs(url, token), org=org,
+                        timeout=10_000) as client:
         tasks = client.tasks_api()
         task = tasks.find_tasks(name=ROLLUP_TASK)[0]
         run = tasks.run_manually(task.id)

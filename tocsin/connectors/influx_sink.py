@@ -31,6 +31,8 @@ from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from tocsin.config.influx_security import load_influx_security
+from tocsin.config.kafka_security import client_conf
 from tocsin.connectors.backoff import Backoff
 from tocsin.connectors.influx_admin import ensure_rollups
 from tocsin.connectors.influx_lines import (
@@ -78,12 +80,12 @@ class InfluxHistorySink:
                        prefix + topics.ALERTS: self._alerts,
                        prefix + topics.FEATURES: feature_lines,
                        prefix + topics.SCORES: self._scores}
-        self.consumer = Consumer({
-            "bootstrap.servers": broker, "group.id": group or f"tocsin-history-{prefix}",
+        self.consumer = Consumer(client_conf(broker, {"group.id": group or f"tocsin-history-{prefix}",
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
-            "max.poll.interval.ms": 600000})
-        self.dlq = Producer({"bootstrap.servers": broker, "enable.idempotence": True})
-        self.client = InfluxDBClient(url=url, token=token, org=org, enable_gzip=True,
+            "max.poll.interval.ms": 600000}))
+        self.dlq = Producer(client_conf(broker, {"enable.idempotence": True}))
+        self.client = InfluxDBClient(**load_influx_security().client_kwargs(url, token),
+                                     org=org, enable_gzip=True,
                                      timeout=30_000,
                                      retries=urllib3.Retry(total=0, connect=0, read=0))
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)

@@ -23,12 +23,12 @@ DE44 naming the data element at fault (the feed taps the switch; it does not aut
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timezone
 
 import iso8583
 from iso8583.specs import default_ascii as SPEC
 
+from tocsin.contracts.pan import tokenize
 from tocsin.contracts.payments import Transaction
 from tocsin.errors import SchemaError
 
@@ -40,10 +40,6 @@ class IsoFieldError(SchemaError):
     def __init__(self, field: str, msg: str):
         super().__init__(f"iso8583: DE{field}: {msg}" if field.isdigit() else f"iso8583: {msg}")
         self.field = field
-
-
-def tokenize(pan: str, key: bytes) -> str:
-    return "tok_" + hashlib.blake2b(pan.encode(), key=key, digest_size=8).hexdigest()
 
 
 def _ts(mmddhhmmss: str, now: datetime) -> int:

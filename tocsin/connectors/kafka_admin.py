@@ -6,13 +6,14 @@ import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.errors import ServiceError
 
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int,
                   timeout: float = 30.0) -> None:
     """Create missing topics (replication factor 1 on the local broker); idempotent."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_conf(bootstrap))
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except Exception as exc:

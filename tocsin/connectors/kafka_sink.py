@@ -18,6 +18,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, Producer
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.connectors.spool import DiskSpool, SpoolFull
 from tocsin.contracts.readings import ReadingsFrame
 
@@ -42,7 +43,7 @@ class KafkaFrameSink:
             conf["message.timeout.ms"] = 0  # never give up: the spool bounds what waits
         conf.update(extra or {})
         self.topic = topic
-        self.producer = Producer(conf)
+        self.producer = Producer(client_conf(bootstrap, conf))
         self.delivered = 0
         self.failed = 0
         self.spool = (DiskSpool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)

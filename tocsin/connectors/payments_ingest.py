@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import struct
 import time
@@ -24,10 +23,14 @@ import time
 import orjson
 from confluent_kafka import Producer
 
+from tocsin.config.ingest_security import DEV_PAN_KEY, dev_mode, load_ingest_security, load_pan_key
+from tocsin.config.kafka_security import client_conf
 from tocsin.connectors import iso8583_codec as iso
+from tocsin.connectors.ingest_guard import IsoGuard, bearer_middleware
 from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.pan import looks_like_pan, mask_pans, mask_text, tokenize
 from tocsin.contracts.payments import TXN, VERSION, Transaction
-from tocsin.errors import SchemaError
+from tocsin.errors import ConfigError, SchemaError
 
 log = logging.getLogger("tocsin.ingest")
 _LEN = struct.Struct(">H")
@@ -35,20 +38,17 @@ _FIELD = re.compile(r"field '([^']+)'")
 MAX_BODY = 4 << 20
 
 
-def token_key() -> bytes:
-    key = os.environ.get("TOCSIN_PAN_TOKEN_KEY")
-    if not key:
-        log.warning("TOCSIN_PAN_TOKEN_KEY not set: PANs are tokenized with a development key")
-        key = "tocsin-development-token-key"
-    return key.encode()[:64]
+def token_key(dev: bool | None = None) -> bytes:
+    """The PAN token key; outside development mode a missing key stops start-up."""
+    return load_pan_key(dev=dev)
 
 
 class TxnPublisher:
     """Produces transactions (keyed by card) and dead letters; awaits Kafka's acks."""
 
     def __init__(self, bootstrap: str, txn_topic: str, dl_topic: str):
-        self.p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                           "acks": "all", "linger.ms": 1, "client.id": "tocsin-ingest"})
+        self.p = Producer(client_conf(bootstrap, {"enable.idempotence": True,
+                           "acks": "all", "linger.ms": 1, "client.id": "tocsin-ingest"}))
         self.txn_topic, self.dl_topic = txn_topic, dl_topic
         self.accepted = self.rejected = 0
         self._poller: asyncio.Task | None = None
@@ -79,6 +79,7 @@ class TxnPublisher:
 
     async def dead_letter(self, source: str, payload: bytes, error: str) -> None:
         self.rejected += 1
+        payload, error = mask_pans(payload), mask_text(error)  # no PAN in clear, ever
         dl = DeadLetter.wrap(source_topic=source, partition=-1, offset=-1, key=None,
                              payload=payload, error=error, stage="decode",
                              worker="ingest", ts=time.time_ns())
@@ -92,15 +93,21 @@ class TxnPublisher:
 
 
 # ------------------------------------------------------------------ ISO 8583 over TCP
-async def serve_iso(pub: TxnPublisher, host: str, port: int, key: bytes) -> asyncio.Server:
+async def serve_iso(pub: TxnPublisher, host: str, port: int, key: bytes,
+                    guard: IsoGuard | None = None, ssl=None) -> asyncio.Server:
+    guard = guard or IsoGuard()
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not guard.cap.enter(_peer(writer)):
+            writer.close()
+            return
+        bucket = guard.bucket()
         try:
             while True:
-                try:
-                    n = _LEN.unpack(await reader.readexactly(2))[0]
-                    raw = await reader.readexactly(n)
-                except asyncio.IncompleteReadError:
+                raw = await guard.frame(reader)
+                if raw is None:  # closed, or silent past the idle timeout
                     return
+                await bucket.take()
                 doc = None
                 try:
                     txn, doc = iso.decode(raw, key, time.time_ns())
@@ -119,9 +126,15 @@ async def serve_iso(pub: TxnPublisher, host: str, port: int, key: bytes) -> asyn
         except (ConnectionResetError, BrokenPipeError):
             pass
         finally:
+            guard.cap.leave()
             writer.close()
 
-    return await asyncio.start_server(handle, host, port)
+    return await asyncio.start_server(handle, host, port, ssl=ssl)
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
 
 
 def _partial(raw: bytes) -> dict:
@@ -141,7 +154,23 @@ def _error(status: int, error: str, field: str | None = None, index: int | None 
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
-def http_app(pub: TxnPublisher):
+def _protect_card(obj: dict, key: bytes) -> None:
+    """Tokenise a PAN sent as ``pan`` or as ``card_id``; refuse one in another text field."""
+    pan = obj.pop("pan", None)
+    if isinstance(pan, str) and pan:
+        obj["card_id"] = tokenize(pan.replace(" ", "").replace("-", ""), key)
+    card = obj.get("card_id")
+    if isinstance(card, str) and looks_like_pan(card):
+        obj["card_id"] = tokenize(card.replace(" ", "").replace("-", ""), key)
+    for f in ("terminal_id", "merchant_id", "customer_id", "currency", "pos_entry_mode",
+              "source"):
+        v = obj.get(f)
+        if isinstance(v, str) and looks_like_pan(v):
+            raise SchemaError(f"{TXN}: field '{f}' looks like a card number; send card "
+                              f"numbers only as 'pan' or 'card_id' (they are tokenised)")
+
+
+def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str] | None = None):
     from aiohttp import web
 
     async def post(request: web.Request) -> web.Response:
@@ -160,6 +189,7 @@ def http_app(pub: TxnPublisher):
                     raise SchemaError(f"{TXN}: expected a JSON object, got "
                                       f"{type(obj).__name__}")
                 obj.setdefault("schema", f"{TXN}/{VERSION}")
+                _protect_card(obj, key)
                 t = Transaction.from_obj(obj)
             except SchemaError as exc:
                 m = _FIELD.search(str(exc))
@@ -180,28 +210,49 @@ def http_app(pub: TxnPublisher):
                                                "rejected": pub.rejected}),
                             content_type="application/json")
 
-    app = web.Application(client_max_size=MAX_BODY)
+    mw = [bearer_middleware(token_hashes)] if token_hashes else []
+    app = web.Application(client_max_size=MAX_BODY, middlewares=mw)
     app.router.add_post("/v1/transactions", post)
     app.router.add_get("/healthz", health)
     return app
 
 
+def ingest_secrets(http: bool, dev: bool | None = None):
+    """Key, token hashes and settings, checked before anything listens: outside development
+    mode a missing PAN key, or an HTTP ingest without tokens, stops start-up."""
+    dev = dev_mode(dev)
+    sec = load_ingest_security()
+    key, hashes = load_pan_key(dev=dev), sec.hashes()
+    if http and not hashes:
+        if not dev:
+            raise ConfigError("TOCSIN_INGEST_TOKEN_HASHES (or TOCSIN_INGEST_TOKEN_HASHES_FILE) "
+                              "is not set: the HTTP ingest needs at least one bearer token "
+                              "outside development mode (`tocsin secrets ingest-token` makes one)")
+        log.warning("development mode: the HTTP ingest accepts requests WITHOUT a token")
+    return key, hashes, sec
+
+
 async def run_ingest(bootstrap: str, txn_topic: str, dl_topic: str, *, host: str = "127.0.0.1",
                      iso_port: int | None = 8583, http_port: int | None = 8080,
-                     stop: asyncio.Event | None = None) -> None:
+                     stop: asyncio.Event | None = None, dev: bool | None = None) -> None:
     from aiohttp import web
 
+    key, hashes, sec = ingest_secrets(http_port is not None, dev)
+    tls = sec.ssl_context()
     pub = TxnPublisher(bootstrap, txn_topic, dl_topic)
     await pub.start()
     servers, runner = [], None
     if iso_port is not None:
-        servers.append(await serve_iso(pub, host, iso_port, token_key()))
-        print(f"ingest: ISO 8583 on {host}:{iso_port}", flush=True)
+        servers.append(await serve_iso(pub, host, iso_port, key, IsoGuard.from_settings(sec),
+                                       ssl=tls))
+        print(f"ingest: ISO 8583 on {host}:{iso_port}{' (TLS)' if tls else ''}", flush=True)
     if http_port is not None:
-        runner = web.AppRunner(http_app(pub), access_log=None)
+        runner = web.AppRunner(http_app(pub, key, hashes), access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, host, http_port).start()
-        print(f"ingest: HTTP on http://{host}:{http_port}/v1/transactions", flush=True)
+        await web.TCPSite(runner, host, http_port, ssl_context=tls).start()
+        scheme = "https" if tls else "http"
+        print(f"ingest: HTTP on {scheme}://{host}:{http_port}/v1/transactions "
+              f"({len(hashes)} bearer token(s))", flush=True)
     print(f"ingest: ready -> {txn_topic}", flush=True)
     try:
         await (stop or asyncio.Event()).wait()

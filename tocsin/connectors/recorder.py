@@ -17,6 +17,7 @@ from confluent_kafka import (
 )
 
 from tocsin import __version__
+from tocsin.config.kafka_security import client_conf
 from tocsin.connectors.recording import Message, RecordingWriter
 from tocsin.errors import TocsinError
 
@@ -43,8 +44,8 @@ def record(broker: str, spec: RecordSpec, out: str | Path,
            progress: Callable[[int, int], None] | None = None,
            stop: Callable[[], bool] = lambda: False) -> int:
     """Write the messages selected by `spec` to `out`; return how many were written."""
-    consumer = Consumer({"bootstrap.servers": broker, "group.id": "tocsin-recorder",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer(client_conf(broker, {"group.id": "tocsin-recorder",
+                         "enable.auto.commit": False, "enable.partition.eof": True}))
     try:
         meta = consumer.list_topics(timeout=15)
         tps: list[TopicPartition] = []

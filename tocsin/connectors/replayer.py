@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.connectors.recording import RecordingReader
 from tocsin.errors import TocsinError
@@ -74,9 +75,9 @@ def replay(path: str | Path, broker: str, spec: ReplaySpec,
                           f"{reader.topics}")
     targets = {t: target_topic(t, spec) for t in reader.topics if t in wanted}
     by_index = [targets.get(t) for t in reader.topics]
-    producer = Producer({"bootstrap.servers": broker, "linger.ms": 5, "acks": "all",
+    producer = Producer(client_conf(broker, {"linger.ms": 5, "acks": "all",
                          "enable.idempotence": True, "compression.type": "lz4",
-                         "queue.buffering.max.messages": 200000})
+                         "queue.buffering.max.messages": 200000}))
     meta = producer.list_topics(timeout=15)
     missing = [t for t in targets.values() if t not in meta.topics]
     if missing:

@@ -9,6 +9,7 @@ All data is simulated. Runs on its own topic prefix, so the plant demo can run b
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -36,6 +37,10 @@ def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
                TOCSIN_FRAUD_MODEL_DIR=str(model_dir), TOCSIN_DATA_DIR=str(logs / "worker"),
                PYTHONUNBUFFERED="1")
+    # a PAN key of this run (the ingest refuses to start without one; the simulator labels
+    # with it), unless the user configured theirs
+    if not (env.get("TOCSIN_PAN_TOKEN_KEY") or env.get("TOCSIN_PAN_TOKEN_KEY_FILE")):
+        env["TOCSIN_PAN_TOKEN_KEY"] = secrets.token_urlsafe(32)
     if not (model_dir / "meta.json").exists():
         con.print(f"[bold]model[/]: none at {model_dir}; training a small one on simulated "
                   "data (about a minute) ...")

@@ -129,8 +129,8 @@ def run_demo(*, duration: float = 0.0, fault: str = "over_temperature",
         try:
             influx = influx_up()
             procs["history-sink"] = spawn(
-                ["sink", "influx", "--influx-url", influx["url"], "--influx-token",
-                 influx["token"]], logs / "history-sink.log", env)
+                ["sink", "influx", "--influx-url", influx["url"]], logs / "history-sink.log",
+                dict(env, TOCSIN_INFLUX_TOKEN_FILE=influx["token_file"]))  # not on argv
             console.print(f"[bold]history[/]: readings and alerts go to InfluxDB at "
                           f"{influx['url']} (bucket {influx['bucket']})")
         except Exception as exc:  # the alarms matter more than their history

@@ -8,6 +8,7 @@ downsampling exist from the first start (see :mod:`tocsin.connectors.influx_admi
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import time
 import urllib.error
@@ -46,14 +47,19 @@ class InfluxServer(ServiceProcess):
     port: int = 8086
     org: str = "tocsin"
     bucket: str = "tocsin"
-    token: str = "tocsin-local-token"
+    # random unless given: `tocsin services up` passes the install's token (influx_secrets)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    tls_cert: Path | None = None  # serve https with this certificate and key
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # CA to check our own https server against (health, setup)
     retention_hours: int = 24 * 30
     detach: bool = False
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -67,6 +73,8 @@ class InfluxServer(ServiceProcess):
                 "--bolt-path", str(d / "influxd.bolt"), "--sqlite-path", str(d / "influxd.sqlite"),
                 "--engine-path", str(d / "engine"), "--reporting-disabled",
                 "--log-level", "warn"]
+        if self.tls_cert:
+            args += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
         env = dict(os.environ, INFLUXD_CONFIG_PATH=str(d))  # no stray config file
         log = open(self.log_path, "ab")
         opts = {"start_new_session": True} if self.detach else {"preexec_fn": _die_with_parent}
@@ -84,7 +92,8 @@ class InfluxServer(ServiceProcess):
                 raise ServiceError(f"influxd exited with code {self.proc.returncode}; log "
                                    f"{self.log_path}:\n{self.tail_log()}")
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1,
+                                            context=self._ssl()) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -95,24 +104,31 @@ class InfluxServer(ServiceProcess):
                            f"{self.log_path}:\n{self.tail_log()}")
 
     def _onboard(self) -> None:
-        status = _http("GET", f"{self.url}/api/v2/setup")
+        status = _http("GET", f"{self.url}/api/v2/setup", ctx=self._ssl())
         if status.get("allowed"):
             _http("POST", f"{self.url}/api/v2/setup", {
-                "username": "tocsin", "password": "tocsin-password", "org": self.org,
+                "username": "tocsin", "password": self.password, "org": self.org,
                 "bucket": self.bucket, "token": self.token,
-                "retentionPeriodSeconds": self.retention_hours * 3600})
+                "retentionPeriodSeconds": self.retention_hours * 3600}, ctx=self._ssl())
         from tocsin.connectors.influx_admin import ensure_rollups
 
         ensure_rollups(self.url, self.token, self.org, self.bucket)
 
+    def _ssl(self):
+        if not self.tls_cert:
+            return None
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.tls_ca) if self.tls_ca else None)
 
 
-def _http(method: str, url: str, body: dict | None = None) -> dict:
+
+def _http(method: str, url: str, body: dict | None = None, ctx=None) -> dict:
     data = orjson.dumps(body) if body is not None else None
     req = urllib.request.Request(url, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
             raw = r.read()
     except urllib.error.HTTPError as exc:
         raise ServiceError(f"influxd {method} {url}: {exc.code} {exc.read()[:300]!r}") from exc

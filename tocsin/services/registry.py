@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -14,10 +15,13 @@ from tocsin.services.kafka import (
     stop_pid,
 )
 
+LEGACY_INFLUX_TOKEN = "tocsin-local-token"  # what Tocsin used before per-install tokens
+
 
 def run_dir() -> Path:
     d = cache_dir() / "run"
     d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)  # holds secrets (tokens, passwords, keys)
     return d
 
 
@@ -38,21 +42,32 @@ def kafka_status() -> dict | None:
 
 
 def kafka_up(port: int = 9092, controller_port: int = 9093, data_dir: Path | None = None,
-             heap: str = "1g", timeout: float = 90.0) -> dict:
+             heap: str = "1g", timeout: float = 90.0, secure: bool = False) -> dict:
+    """Start the broker (``secure``: TLS + SCRAM-SHA-512, its own data folder)."""
     running = kafka_status()
     if running:
-        if running["port"] != port:
+        if running["port"] != port or bool(running.get("secure")) != secure:
             from tocsin.errors import ServiceError
 
-            raise ServiceError(f"a Tocsin Kafka is already running on port {running['port']} "
-                               f"(pid {running['pid']}); run `tocsin services down` first")
+            mode = "secure" if running.get("secure") else "plaintext"
+            raise ServiceError(f"a {mode} Tocsin Kafka is already running on port "
+                               f"{running['port']} (pid {running['pid']}); run "
+                               "`tocsin services down` first")
         return running
-    broker = KafkaBroker(data_dir or run_dir() / "kafka-data", port=port,
-                         controller_port=controller_port, heap=heap, detach=True)
+    if secure:
+        from tocsin.services.kafka_secure import SecureKafkaBroker
+
+        broker = SecureKafkaBroker(data_dir or run_dir() / "kafka-secure-data", port=port,
+                                   controller_port=controller_port, heap=heap, detach=True)
+    else:
+        broker = KafkaBroker(data_dir or run_dir() / "kafka-data", port=port,
+                             controller_port=controller_port, heap=heap, detach=True)
     broker.start(timeout=timeout)
     state = {"pid": broker.proc.pid, "port": port, "controller_port": controller_port,
              "bootstrap": broker.bootstrap, "data_dir": str(broker.data_dir),
-             "log": str(broker.log_path), "version": broker.version}
+             "log": str(broker.log_path), "version": broker.version, "secure": secure}
+    if secure:
+        state["client_file"] = str(broker.client_file)
     _state_file().write_bytes(orjson.dumps(state))
     return state
 
@@ -79,17 +94,33 @@ def influx_status() -> dict | None:
 
 
 def influx_up(port: int = 8086, data_dir: Path | None = None, timeout: float = 60.0) -> dict:
+    """Start influxd with this install's token (generated on first use, kept 0600); the
+    state names the token file, never the token."""
+    from tocsin.services import influx_secrets
+    from tocsin.services.certs import write_secret
     from tocsin.services.influx import InfluxServer
 
     running = influx_status()
     if running:
         return running
-    srv = InfluxServer(data_dir or run_dir() / "influx-data", port=port, detach=True)
+    data_dir = data_dir or run_dir() / "influx-data"
+    token_file = influx_secrets.token_file(run_dir())
+    if (data_dir / "influxd.bolt").exists() and not token_file.exists():
+        # set up by an older Tocsin with the documented token: keep it working, say so
+        write_secret(token_file, LEGACY_INFLUX_TOKEN)
+        import logging
+
+        logging.getLogger("tocsin.services").warning(
+            "InfluxDB in %s was set up with the old, public token; delete that folder (its "
+            "data goes) after `tocsin services down` to get a token of this install", data_dir)
+    srv = InfluxServer(data_dir, port=port, detach=True,
+                       token=influx_secrets.install_token(run_dir()),
+                       password=influx_secrets.install_password(run_dir()))
     srv.start(timeout=timeout)
     state = {"pid": srv.proc.pid, "port": port, "url": srv.url, "org": srv.org,
-             "bucket": srv.bucket, "token": srv.token, "data_dir": str(srv.data_dir),
-             "log": str(srv.log_path)}
-    _influx_state().write_bytes(orjson.dumps(state))
+             "bucket": srv.bucket, "token_file": str(token_file),
+             "data_dir": str(srv.data_dir), "log": str(srv.log_path)}
+    write_secret(_influx_state(), orjson.dumps(state))
     return state
 
 

@@ -11,6 +11,7 @@ import time
 
 import faust
 
+from tocsin.config.kafka_security import kafka_security
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
 from tocsin.contracts import topics
@@ -34,6 +35,7 @@ def create_app(settings: Settings) -> faust.App:
     alerter = alerter_from_plant(plant)
     app = faust.App(
         f"{settings.app_id}-{settings.topic_prefix}".rstrip("-"),
+        **kafka_security().faust(),
         broker=settings.kafka_url,
         datadir=str(settings.data_dir),
         web_enabled=False,

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.errors import SchemaError
 
 T = TypeVar("T")
@@ -23,9 +24,9 @@ T = TypeVar("T")
 def tail_consumer(bootstrap: str, topics: Sequence[str], *, from_beginning: bool,
                   group: str = "tocsin-tail") -> Consumer:
     """A consumer in a group of its own (nothing committed), subscribed to ``topics``."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}-{uuid.uuid4().hex}",
+    c = Consumer(client_conf(bootstrap, {"group.id": f"{group}-{uuid.uuid4().hex}",
                   "auto.offset.reset": "earliest" if from_beginning else "latest",
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False}))
     c.subscribe(list(topics))
     return c
 

@@ -24,6 +24,7 @@ import faust
 from prometheus_client import Histogram
 
 from tocsin.config.fusion import load_fusion_config
+from tocsin.config.kafka_security import client_conf, kafka_security
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
 from tocsin.connectors import kafka_admin
@@ -71,7 +72,7 @@ def ensure_fusion_topics(settings: Settings) -> None:
 
     names = [settings.topic(t) for t in (*topics.ALL, topics.ALERT_ACKS)]
     kafka_admin.ensure_topics(settings.broker, names, settings.partitions)
-    admin = AdminClient({"bootstrap.servers": settings.broker})
+    admin = AdminClient(client_conf(settings.broker))
     compacted = [settings.topic(t) for t in topics.COMPACTED]
     existing = set(admin.list_topics(timeout=30).topics)
     new = [NewTopic(n, settings.partitions, 1, config={"cleanup.policy": "compact"})
@@ -115,6 +116,7 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
     event loop) and swapped in without a restart. ``current``: the network loaded now."""
     app = faust.App(
         f"{settings.app_id}-fusion-{settings.topic_prefix}".rstrip("-"),
+        **kafka_security().faust(),
         broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
         producer_linger=0.0, producer_acks=-1, topic_partitions=settings.partitions,
         topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 
 from tocsin.config.fusion import load_fusion_config
+from tocsin.config.kafka_security import client_conf
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
 from tocsin.connectors import kafka_admin
@@ -84,8 +85,8 @@ def feed_simulated(settings: Settings, scores: ScoreSource, *, asset: str, fault
     now = time.time()
     start_s = int(now) if speed > 0 else int(now - seconds)
     stream = simulate(sc, scores, plant, start_s=start_s)
-    p = Producer({"bootstrap.servers": settings.broker, "enable.idempotence": True,
-                  "linger.ms": 0 if speed > 0 else 5})
+    p = Producer(client_conf(settings.broker, {"enable.idempotence": True,
+                  "linger.ms": 0 if speed > 0 else 5}))
     n = 0
     t_wall0, t_ev0 = time.monotonic(), start_s * 1e9
     for kind, x in stream.items:

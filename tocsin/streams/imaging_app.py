@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tocsin.config.kafka_security import kafka_security
 from tocsin.config.worker import Settings
 from tocsin.contracts import topics
 from tocsin.contracts.imaging import StudyImage
@@ -66,6 +67,7 @@ def create_imaging_app(settings: Settings, im: ImagingSettings) -> faust.App:
     reader = Reader(artifact, backend, im.model)
     app = faust.App(
         f"{settings.app_id}-imaging-{settings.topic_prefix}".rstrip("-"),
+        **kafka_security().faust(),
         broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
         producer_linger=0.0, producer_acks=-1, topic_partitions=settings.partitions,
         topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,

@@ -25,6 +25,7 @@ import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.connectors import kafka_admin
 from tocsin.connectors.recording import RecordingReader
 from tocsin.connectors.replayer import ReplaySpec, replay
@@ -123,8 +124,8 @@ def _wait_marker(proc, log: Path, marker: str, timeout: float) -> None:
 def _wait_committed(broker: str, group: str, topic: str, proc, log: Path,
                     timeout: float) -> None:
     """Until the group's committed offsets reach the end of every partition of `topic`."""
-    c = Consumer({"bootstrap.servers": broker, "group.id": f"{group}-probe"})
-    admin = AdminClient({"bootstrap.servers": broker})
+    c = Consumer(client_conf(broker, {"group.id": f"{group}-probe"}))
+    admin = AdminClient(client_conf(broker))
     try:
         parts = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
@@ -152,8 +153,8 @@ def _wait_committed(broker: str, group: str, topic: str, proc, log: Path,
 
 def read_all(broker: str, topic: str) -> list[bytes]:
     """Every message value of `topic`, from the beginning to the current end."""
-    c = Consumer({"bootstrap.servers": broker, "group.id": f"read-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False, "enable.partition.eof": True})
+    c = Consumer(client_conf(broker, {"group.id": f"read-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False, "enable.partition.eof": True}))
     try:
         parts = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15) for p in parts}

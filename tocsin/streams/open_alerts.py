@@ -12,6 +12,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert
 from tocsin.errors import SchemaError, ServiceError
@@ -20,8 +21,8 @@ from tocsin.errors import SchemaError, ServiceError
 def read_open_alerts(bootstrap: str, topic: str, timeout: float = 15.0
                      ) -> tuple[dict[str, Alert], list[str]]:
     """(open alerts by id, errors for undecodable records) as of now."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tocsin-list-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = Consumer(client_conf(bootstrap, {"group.id": f"tocsin-list-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     try:
         md = c.list_topics(topic, timeout=timeout)
         t = md.topics.get(topic)
@@ -66,7 +67,7 @@ def read_open_alerts(bootstrap: str, topic: str, timeout: float = 15.0
 
 
 def send_ack(bootstrap: str, topic: str, ack: Ack, timeout: float = 15.0) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    p = Producer(client_conf(bootstrap, {"enable.idempotence": True}))
     p.produce(topic, ack.encode(), key=ack.alert_id.encode())
     if p.flush(timeout) != 0:
         raise ServiceError(f"ack not acknowledged by Kafka at {bootstrap} within {timeout:.0f}s")

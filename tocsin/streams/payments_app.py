@@ -27,10 +27,14 @@ import time
 import faust
 import orjson
 
+from tocsin.config.ingest_security import load_pan_key
+from tocsin.config.kafka_security import kafka_security
 from tocsin.config.payments import FraudSettings
 from tocsin.config.worker import Settings
+from tocsin.connectors.ingest_guard import Throttled
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
+from tocsin.contracts.pan import looks_like_pan, tokenize
 from tocsin.contracts.payments import FraudLabel, FraudScore, Transaction
 from tocsin.detectors.fraud_features import FraudFeatures, new_state
 from tocsin.detectors.fraud_routing import LoadAwareSwitch, LoadSample, SwitchConfig
@@ -84,13 +88,20 @@ class _TableStates(dict):
         self.clear()
 
 
-def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
+def create_payments_app(settings: Settings, fs: FraudSettings,
+                        pan_key: bytes | None = None) -> faust.App:
+    # the PAN key, for card numbers a direct producer put in card_id (refuses to start
+    # without one outside development mode, like the ingest)
+    pan_key = pan_key or load_pan_key()
+    pan_seen = Throttled("payments worker: card numbers in card_id tokenised (they are in "
+                         "clear on the input topic: fix the producer)")
     model = FraudModel(fs.model_dir, fs.backend, fs.threads)
     review = fs.review_threshold if fs.review_threshold is not None else model.review
     decline = fs.decline_threshold if fs.decline_threshold is not None else model.decline
     alert_rank = {"review": 1, "decline": 2}[fs.alert_on]
     app = faust.App(
         f"{settings.app_id}-payments-{settings.topic_prefix}".rstrip("-"),
+        **kafka_security().faust(),
         broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
         # 1 ms linger: a micro-batch's scores and changelog writes leave as one request per
         # partition instead of one small write each (the socket writes were the top cost)
@@ -119,7 +130,7 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
     status = [0.0]  # monotonic time of the last status log line
     worker = settings.worker_name
 
-    dead_letter = dead_letterer(deadletter, worker)
+    dead_letter = dead_letterer(deadletter, worker, mask_pans=True)
 
     out = OutputWriter(settings.broker)
     send = out.send
@@ -148,7 +159,11 @@ def create_payments_app(settings: Settings, fs: FraudSettings) -> faust.App:
         txns, kept = [], []
         for e in events:
             try:
-                txns.append(Transaction.decode(e.value))
+                t = Transaction.decode(e.value)
+                if looks_like_pan(t.card_id):
+                    t.card_id = tokenize(t.card_id.replace(" ", "").replace("-", ""), pan_key)
+                    pan_seen.hit(f"{e.message.topic}[{e.message.partition}]")
+                txns.append(t)
                 kept.append(e)
             except SchemaError as exc:
                 await dead_letter(e, str(exc), "decode")

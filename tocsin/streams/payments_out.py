@@ -22,14 +22,16 @@ import logging
 
 from confluent_kafka import Producer
 
+from tocsin.config.kafka_security import client_conf
+
 log = logging.getLogger("tocsin.payments.out")
 
 
 class OutputWriter:
     def __init__(self, bootstrap: str, linger_ms: float = 1.0):
-        self.p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+        self.p = Producer(client_conf(bootstrap, {"enable.idempotence": True,
                            "acks": "all", "linger.ms": linger_ms, "client.id": "tocsin-fraud",
-                           "partitioner": "murmur2_random", "error_cb": self._error})
+                           "partitioner": "murmur2_random", "error_cb": self._error}))
 
     @staticmethod
     def _error(err) -> None:

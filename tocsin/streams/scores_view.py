@@ -13,6 +13,7 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError
 from rich.console import Console
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.contracts.scores import Scores
 from tocsin.errors import SchemaError
 
@@ -25,10 +26,9 @@ class ScoresWatch:
         self.console = console or Console(soft_wrap=True)
         self.every = every
         self.history: dict[str, list[tuple[float, Scores]]] = defaultdict(list)
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": f"tocsin-scores-{uuid.uuid4().hex[:8]}",
+        self.consumer = Consumer(client_conf(bootstrap, {"group.id": f"tocsin-scores-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": False})
+            "enable.auto.commit": False}))
         self.consumer.subscribe([topic])
         self._stop = threading.Event()
         self._closed = threading.Event()

@@ -10,11 +10,13 @@ sent when the simulated clock passes its ``reported_ts``.
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 import time
 
 from confluent_kafka import Producer
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.connectors import iso8583_codec as iso
 from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.contracts.payments import FraudLabel, Transaction
@@ -59,8 +61,8 @@ async def run_live(*, bootstrap: str, txn_topic: str, label_topic: str, via: str
         return {"sent": 0, "labels": 0}
     t0_sim, t0_wall = txns[0].ts, time.time_ns()
     shift = t0_wall - t0_sim
-    prod = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                     "linger.ms": 2})
+    prod = Producer(client_conf(bootstrap, {"enable.idempotence": True,
+                     "linger.ms": 2}))
     client = None
     key = b""  # the ingest's PAN token key, to label ISO transactions with their card token
     if via == "iso":
@@ -74,7 +76,9 @@ async def run_live(*, bootstrap: str, txn_topic: str, label_topic: str, via: str
     if via == "http":
         import aiohttp
 
-        http = aiohttp.ClientSession()
+        # the ingest's bearer token (the token itself, client side), if it wants one
+        tok = os.environ.get("TOCSIN_INGEST_TOKEN")
+        http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {tok}"} if tok else None)
     li = sent = rejected = labels_sent = 0
     ids = {}
     try:
