@@ -69,9 +69,9 @@ def test_plaintext_and_wrong_password_are_refused(secure):
         with pytest.raises(KafkaException):
             AdminClient({**bad, "log_level": 0}).list_topics(timeout=3)
     for bad in (plaintext, {**good, "sasl.password": "not-the-password"}):
-        reports = []
+        reports: list = []
         p = Producer({**bad, "message.timeout.ms": 2000, "log_level": 0})
-        p.produce("tocsin.refused", b"x", on_delivery=lambda err, _m: reports.append(err))
+        p.produce("tocsin.refused", b"x", on_delivery=lambda err, _m, r=reports: r.append(err))
         p.flush(5)
         assert len(reports) == 1 and reports[0] is not None  # never acknowledged
     with open(secure.log_path, "rb") as f:

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tocsin.config.yamlfile import load_model
 from tocsin.connectors.backoff import Backoff
+from tocsin.connectors.opcua_security import warn_if_insecure
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.errors import ConfigError, ConnectorError
 
@@ -187,6 +188,9 @@ class OpcUaSource:
     async def start(self) -> None:
         """Connect and subscribe; the first connection must work (a wrong endpoint is an
         error at start-up), later losses are healed by :meth:`frames`."""
+        cfg = self.config
+        warn_if_insecure(self.name, cfg.endpoint, cfg.security.mode if cfg.security else None,
+                         cfg.password is not None)
         try:
             await self._connect()
         except (OSError, asyncio.TimeoutError, ua.UaError) as exc:
