@@ -55,13 +55,16 @@ class InfluxSecurity(BaseSettings):
         return Path(f).expanduser().read_text().strip() if Path(f).expanduser().exists() \
             else None
 
-    def client_kwargs(self, url: str, token: str | None = None) -> dict:
-        """Keyword arguments for ``influxdb_client.InfluxDBClient`` (url, token, TLS)."""
+    def client_kwargs(self, url: str, token: str | None = None,
+                      ca_file: str | Path | None = None) -> dict:
+        """Keyword arguments for ``influxdb_client.InfluxDBClient`` (url, token, TLS);
+        ``ca_file`` overrides the configured CA."""
         kw: dict = {"url": url, "token": self.token_value(token)}
         if url.startswith("https://"):
             kw["verify_ssl"] = self.verify_ssl
-            if self.ssl_ca_file:
-                kw["ssl_ca_cert"] = str(self.ssl_ca_file)
+            ca = ca_file or self.ssl_ca_file
+            if ca:
+                kw["ssl_ca_cert"] = str(ca)
         return kw
 
 

@@ -27,8 +27,8 @@ from(bucket: "{bucket}")
 
 
 def ensure_rollups(url: str, token: str, org: str, bucket: str,
-                   rollup_retention_days: int = 400) -> None:
-    with InfluxDBClient(**load_influx_security().client_kwargs(url, token), org=org,
+                   rollup_retention_days: int = 400, ca_file=None) -> None:
+    with InfluxDBClient(**load_influx_security().client_kwargs(url, token, ca_file), org=org,
                         timeout=10_000) as client:
         buckets = client.buckets_api()
         org_obj = client.organizations_api().find_organizations(org=org)[0]

@@ -112,7 +112,7 @@ class InfluxServer(ServiceProcess):
                 "retentionPeriodSeconds": self.retention_hours * 3600}, ctx=self._ssl())
         from tocsin.connectors.influx_admin import ensure_rollups
 
-        ensure_rollups(self.url, self.token, self.org, self.bucket)
+        ensure_rollups(self.url, self.token, self.org, self.bucket, ca_file=self.tls_ca)
 
     def _ssl(self):
         if not self.tls_cert:
