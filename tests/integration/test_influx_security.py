@@ -8,14 +8,18 @@ from __future__ import annotations
 import stat
 import time
 
+import numpy as np
 import orjson
 import pytest
 from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 
+from tests.integration.kafka_helpers import produce
+from tests.integration.secure_helpers import Spawner, conf, dump_topics, env_for, find_secrets
 from tocsin.config.influx_security import load_influx_security
 from tocsin.connectors.history import History
-from tocsin.services.certs import ensure_certs
+from tocsin.contracts import ReadingsFrame, topics
+from tocsin.services.certs import ensure_certs, write_secret
 from tocsin.services.influx import InfluxServer
 from tocsin.services.kafka import free_port
 
@@ -53,7 +57,7 @@ def test_install_token_is_generated_private_and_not_in_the_state(tmp_path, monke
         registry.influx_down()
 
 
-def test_https_influxd_with_the_sinks_client_settings(tmp_path, monkeypatch):
+def test_https_influxd_with_the_sinks_client_settings(tmp_path, monkeypatch, kafka, prefix):
     cs = ensure_certs(tmp_path / "certs", "influxd")
     srv = InfluxServer(tmp_path / "influx", port=free_port(), tls_cert=cs.cert,
                        tls_key=cs.key, tls_ca=cs.ca).start()
@@ -70,6 +74,26 @@ def test_https_influxd_with_the_sinks_client_settings(tmp_path, monkeypatch):
             f'from(bucket: "{srv.bucket}") |> range(start: -1h) '
             f'|> filter(fn: (r) => r.asset == "tls-1")')
         assert [r["_value"] for r in rows] == [42.5]
+        # the real sink, over https, its token from a 0600 file (not on its command line)
+        token_file = write_secret(tmp_path / "influx-token", srv.token)
+        run = Spawner(tmp_path, env_for(kafka, None, prefix, TOCSIN_INFLUX_TOKEN_FILE=str(
+            token_file), TOCSIN_INFLUX_SSL_CA_FILE=str(cs.ca)))
+        try:
+            run("sink", "influx", "--influx-url", srv.url, "--flush", "0.2", name="sink")
+            t0 = (int(time.time()) - 60) * 10**9
+            fr = ReadingsFrame("tls-2", ["temp"] * 5, np.array([t0 + i * 10**8 for i in
+                               range(5)]), np.arange(5.0), np.zeros(5, np.uint8))
+            produce(kafka, prefix + topics.READINGS, [(b"tls-2", fr.encode())])
+            h = History(srv.url, srv.token, srv.org, srv.bucket)
+            deadline, got = time.monotonic() + 60, []
+            while time.monotonic() < deadline and len(got) < 5:
+                got = h.readings("tls-2", start="-1h")
+                time.sleep(0.5)
+            assert len(got) == 5
+            assert not find_secrets({**run.logs(), **dump_topics(conf(kafka, None), prefix)},
+                                    {"influx token": srv.token})
+        finally:
+            run.stop()
         monkeypatch.delenv("TOCSIN_INFLUX_SSL_CA_FILE")
         with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
             History(srv.url, srv.token, srv.org, srv.bucket).query("buckets()")
