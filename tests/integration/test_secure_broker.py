@@ -28,7 +28,8 @@ from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
 from tocsin.connectors.simulator.payswitch_live import IsoClient
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
-from tocsin.contracts.payments import FraudScore
+from tocsin.contracts.pan import tokenize
+from tocsin.contracts.payments import FraudScore, Transaction
 from tocsin.services.kafka import free_port
 from tocsin.services.kafka_secure import SecureKafkaBroker
 
@@ -144,17 +145,28 @@ def test_plant_and_payments_paths_through_tls_and_scram(secure, tmp_path_factory
         assert _post(url, orjson.dumps({**txn, "txn_id": "HS0"}), None)[0] == 401
         assert _post(url, orjson.dumps({**txn, "txn_id": "HS0"}), token + "x")[0] == 401
         assert _post(url, orjson.dumps(txn), token) == (202, {"accepted": 1})
+        # a direct producer that puts a card number in card_id: the worker tokenises it (it
+        # stays in clear on the input topic only: the producer's fault, logged by the worker)
+        direct_pan = "4000001234567899"
+        direct = Transaction("HD1", now, direct_pan, "TRMD", 7.0, "978", "M", "", 5411, "051",
+                             now, "kafka")
+        p = Producer({**c, "enable.idempotence": True})
+        p.produce(prefix + topics.TRANSACTIONS, direct.encode(), key=b"TRMD")
+        assert p.flush(20) == 0
 
         alerts = _collect(c, prefix + topics.ALERTS, lambda it: any(
             a.rule == "high" and a.tag == "bearing_temp" for _, a in it), 60, Alert.decode)
         assert any(a.rule == "high" and a.tag == "bearing_temp" and a.event.value == "raised"
                    for _, a in alerts)
         tail.wait_for("bearing_temp", timeout=30)  # the alert consumer (CLI) saw it
-        scores = _collect(c, prefix + topics.PAY_SCORES, lambda it: len(it) >= 4, 90,
+        scores = _collect(c, prefix + topics.PAY_SCORES, lambda it: len(it) >= 5, 90,
                           FraudScore.decode)
         assert {s.txn_id for _, s in scores} == {f"TRMSEC01-{i:012d}-{i:06d}" for i in
-                                                  range(3)} | {"HS1"}
+                                                  range(3)} | {"HS1", "HD1"}
         assert all(s.card_id.startswith("tok_") for _, s in scores)
+        by_id = {s.txn_id: s.card_id for _, s in scores}
+        assert by_id["HD1"] == tokenize(direct_pan, pan_key.encode())
+        assert by_id["HS1"] == tokenize(pans[3], pan_key.encode())
 
         tail.p.send_signal(signal.SIGINT)
         time.sleep(1.0)
@@ -165,5 +177,7 @@ def test_plant_and_payments_paths_through_tls_and_scram(secure, tmp_path_factory
             "SCRAM password": secure.client_password, "admin password": secure.admin_password,
             "bearer token": token, "PAN key": pan_key, **{f"PAN {p}": p for p in pans}})
         assert not hits, hits
+        hits = find_secrets({**run.logs(), **dump}, {"direct PAN": direct_pan})
+        assert hits == [f"direct PAN in {prefix + topics.TRANSACTIONS}"], hits  # only there
     finally:
         run.stop()

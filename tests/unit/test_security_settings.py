@@ -23,7 +23,7 @@ from tocsin.config.ingest_security import (
 from tocsin.config.kafka_security import client_conf, kafka_security, load_kafka_security
 from tocsin.connectors.ingest_guard import TokenBucket
 from tocsin.contracts.pan import looks_like_pan, mask_pans, mask_text, tokenize
-from tocsin.errors import ConfigError
+from tocsin.errors import ConfigError, SchemaError
 
 
 @pytest.fixture(autouse=True)
@@ -162,3 +162,20 @@ def test_certificates_are_private(tmp_path):
     assert "127.0.0.1" in {str(i) for i in ips.get_values_for_type(x509.IPAddress)}
     again = ensure_certs(tmp_path / "certs")
     assert again.cert.read_bytes() == cs.cert.read_bytes()  # reused, not regenerated
+
+
+def test_http_card_fields_are_tokenised_or_refused():
+    from tocsin.connectors.payments_ingest import _protect_card
+
+    key = b"unit-test-pan-key-0123"
+    obj = {"pan": "4111 1111 1111 1111", "card_id": None}
+    _protect_card(obj, key)
+    assert obj == {"card_id": tokenize("4111111111111111", key)}
+    obj = {"card_id": "4111111111111111"}
+    _protect_card(obj, key)
+    assert obj["card_id"] == tokenize("4111111111111111", key)
+    obj = {"card_id": "card-7"}  # already a token or an id: left alone
+    _protect_card(obj, key)
+    assert obj["card_id"] == "card-7"
+    with pytest.raises(SchemaError, match="merchant_id.*card number"):
+        _protect_card({"card_id": "c", "merchant_id": "4111-1111-1111-1111"}, key)

@@ -10,6 +10,12 @@ transaction (acks=all), so an accepted transaction is never lost.
 HTTP: ``POST /v1/transactions`` with one transaction object or a list (all or nothing: one bad
 item rejects the request, 422, naming the index and field); ``GET /healthz``. The body is the
 ``tocsin.transaction/1`` schema; ``schema`` may be left out, ``ingest_ts`` is set here.
+
+Security (docs/security.md): PANs are tokenised before Kafka (DE2; over HTTP a ``pan`` field or
+a card number in ``card_id``), dead letters and their log lines are masked
+(:mod:`tocsin.contracts.pan`); HTTP needs a bearer token whose SHA-256 is configured (401
+otherwise, nothing produced); the ISO 8583 listener has a connection cap, an idle timeout and a
+per-connection rate limit (:mod:`tocsin.connectors.ingest_guard`); TLS on both is an option.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ direct Kafka producers) writes; ``payments.labels`` (key: terminal id) carries c
 fraud (chargebacks) with the time the label became known, so features can refuse to see a
 label before that time; ``payments.scores`` (key: card id) is the scorer's output.
 Amounts are in major units of ``currency`` (ISO 4217 alphabetic or numeric code as a string).
-Card ids are tokens, never PANs: the ISO 8583 listener tokenizes the PAN before Kafka.
+Card ids are tokens, never PANs: the ISO 8583 listener and the HTTP ingest tokenise the PAN
+before Kafka (:mod:`tocsin.contracts.pan`).
 """
 
 from __future__ import annotations
