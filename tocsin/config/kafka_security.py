@@ -64,7 +64,7 @@ class KafkaSecurity(BaseSettings):
             if self.sasl_password is None and self.sasl_password_file is None:
                 raise ValueError(f"sasl_password (or sasl_password_file): required with "
                                  f"{self.security_protocol}")
-            if self.sasl_password is None:
+            if self.sasl_password is None and self.sasl_password_file is not None:
                 text = Path(self.sasl_password_file).expanduser().read_text().strip()
                 self.sasl_password = SecretStr(text)
         return self
@@ -79,12 +79,16 @@ class KafkaSecurity(BaseSettings):
 
     def describe(self) -> str:
         """One log line, without secrets."""
-        parts = [self.security_protocol]
+        parts: list[str] = [self.security_protocol]
         if self.sasl:
             parts.append(f"{self.sasl_mechanism} as {self.sasl_username}")
         if self.tls:
             parts.append(f"CA {self.ssl_ca_file or 'system'}")
         return ", ".join(parts)
+
+    def _password(self) -> str:
+        """The SASL password (validated present whenever SASL is on)."""
+        return self.sasl_password.get_secret_value() if self.sasl_password else ""
 
     # -------------------------------------------------------------- converters
     def confluent(self) -> dict[str, Any]:
@@ -103,7 +107,7 @@ class KafkaSecurity(BaseSettings):
         if self.sasl:
             conf["sasl.mechanisms"] = self.sasl_mechanism
             conf["sasl.username"] = self.sasl_username
-            conf["sasl.password"] = self.sasl_password.get_secret_value()
+            conf["sasl.password"] = self._password()
         return conf
 
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -128,7 +132,7 @@ class KafkaSecurity(BaseSettings):
         if self.sasl:
             kw.update(sasl_mechanism=self.sasl_mechanism,
                       sasl_plain_username=self.sasl_username,
-                      sasl_plain_password=self.sasl_password.get_secret_value())
+                      sasl_plain_password=self._password())
         return kw
 
     def faust(self) -> dict[str, Any]:
@@ -139,12 +143,10 @@ class KafkaSecurity(BaseSettings):
 
         ctx = self.ssl_context()
         if self.sasl:
-            cred = faust.SASLCredentials(
-                username=self.sasl_username, password=self.sasl_password.get_secret_value(),
-                ssl_context=ctx, mechanism=self.sasl_mechanism)
-        else:
-            cred = faust.SSLCredentials(ctx)
-        return {"broker_credentials": cred}
+            return {"broker_credentials": faust.SASLCredentials(
+                username=self.sasl_username, password=self._password(), ssl_context=ctx,
+                mechanism=self.sasl_mechanism)}
+        return {"broker_credentials": faust.SSLCredentials(ctx)}
 
 
 def _file_values(path: str | None) -> dict:
