@@ -90,6 +90,16 @@ def influx_status() -> dict | None:
         state = orjson.loads(_influx_state().read_bytes())
     except (OSError, ValueError):
         return None
+    if "token" in state:  # written by an older Tocsin: move the token into its 0600 file
+        from tocsin.services import influx_secrets
+        from tocsin.services.certs import write_secret
+
+        token_file = influx_secrets.token_file(run_dir())
+        if not token_file.exists():
+            write_secret(token_file, state["token"])
+        state = {k: v for k, v in state.items() if k != "token"}
+        state["token_file"] = str(token_file)
+        write_secret(_influx_state(), orjson.dumps(state))
     return state if pid_alive(state["pid"]) and _port_open(state["port"]) else None
 
 
