@@ -173,11 +173,12 @@ def test_plant_and_payments_paths_through_tls_and_scram(secure, tmp_path_factory
         dump = dump_topics(c, prefix)
         assert dump[prefix + topics.READINGS] and dump[prefix + topics.TRANSACTIONS]
         assert not any(b"HS0" in m for msgs in dump.values() for m in msgs)  # 401: no record
-        hits = find_secrets({**run.logs(), **dump}, {
+        logs = {**run.logs(), "broker log": secure.log_path.read_bytes()}
+        hits = find_secrets({**logs, **dump}, {
             "SCRAM password": secure.client_password, "admin password": secure.admin_password,
             "bearer token": token, "PAN key": pan_key, **{f"PAN {p}": p for p in pans}})
         assert not hits, hits
-        hits = find_secrets({**run.logs(), **dump}, {"direct PAN": direct_pan})
+        hits = find_secrets({**logs, **dump}, {"direct PAN": direct_pan})
         assert hits == [f"direct PAN in {prefix + topics.TRANSACTIONS}"], hits  # only there
     finally:
         run.stop()
