@@ -56,8 +56,8 @@ def _start_console(procs: dict, port: int, logs, env: dict, influx, console) -> 
 
     users = logs / "console-users.yaml"
     add_user(users, "demo", "operator", "demo")
-    extra = {"TOCSIN_INFLUX_URL": influx["url"], "TOCSIN_INFLUX_TOKEN": influx["token"]} \
-        if influx else {}
+    extra = {"TOCSIN_INFLUX_URL": influx["url"],
+             "TOCSIN_INFLUX_TOKEN_FILE": influx["token_file"]} if influx else {}
     procs["console"] = spawn(["console", "--port", str(port), "--users", str(users)],
                              logs / "console.log", dict(env, **extra))
     console.print(f"[bold]console[/]: http://127.0.0.1:{port}/ (user demo, password demo: "

@@ -24,6 +24,7 @@ from dataclasses import asdict
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.contracts import alarm_actions as aa
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert
@@ -62,7 +63,7 @@ class AlarmService:
         self.listeners: list[Callable[[str, object], None]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        self.producer = Producer(client_conf(bootstrap, {"linger.ms": 5}))
         self.ready = threading.Event()
 
     def t(self, name: str) -> str:
@@ -128,9 +129,9 @@ class AlarmService:
 
     # ------------------------------------------------------------------ loops
     def _state_loop(self) -> None:
-        c = Consumer({"bootstrap.servers": self.bootstrap, "enable.auto.commit": True,
+        c = Consumer(client_conf(self.bootstrap, {"enable.auto.commit": True,
                       "group.id": f"tocsin-alarm-states-{self.prefix or 'default'}",
-                      "auto.offset.reset": "earliest"})
+                      "auto.offset.reset": "earliest"}))
         c.subscribe([self.t(ALERTS), self.t(ACKS), self.t(aa.ACTIONS_TOPIC)],
                     on_assign=lambda *_: self.ready.set())
         try:
@@ -198,8 +199,8 @@ class AlarmService:
                                       key=req.alert_id.encode())
 
     def _view_loop(self) -> None:
-        c = Consumer({"bootstrap.servers": self.bootstrap, "enable.auto.commit": False,
-                      "group.id": f"tocsin-console-{uuid.uuid4().hex}"})
+        c = Consumer(client_conf(self.bootstrap, {"enable.auto.commit": False,
+                      "group.id": f"tocsin-console-{uuid.uuid4().hex}"}))
         names = {self.t(SCORES): 0, self.t(PAY_SCORES): 500, self.t(aa.AUDIT_TOPIC): 200}
         _assign_tail(c, names)
         try:
@@ -345,7 +346,7 @@ def _ensure_compacted(bootstrap: str, name: str, partitions: int) -> None:
 
     from tocsin.connectors.kafka_admin import wait_visible
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_conf(bootstrap))
     if name not in admin.list_topics(timeout=30).topics:
         for fut in admin.create_topics([NewTopic(name, partitions, 1, config={
                 "cleanup.policy": "compact"})], operation_timeout=30).values():

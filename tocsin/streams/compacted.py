@@ -8,12 +8,13 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from tocsin.config.kafka_security import client_conf
 from tocsin.errors import ServiceError
 
 
 def read_compacted(bootstrap: str, topic: str, timeout: float = 15.0) -> dict[str, bytes]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"tocsin-read-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = Consumer(client_conf(bootstrap, {"group.id": f"tocsin-read-{uuid.uuid4().hex}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     try:
         md = c.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:
