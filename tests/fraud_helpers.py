@@ -6,11 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def train_tiny(out: Path) -> Path:
+def tiny_data():
     from tocsin.connectors.simulator.payswitch import PaymentSwitch
+
+    return PaymentSwitch(customers=150, terminals=40, seed=3, frauds_per_day=2.0).generate(14)
+
+
+def train_tiny(out: Path, kind: str = "gbdt") -> Path:
     from tocsin.models.fraud_train import train_fraud
 
-    sim = PaymentSwitch(customers=150, terminals=40, seed=3, frauds_per_day=2.0).generate(14)
-    train_fraud(sim.transactions, sim.labels, sim.fraud, out, epochs=1, rf_trees=10,
-                threads=1, data_note="simulated (test fixture)", log=lambda m: None)
+    sim = tiny_data()
+    train_fraud(sim.transactions, sim.labels, sim.fraud, out, kind=kind, epochs=1, rf_trees=10,
+                threads=1, data_note="simulated (test fixture)", log=lambda m: None,
+                max_iter=60)
     return out

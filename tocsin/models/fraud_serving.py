@@ -1,7 +1,14 @@
-"""Serving the hybrid fraud model: an artifact folder, inference backends, decisions.
+"""Serving the fraud model: an artifact folder, inference backends, decisions.
 
-An artifact is a folder with ``full.onnx`` (both towers and the gate), ``light.onnx`` (the
-tabular tower alone) and ``meta.json`` (version, features, thresholds, quality). Backends
+An artifact is a folder with ``full.onnx``, ``light.onnx`` and ``meta.json`` (version,
+features, thresholds, quality, training statistics). Two kinds (``meta["kind"]``):
+
+- ``gbdt`` (the default since issue 16): boosted trees, calibrated; ``full`` is every
+  iteration, ``light`` the first quarter. Both take the tabular features only.
+- ``hybrid`` (older artifacts have no ``kind``): ``full`` is both torch towers and the gate
+  over tabular features and the card's sequence; ``light`` the tabular tower alone.
+
+Backends
 share one interface (``run(name, inputs) -> outputs``):
 
 - ``onnxruntime`` (default, CPU): one session per graph, 1 intra-op thread by default, because
@@ -65,7 +72,7 @@ class FraudModel:
             self.meta = orjson.loads((folder / "meta.json").read_bytes())
         except FileNotFoundError:
             raise ModelError(f"no fraud model at {folder} (meta.json missing); train one with "
-                             "`tocsin train fraud --simulate -o {folder}`") from None
+                             f"`tocsin train fraud --simulate -o {folder}`") from None
         if self.meta.get("features") != list(FEATURES) or self.meta.get("seq_len") != SEQ_LEN \
                 or self.meta.get("token_dim") != TOKEN_DIM:
             raise ModelError(f"model {folder} was trained on other features than this code "
@@ -74,6 +81,7 @@ class FraudModel:
             raise ModelError(f"unknown backend {backend!r}; choose from {sorted(BACKENDS)}")
         self.backend = BACKENDS[backend](folder, threads)
         self.version = self.meta["version"]
+        self.kind = self.meta.get("kind", "hybrid")
         self.review = float(self.meta["thresholds"]["review"])
         self.decline = float(self.meta["thresholds"]["decline"])
 
@@ -81,6 +89,8 @@ class FraudModel:
               branch: str = "full") -> tuple[np.ndarray, np.ndarray | None]:
         if branch == "light":
             return self.backend.run("light", {"tab": tab})[0], None
+        if self.kind == "gbdt":
+            return self.backend.run("full", {"tab": tab})[0], None
         prob, gate = self.backend.run("full", {"tab": tab, "seq": seq,
                                                "pad": pad.astype(np.float32, copy=False)})
         return prob, gate

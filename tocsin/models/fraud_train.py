@@ -1,28 +1,35 @@
-"""Training the hybrid fraud model from raw transactions, with an honest time split.
+"""Training the fraud model from raw transactions, by time, with checks that it is not fooled.
 
 Features come from :class:`tocsin.detectors.fraud_features.FraudFeatures` -- the code the
 stream runs -- replayed in event time with each label parked on its terminal when it arrives
 (its ``reported_ts``), so training features see labels exactly as the stream would.
 
-Split by time, never shuffled across periods: the first 60 % of the span trains, the next 10 %
-validates (decision thresholds are chosen here, on legitimate validation scores: review at a
-1 % false-positive rate, decline at 0.1 %), the last 30 % is the test period the quality table
-is measured on. Nothing is tuned on test labels. The RandomForest baseline is trained on the
-same tabular features and the same training period.
+Periods by time, never shuffled (:class:`Periods`): **warm-up** history only streamed through
+the features (30-day windows and terminal fraud history need it: without it a feature can be
+constant in training and meaningless at serving), **train**, **validation** (early stopping,
+Platt calibration, decision thresholds for an alert budget) and an optional **test** period
+whose quality table includes a random-forest peer on the same features. Nothing is tuned on
+test labels.
+
+Features constant in the training period are named in a warning and dropped from the trees;
+their training mean/SD go into ``meta.json`` so the worker can warn when a served feature is
+far outside the training range (:mod:`tocsin.detectors.fraud_drift`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from tocsin.contracts.payments import FraudLabel, Transaction
+from tocsin.detectors import fraud_metrics as fm
 from tocsin.detectors.fraud_features import FEATURES, SEQ_LEN, TOKEN_DIM, FraudFeatures
+from tocsin.errors import ModelError
+
+DAY = 86_400 * 10**9
 
 
 @dataclass
@@ -32,10 +39,49 @@ class Dataset:
     pad: np.ndarray
     y: np.ndarray
     ts: np.ndarray
+    cards: np.ndarray
+
+    def part(self, m: np.ndarray) -> "Dataset":
+        return Dataset(self.tab[m], self.seq[m], self.pad[m], self.y[m], self.ts[m],
+                       self.cards[m])
 
 
-def build_dataset(txns: list[Transaction], labels: list[FraudLabel], y) -> Dataset:
-    """Features of every transaction in event-time order, labels applied as they arrive."""
+@dataclass
+class Periods:
+    """``[history_from, train_from)`` warm-up, ``[train_from, train_until)`` train,
+    ``[train_until, valid_until)`` validation, ``[valid_until, ...)`` test (ns)."""
+    history_from: int
+    train_from: int
+    train_until: int
+    valid_until: int
+
+    @classmethod
+    def default(cls, t0: int, t1: int, history_from=None, train_from=None, train_until=None,
+                valid_until=None) -> "Periods":
+        """Unset bounds split the data: 20 % warm-up, 50 % train, 15 % valid, 15 % test."""
+        h = t0 if history_from is None else history_from
+        span = t1 - h
+        a = train_from if train_from is not None else h + int(span * 0.2)
+        b = train_until if train_until is not None else h + int(span * 0.7)
+        c = valid_until if valid_until is not None else b + int(span * 0.15)
+        if not h <= a < b < c:
+            raise ModelError("training periods out of order: need history-from <= train-from < "
+                             "train-until < valid-until")
+        return cls(h, a, b, c)
+
+    def masks(self, ts: np.ndarray):
+        return ((ts >= self.train_from) & (ts < self.train_until),
+                (ts >= self.train_until) & (ts < self.valid_until), ts >= self.valid_until)
+
+
+def build_dataset(txns: list[Transaction], labels: list[FraudLabel], y,
+                  history_from: int | None = None, until: int | None = None) -> Dataset:
+    """Features of every transaction in ``[history_from, until)``, in event-time order, with
+    labels applied as they arrive."""
+    keep = [i for i, t in enumerate(txns) if (history_from is None or t.ts >= history_from)
+            and (until is None or t.ts < until)]
+    txns = [txns[i] for i in keep]
+    y = np.asarray(y, np.float32)[keep] if len(keep) else np.zeros(0, np.float32)
     ff = FraudFeatures()
     labels = sorted(labels, key=lambda x: x.reported_ts)
     tab = np.zeros((len(txns), len(FEATURES)), np.float32)
@@ -51,138 +97,123 @@ def build_dataset(txns: list[Transaction], labels: list[FraudLabel], y) -> Datas
         k = len(toks)
         seq[i, SEQ_LEN - k:] = toks
         pad[i, SEQ_LEN - k:] = 0.0
-    return Dataset(tab, seq, pad, np.asarray(y, np.float32), np.array([t.ts for t in txns]))
-
-
-def split(ds: Dataset, train: float = 0.6, valid: float = 0.1):
-    t0, t1 = ds.ts.min(), ds.ts.max()
-    a, b = t0 + (t1 - t0) * train, t0 + (t1 - t0) * (train + valid)
-    masks = (ds.ts < a, (ds.ts >= a) & (ds.ts < b), ds.ts >= b)
-    return [Dataset(ds.tab[m], ds.seq[m], ds.pad[m], ds.y[m], ds.ts[m]) for m in masks]
+    return Dataset(tab, seq, pad, y, np.array([t.ts for t in txns], np.int64),
+                   np.array([t.card_id for t in txns], dtype=object))
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict:
-    from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
-
-    if y.min() == y.max():
-        return {"roc_auc": float("nan"), "avg_precision": float("nan"), "recall_at_1pct_fpr":
-                float("nan")}
-    fpr, tpr, _ = roc_curve(y, p)
-    return {"roc_auc": float(roc_auc_score(y, p)),
-            "avg_precision": float(average_precision_score(y, p)),
-            "recall_at_1pct_fpr": float(tpr[fpr <= 0.01].max())}
+    auc, ap = fm.roc_ap(y, p)
+    return {"roc_auc": auc, "avg_precision": ap, "recall_at_1pct_fpr": fm.recall_at_fpr(y, p)}
 
 
-def _fit_torch(tr: Dataset, epochs: int, seed: int, threads: int, progress=None):
-    import torch
-
-    from tocsin.models.fraud_hybrid import HybridFraudNet
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    mu = tr.tab.mean(0)
-    sd = tr.tab.std(0) + 1e-3
-    net = HybridFraudNet(tr.tab.shape[1], TOKEN_DIM, SEQ_LEN, mu, sd)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    pos = max(float(tr.y.sum()), 1.0)
-    pw = torch.tensor(min(20.0, (len(tr.y) - pos) / pos) ** 0.5)
-    bce = torch.nn.BCEWithLogitsLoss(pos_weight=pw)
-    X, S, P, Y = (torch.from_numpy(a) for a in (tr.tab, tr.seq, tr.pad, tr.y))
-    rng = np.random.default_rng(seed)
-    bs = 512
-    for ep in range(epochs):
-        net.train()
-        order = torch.from_numpy(rng.permutation(len(Y)))
-        total = 0.0
-        for k in range(0, len(order), bs):
-            idx = order[k:k + bs]
-            fused, light, heavy, _ = net(X[idx], S[idx], P[idx])
-            yb = Y[idx]
-            loss = bce(fused, yb) + 0.5 * bce(light, yb) + 0.5 * bce(heavy, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        if progress:
-            progress(ep + 1, epochs, total / len(Y))
-    net.eval()
-    return net
+def training_stats(tab: np.ndarray, log) -> tuple[dict, np.ndarray]:
+    """Mean and SD per feature; warn about (and return) the features constant in training."""
+    const = np.ptp(tab, axis=0) == 0.0 if len(tab) else np.ones(tab.shape[1], bool)
+    if const.any():
+        names = [FEATURES[i] for i in np.flatnonzero(const)]
+        log(f"WARNING: {len(names)} feature(s) constant in the training period, dropped from "
+            f"the model: {', '.join(names)}. Usually too little warm-up history before "
+            "--train-from (30-day windows, terminal fraud history) or no labels known yet.")
+    return ({"mean": tab.mean(0).astype(float).tolist(), "std": tab.std(0).astype(float).tolist(),
+             "constant": [FEATURES[i] for i in np.flatnonzero(const)]}, const)
 
 
-def _predict(net, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    import torch
+def _onnx_scores(path: Path, tab: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
 
-    with torch.no_grad():
-        fused, light, _, _ = net(*(torch.from_numpy(a) for a in (ds.tab, ds.seq, ds.pad)))
-    return torch.sigmoid(fused).numpy(), torch.sigmoid(light).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"tab": np.ascontiguousarray(tab, np.float32)})[0]
 
 
-def export_onnx(net, out: Path) -> None:
-    import torch
+def fit_gbdt(tr: Dataset, va: Dataset, const: np.ndarray, out: Path, *, seed: int,
+             log, **params) -> dict:
+    from tocsin.models import fraud_gbdt as g
 
-    from tocsin.models.fraud_hybrid import FullGraph, LightGraph
+    cols = np.flatnonzero(~const)
+    model, best = g.fit(tr.tab[:, cols], tr.y, va.tab[:, cols], va.y, seed=seed, **params)
+    light_n = max(best // 4, 1)
+    log(f"boosted trees: {best} iterations best on validation (of {model.n_iter_}); light "
+        f"branch: the first {light_n}")
+    info = {"kind": "gbdt", "inputs": ["tab"], "columns": cols.tolist(),
+            "iterations": {"full": best, "light": light_n}, "params": params, "calibration": {}}
+    for name, n in (("full", best), ("light", light_n)):
+        a, b = g.platt(g.margin(model, va.tab[:, cols], n), va.y)
+        g.export_onnx(model, n, (a, b), len(FEATURES), out / f"{name}.onnx", cols)
+        err = g.check_export(out / f"{name}.onnx", model, n, (a, b), va.tab[:2000], cols)
+        info["calibration"][name] = {"platt_a": a, "platt_b": b, "export_max_abs_err": err}
+    return info
 
-    n = 4
-    tab = torch.zeros(n, len(FEATURES))
-    seq = torch.zeros(n, SEQ_LEN, TOKEN_DIM)
-    pad = torch.zeros(n, SEQ_LEN)
-    torch.onnx.export(FullGraph(net), (tab, seq, pad), str(out / "full.onnx"),
-                      input_names=["tab", "seq", "pad"], output_names=["prob", "gate"],
-                      dynamic_axes={"tab": {0: "n"}, "seq": {0: "n"}, "pad": {0: "n"},
-                                    "prob": {0: "n"}, "gate": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    torch.onnx.export(LightGraph(net), (tab,), str(out / "light.onnx"), input_names=["tab"],
-                      output_names=["prob"], dynamic_axes={"tab": {0: "n"}, "prob": {0: "n"}},
-                      opset_version=17, dynamo=False)
+
+def _score_graph(out: Path, info: dict, ds: Dataset, graph: str) -> np.ndarray:
+    if info["kind"] == "gbdt":
+        return _onnx_scores(out / f"{graph}.onnx", ds.tab)
+    from tocsin.models.fraud_serving import OnnxBackend
+
+    inputs = {"tab": ds.tab} if graph == "light" else {"tab": ds.tab, "seq": ds.seq,
+                                                         "pad": ds.pad}
+    return OnnxBackend(out).run(graph, inputs)[0]
+
+
+def random_forest(tr: Dataset, *, trees: int = 100, seed: int = 7, threads: int = 2):
+    """The peer: a random forest on the same features and the same training period."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=trees, min_samples_leaf=3, n_jobs=threads,
+                                  class_weight="balanced_subsample",
+                                  random_state=seed).fit(tr.tab, tr.y)
 
 
 def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str | Path, *,
-                epochs: int = 4, seed: int = 7, threads: int = 2, rf_trees: int = 100,
-                data_note: str = "", log=print) -> dict:
+                kind: str = "gbdt", periods: Periods | None = None, epochs: int = 4,
+                seed: int = 7, threads: int = 2, rf_trees: int = 100,
+                alerts_per_day: float = 100.0, decline_precision: float = 0.9,
+                data_note: str = "", log=print, **gbdt_params) -> dict:
+    from tocsin.models import fraud_registry
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not txns:
+        raise ModelError("no transactions to train on")
     t0 = time.perf_counter()
-    ds = build_dataset(txns, labels, y)
-    log(f"features: {len(txns)} transactions in {time.perf_counter() - t0:.1f}s")
-    tr, va, te = split(ds)
+    pr = periods or Periods.default(txns[0].ts, txns[-1].ts)
+    ds = build_dataset(txns, labels, y, history_from=pr.history_from)
+    log(f"features: {len(ds.y)} transactions in {time.perf_counter() - t0:.1f}s")
+    parts = [ds.part(m) for m in pr.masks(ds.ts)]
+    tr, va, te = parts
     for name, part in (("train", tr), ("valid", va), ("test", te)):
         log(f"{name}: {len(part.y)} transactions, {int(part.y.sum())} fraud")
-    if tr.y.sum() < 5 or te.y.sum() < 1:
-        from tocsin.errors import TocsinError
+    if tr.y.sum() < 5 or va.y.sum() < 1:
+        raise ModelError("too few fraud labels (need >= 5 in the training period and >= 1 in "
+                         "the validation period); widen the periods")
+    stats, const = training_stats(tr.tab, log)
+    stage = fraud_registry.staging(out)
+    if kind == "gbdt":
+        info = fit_gbdt(tr, va, const, stage, seed=seed, log=log, **gbdt_params)
+    elif kind == "hybrid":
+        from tocsin.models.fraud_train_hybrid import fit_hybrid
 
-        raise TocsinError("too few fraud labels to train and test (need >= 5 in the training "
-                          "period and >= 1 in the test period)")
-    net = _fit_torch(tr, epochs, seed, threads,
-                     lambda e, n, loss: log(f"epoch {e}/{n}: loss {loss:.4f}"))
-    p_va, _ = _predict(net, va)
-    legit = p_va[va.y == 0] if (va.y == 0).any() else p_va
-    review, decline = (float(np.quantile(legit, 0.99)), float(np.quantile(legit, 0.999)))
-    p_full, p_light = _predict(net, te)
-    from sklearn.ensemble import RandomForestClassifier
-
-    rf = RandomForestClassifier(n_estimators=rf_trees, min_samples_leaf=3, n_jobs=threads,
-                                class_weight="balanced_subsample", random_state=seed)
-    rf.fit(tr.tab, tr.y)
-    p_rf = rf.predict_proba(te.tab)[:, 1]
-    quality = {"full": metrics(te.y, p_full), "light": metrics(te.y, p_light),
-               "random_forest": metrics(te.y, p_rf)}
-    export_onnx(net, out)
-    import torch
-
-    torch.save(net.state_dict(), out / "torch_state.pt")  # for fine-tuning and checks
-    digest = hashlib.blake2b((out / "full.onnx").read_bytes(), digest_size=4).hexdigest()
+        info = fit_hybrid(tr, va, stage, epochs=epochs, seed=seed, threads=threads, log=log)
+    else:
+        raise ModelError(f"unknown model kind {kind!r}; choose gbdt or hybrid")
+    p_va = {g: _score_graph(stage, info, va, g) for g in ("full", "light")}
+    thr = fm.choose_thresholds(va.y, p_va["full"], va.ts, alerts_per_day=alerts_per_day,
+                               decline_precision=decline_precision)
+    quality = {"validation": {g: metrics(va.y, p) for g, p in p_va.items()}}
+    if len(te.y) and te.y.min() != te.y.max():
+        rf = random_forest(tr, trees=rf_trees, seed=seed, threads=threads)
+        quality["test"] = {g: metrics(te.y, _score_graph(stage, info, te, g))
+                           for g in ("full", "light")}
+        quality["test"]["random_forest"] = metrics(te.y, rf.predict_proba(te.tab)[:, 1])
     meta = {
-        "model": "tocsin.fraud-hybrid", "version": f"fraud-{time.strftime('%Y%m%d')}-{digest}",
-        "features": list(FEATURES), "seq_len": SEQ_LEN, "token_dim": TOKEN_DIM,
-        "thresholds": {"review": review, "decline": decline,
-                       "chosen_on": "legitimate validation scores: 1 % and 0.1 % FPR"},
-        "periods_ns": {"train": [int(tr.ts.min()), int(tr.ts.max())],
-                       "valid": [int(va.ts.min()), int(va.ts.max())] if len(va.ts) else [],
-                       "test": [int(te.ts.min()), int(te.ts.max())]},
+        "model": f"tocsin.fraud-{info['kind']}", "features": list(FEATURES),
+        "seq_len": SEQ_LEN, "token_dim": TOKEN_DIM, **info, "thresholds": thr,
+        "periods_ns": {"history": [pr.history_from, pr.train_from],
+                       "train": [pr.train_from, pr.train_until],
+                       "valid": [pr.train_until, pr.valid_until],
+                       "test": [pr.valid_until, int(ds.ts.max()) + 1] if len(te.y) else []},
         "counts": {k: [len(p.y), int(p.y.sum())] for k, p in
                    (("train", tr), ("valid", va), ("test", te))},
-        "quality_test_period": quality, "data": data_note, "epochs": epochs, "seed": seed,
+        "training_stats": stats, "quality": quality, "data": data_note, "seed": seed,
     }
-    (out / "meta.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    meta = fraud_registry.deploy(out, stage, meta)
     log(f"trained in {time.perf_counter() - t0:.1f}s -> {out}")
     return meta
