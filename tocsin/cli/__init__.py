@@ -17,6 +17,7 @@ from tocsin.cli import (
     connect,
     console,
     demo,
+    fraud,
     fusion,
     history,
     imaging,
@@ -59,5 +60,5 @@ for _module in (services, worker, sim, connect, scores, history, record, demo, s
     for _cmd in _module.COMMANDS:
         main.add_command(_cmd)
 # domain modules with groups of their own and `train` subcommands
-for _module in (alerts, fusion, train, payments, imaging, alarms, console):
+for _module in (alerts, fusion, train, payments, fraud, imaging, alarms, console):
     _module.register(main, train_group)

@@ -1,5 +1,6 @@
-"""`tocsin payments ...` (fraud scoring: ingest, worker, simulator, scores) and
-`tocsin train fraud`. Registered by tocsin/cli/__init__.py; heavy imports happen inside commands."""
+"""`tocsin payments ...` (fraud scoring: ingest, worker, simulator, scores, chargebacks, the
+model registry). `tocsin train fraud` and `tocsin eval fraud` live in tocsin/cli/fraud.py.
+Registered by tocsin/cli/__init__.py; heavy imports happen inside commands."""
 
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ def _set_dev(dev: bool | None) -> None:
         os.environ["TOCSIN_DEV"] = "1"  # the same rule for every part of this process
 
 
+_data_dir_opt = click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                             help="worker state folder (env TOCSIN_DATA_DIR)")
+_app_id_opt = click.option("--app-id", default=None,
+                           help="Kafka consumer-group/app id prefix (env TOCSIN_APP_ID)")
+
+
 def register(main: click.Group, train: click.Group) -> None:
     @main.group(cls=Group)
     def payments() -> None:
@@ -57,8 +64,10 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--force-branch", type=click.Choice(["full", "light"]), default=None)
     @click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt"]), default=None)
     @_dev
+    @_data_dir_opt
+    @_app_id_opt
     def payments_worker(broker, prefix, model_dir, batch_max, batch_wait_ms, budget_ms, naive,
-                        force_branch, backend, dev) -> None:
+                        force_branch, backend, dev, data_dir, app_id) -> None:
         """Score payments.transactions -> payments.scores (+ payments.alerts)."""
         from tocsin.config.ingest_security import load_pan_key
         from tocsin.config.payments import load_fraud_settings
@@ -67,7 +76,7 @@ def register(main: click.Group, train: click.Group) -> None:
 
         _set_dev(dev)
         load_pan_key()  # refuse to start without a PAN key, before anything else
-        s = worker_settings(broker, prefix)
+        s = worker_settings(broker, prefix, data_dir=data_dir, app_id=app_id)
         fs = load_fraud_settings(model_dir=model_dir, batch_max=batch_max, backend=backend,
                                  batch_wait_ms=batch_wait_ms, budget_ms=budget_ms,
                                  naive=naive, force_branch=force_branch)
@@ -101,7 +110,8 @@ def register(main: click.Group, train: click.Group) -> None:
         run_until_signal(lambda stop: run_ingest(
             s.broker, s.topic(topics.TRANSACTIONS), s.topic(topics.DEADLETTER), host=host,
             iso_port=None if iso_port < 0 else iso_port,
-            http_port=None if http_port < 0 else http_port, stop=stop))
+            http_port=None if http_port < 0 else http_port, stop=stop,
+            label_topic=s.topic(topics.PAY_LABELS)))
 
     @payments.command("sim")
     @broker_opt
@@ -197,63 +207,52 @@ def register(main: click.Group, train: click.Group) -> None:
         finally:
             c.close()
 
-    @train.command("fraud")
-    @click.option("--simulate", "simulate", is_flag=True,
-                  help="train on the simulated switch's data")
-    @click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--recording", type=click.Path(exists=True, dir_okay=False))
-    @click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
-                  help="artifact folder (default: TOCSIN_FRAUD_MODEL_DIR)")
-    @click.option("--days", type=int, default=60, show_default=True)
-    @click.option("--customers", type=int, default=2000, show_default=True)
-    @click.option("--terminals", type=int, default=400, show_default=True)
-    @click.option("--epochs", type=int, default=4, show_default=True)
-    @click.option("--seed", type=int, default=7, show_default=True)
-    @click.option("--threads", type=int, default=2, show_default=True)
-    @click.option("--label-delay-days", type=float, default=7.0, show_default=True,
-                  help="CSV without label_ts: labels known this long after the transaction")
-    def train_fraud(simulate, csv_path, recording, output, days, customers, terminals, epochs,
-                    seed, threads, label_delay_days) -> None:
-        """Train the hybrid fraud model (light + sequence tower + gate) and export ONNX."""
-        from tocsin.config.payments import load_fraud_settings
-        from tocsin.errors import ConfigError
-
-        if sum(map(bool, (simulate, csv_path, recording))) != 1:
-            raise ConfigError("give exactly one of --simulate, --csv FILE, --recording FILE")
-        from tocsin.models.fraud_train import train_fraud as fit
-
-        if simulate:
-            from tocsin.connectors.simulator.payswitch import PaymentSwitch
-
-            sim = PaymentSwitch(customers=customers, terminals=terminals,
-                                seed=seed).generate(days)
-            txns, labels, y = sim.transactions, sim.labels, sim.fraud
-            note = (f"simulated: {days} days, {customers} customers, {terminals} terminals, "
-                    f"seed {seed}")
-        elif csv_path:
-            from tocsin.connectors.payments_data import read_csv
-
-            txns, labels, y = read_csv(csv_path, int(label_delay_days * 86400e9))
-            note = f"csv: {csv_path}"
-        else:
-            from tocsin.connectors.payments_data import read_recording
-
-            txns, labels, y = read_recording(recording)
-            note = f"recording: {recording}"
-        out = Path(output) if output else load_fraud_settings().model_dir
-        meta = fit(txns, labels, y, out, epochs=epochs, seed=seed, threads=threads,
-                   data_note=note, log=lambda m: click.echo(m, err=True))
-        click.echo(f"model {meta['version']} -> {out}")
-        click.echo(quality_table(meta))
+    payments.add_command(payments_models)
+    payments.add_command(labels_group)
 
 
-def quality_table(meta: dict) -> str:
-    rows = ["| model | ROC AUC | average precision | recall at 1 % FPR |",
-            "|---|---|---|---|"]
-    names = {"full": "hybrid (full: both towers + gate)", "light": "light tower alone",
-             "random_forest": "RandomForest baseline (same features)"}
-    for k, label in names.items():
-        q = meta["quality_test_period"][k]
-        rows.append(f"| {label} | {q['roc_auc']:.3f} | {q['avg_precision']:.3f} | "
-                    f"{q['recall_at_1pct_fpr']:.3f} |")
-    return "\n".join(rows)
+@click.command("models")
+@click.option("--model-dir", type=click.Path(file_okay=False), default=None,
+              help="the deployed artifact (env TOCSIN_FRAUD_MODEL_DIR)")
+def payments_models(model_dir) -> None:
+    """Deployed fraud model and the ones it replaced: validation quality, thresholds."""
+    from tocsin.config.payments import load_fraud_settings
+    from tocsin.models.fraud_registry import list_models
+
+    md = Path(model_dir) if model_dir else load_fraud_settings().model_dir
+    rows = list_models(md)
+    if not rows:
+        raise click.ClickException(f"no fraud model at {md}; train one with "
+                                   f"`tocsin train fraud --simulate -o {md}`")
+    click.echo("| deployed | version | kind | created | valid ROC AUC | valid AP | "
+               "replaces |")
+    click.echo("|---|---|---|---|---|---|---|")
+    for r in rows:
+        q = r["validation"] or {}
+        auc, ap = q.get("roc_auc"), q.get("avg_precision")
+        click.echo(f"| {'yes' if r['deployed'] else ''} | {r['version']} | {r['kind']} | "
+                   f"{r['created'] or ''} | {'' if auc is None else f'{auc:.3f}'} | "
+                   f"{'' if ap is None else f'{ap:.3f}'} | {r['replaces'] or ''} |")
+
+@click.group("labels", cls=Group)
+def labels_group() -> None:
+    """Fraud labels (chargebacks) into payments.labels."""
+
+@labels_group.command("import")
+@broker_opt
+@prefix_opt
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--map", "mapping", default=None, metavar="COL=NAME,...",
+              help="rename the file's columns to txn_id, card_id, terminal_id, txn_ts, "
+                   "reported_ts[, fraud, scenario]")
+def labels_import(broker, prefix, path, mapping) -> None:
+    """Validate a chargeback file (CSV or Parquet) and publish it to payments.labels."""
+    from tocsin.connectors.payments_data import parse_mapping, read_labels
+    from tocsin.connectors.payments_labels import publish_labels
+    from tocsin.contracts import topics
+
+    s = worker_settings(broker, prefix)
+    labels = read_labels(path, parse_mapping(mapping))  # all rows valid, or nothing sent
+    _ensure(s)
+    n = publish_labels(s.broker, s.topic(topics.PAY_LABELS), labels)
+    click.echo(f"{path}: {n} labels -> {s.topic(topics.PAY_LABELS)}")

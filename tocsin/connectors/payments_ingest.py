@@ -240,7 +240,8 @@ def ingest_secrets(http: bool, dev: bool | None = None):
 
 async def run_ingest(bootstrap: str, txn_topic: str, dl_topic: str, *, host: str = "127.0.0.1",
                      iso_port: int | None = 8583, http_port: int | None = 8080,
-                     stop: asyncio.Event | None = None, dev: bool | None = None) -> None:
+                     stop: asyncio.Event | None = None, dev: bool | None = None,
+                     label_topic: str | None = None) -> None:
     from aiohttp import web
 
     key, hashes, sec = ingest_secrets(http_port is not None, dev)
@@ -253,7 +254,12 @@ async def run_ingest(bootstrap: str, txn_topic: str, dl_topic: str, *, host: str
                                        ssl=tls))
         print(f"ingest: ISO 8583 on {host}:{iso_port}{' (TLS)' if tls else ''}", flush=True)
     if http_port is not None:
-        runner = web.AppRunner(http_app(pub, key, hashes), access_log=None)
+        app = http_app(pub, key, hashes)
+        if label_topic:  # chargebacks: POST /v1/labels (tocsin/connectors/payments_labels.py)
+            from tocsin.connectors.payments_labels import add_label_route
+
+            add_label_route(app, pub, label_topic)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, http_port, ssl_context=tls).start()
         scheme = "https" if tls else "http"

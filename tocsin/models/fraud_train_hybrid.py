@@ -10,10 +10,14 @@ instead of thousands of standard deviations (the cold-start failure of issue 16)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tocsin.detectors.fraud_features import FEATURES, SEQ_LEN, TOKEN_DIM
+
+if TYPE_CHECKING:
+    from tocsin.models.fraud_train import Dataset
 
 
 def _fit_torch(tr: Dataset, epochs: int, seed: int, threads: int, progress=None):

@@ -33,3 +33,7 @@ FRAUD_LATENCY = Histogram("tocsin_fraud_latency_seconds", "Ingest to score emitt
                           buckets=(1e-3, 2.5e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.25, 1, 5))
 FRAUD_SWITCHES = Counter("tocsin_fraud_branch_switches_total", "Load-aware switch moves",
                          ["to"])
+# label values: the model's feature names (a fixed set of 38), never ids
+FRAUD_OUT_OF_RANGE = Counter("tocsin_fraud_feature_out_of_range_total",
+                             "Served feature values more than 50 training SDs from the training "
+                             "mean (or changed, for a feature constant in training)", ["feature"])

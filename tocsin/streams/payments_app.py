@@ -36,7 +36,8 @@ from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
 from tocsin.contracts.pan import looks_like_pan, tokenize
 from tocsin.contracts.payments import FraudLabel, FraudScore, Transaction
-from tocsin.detectors.fraud_features import FraudFeatures, new_state
+from tocsin.detectors.fraud_drift import FeatureRange
+from tocsin.detectors.fraud_features import FEATURES, FraudFeatures, new_state
 from tocsin.detectors.fraud_routing import LoadAwareSwitch, LoadSample, SwitchConfig
 from tocsin.errors import SchemaError
 from tocsin.models.fraud_serving import FraudModel, decide
@@ -127,6 +128,8 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
                                           low=fs.switch_low, trip_after=fs.trip_after,
                                           recover_s=fs.recover_s))
     probe = LoadProbe()
+    ranges = FeatureRange.from_meta(model.meta)  # None for artifacts without training stats
+    range_log = [0.0]
     status = [0.0]  # monotonic time of the last status log line
     worker = settings.worker_name
 
@@ -153,6 +156,21 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
             if hw is not None:
                 lag += max(int(hw) - off - 1, 0)
         return lag
+
+    def check_ranges(tab) -> None:
+        counts = ranges.check(tab)
+        if not counts.any():
+            return
+        for i in counts.nonzero()[0]:
+            metrics.FRAUD_OUT_OF_RANGE.labels(FEATURES[i]).inc(int(counts[i]))
+        mono = time.monotonic()
+        if mono - range_log[0] > 60.0:  # once a minute, not once per transaction
+            range_log[0] = mono
+            worst = ", ".join(
+                f"{k} ({'changed, constant in training' if v == float('inf') else f'{v:.0f} SD'})"
+                for k, v in ranges.worst(tab).items())
+            log.warning("features outside the training range (> 50 SD from the training mean): "
+                        "%s; totals so far in tocsin_fraud_feature_out_of_range_total", worst)
 
     async def score_batch(events) -> None:
         t_start = time.time_ns()
@@ -188,6 +206,8 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
             tab, seq, pad = tab[ok], seq[ok], pad[ok]
         if not txns:
             return
+        if ranges is not None:
+            check_ranges(tab)
         branch = fs.force_branch or switch.branch
         t0 = time.perf_counter()
         prob, gate = model.score(tab, seq, pad, branch)
