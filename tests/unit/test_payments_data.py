@@ -68,3 +68,55 @@ def test_recording_of_the_payment_topics(tmp_path):
     txns, labels, y = read_recording(path)
     assert [t.txn_id for t in txns] == [t.txn_id for t in sim.transactions]
     assert y == sim.fraud.tolist() and len(labels) == len(sim.labels)
+
+
+def test_column_mapping_and_parquet(tmp_path):
+    """A switch export with its own column names (--map), as CSV and as Parquet."""
+    from tocsin.connectors.payments_data import parse_mapping
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    rows = [("2026-01-02T10:00:00", "C1", "T1", 12.5, 0), ("2026-01-03T11:00:00", "C1", "T2",
+                                                           99.0, 1)]
+    path = tmp_path / "export.csv"
+    path.write_text("TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_FRAUD\n"
+                    + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    m = parse_mapping("tx_datetime=timestamp, customer_id=card_id,tx_amount=amount,"
+                      "tx_fraud=label")
+    a = read_csv(path, mapping=m)
+    with pytest.raises(SchemaError, match="--map"):
+        read_csv(path)  # the names are not Tocsin's
+    from datetime import datetime
+
+    table = pa.table({"TX_DATETIME": [datetime.fromisoformat(r[0]) for r in rows],
+                      "CUSTOMER_ID": [r[1] for r in rows], "TERMINAL_ID": [r[2] for r in rows],
+                      "TX_AMOUNT": [r[3] for r in rows], "TX_FRAUD": [r[4] for r in rows]})
+    pq.write_table(table, tmp_path / "export.parquet")
+    b = read_csv(tmp_path / "export.parquet", mapping=m)
+    for x in (a, b):
+        txns, labels, y = x
+        assert [(t.ts, t.card_id, t.terminal_id, t.amount) for t in txns] == [
+            (1767348000 * 10**9, "C1", "T1", 12.5), (1767438000 * 10**9, "C1", "T2", 99.0)]
+        assert y == [False, True] and labels[0].txn_ts == txns[1].ts
+    from tocsin.errors import DataError
+
+    with pytest.raises(DataError, match="does not have"):
+        read_csv(path, mapping={"nope": "amount"})
+    with pytest.raises(DataError, match="FILE_COLUMN=TOCSIN_COLUMN"):
+        parse_mapping("tx_amount")
+
+
+def test_chargeback_file_is_validated_with_its_line(tmp_path):
+    from tocsin.connectors.payments_data import read_labels
+
+    path = tmp_path / "cb.csv"
+    path.write_text("txn_id,card_id,terminal_id,txn_ts,reported_ts\n"
+                    "a,c1,t1,2026-01-02T10:00:00Z,2026-01-09T00:00:00Z\n")
+    (lab,) = read_labels(path)
+    assert lab.fraud and lab.reported_ts - lab.txn_ts == (6 * 86400 + 14 * 3600) * 10**9
+    path.write_text("txn_id,card_id,terminal_id,txn_ts,reported_ts\n"
+                    "a,c1,t1,2026-01-02T10:00:00Z,2026-01-09T00:00:00Z\n"
+                    "b,c1,t1,2026-01-09T10:00:00Z,2026-01-02T00:00:00Z\n")
+    with pytest.raises(SchemaError, match="line 3.*reported_ts"):
+        read_labels(path)
