@@ -17,7 +17,8 @@ INTERVAL_S = 0.1
 
 def _failure(what: str, timeout: float, seen: Callable[[], Any] | None, last: Any) -> str:
     shown = seen() if seen is not None else last
-    return f"timed out after {timeout:g} s waiting for {what}; last seen: {shown!r}"
+    text = shown if isinstance(shown, str) else repr(shown)
+    return f"timed out after {timeout:g} s waiting for {what}; last seen: {text}"
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, *,

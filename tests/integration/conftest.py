@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_for
 from tocsin.connectors import kafka_admin
 from tocsin.contracts import topics
 from tocsin.services.kafka import KafkaBroker, free_port
@@ -55,14 +55,15 @@ class Proc:
         return self.log.read_text(errors="replace")
 
     def wait_for(self, marker: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def seen() -> bool:
             if marker in self.text():
-                return
+                return True
             if self.p.poll() is not None:
                 raise AssertionError(f"process exited ({self.p.returncode}):\n{self.text()[-3000:]}")
-            time.sleep(0.2)
-        raise AssertionError(f"{marker!r} not seen in {timeout}s:\n{self.text()[-3000:]}")
+            return False
+
+        wait_for(seen, timeout, f"{marker!r} in {self.log.name}",
+                 seen=lambda: "\n" + self.text()[-3000:], interval=0.2)
 
     def stop(self) -> None:
         if self.p.poll() is None:

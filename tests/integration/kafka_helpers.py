@@ -6,7 +6,13 @@ import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from tests.waiting import async_wait_for, wait_for
+
+__all__ = ["async_wait_for", "collect", "committed_to_end", "produce", "read_to_end",
+           "wait_committed", "wait_for"]
 
 from tocsin.config.kafka_security import client_conf
 
@@ -35,3 +41,63 @@ def collect(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: 
     finally:
         c.close()
     return items
+
+
+def read_to_end(bootstrap: str, topic: str, decode: Callable[[bytes], object] = lambda b: b,
+                timeout: float = 60.0) -> list:
+    """Every message of `topic` up to the end offsets as of now, as (key, value) pairs: a read
+    that ends when the topic is read, not after a guessed time."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False})
+    try:
+        parts = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15) for p in parts}
+        todo = {p for p, (lo, hi) in ends.items() if hi > lo}
+        c.assign([TopicPartition(topic, p, ends[p][0]) for p in todo])
+        items: list = []
+        wait_for(lambda: not todo or _take(c, items, todo, ends, decode), timeout,
+                 f"every message of {topic} up to {ends}", seen=lambda: f"{len(items)} read")
+        return items
+    finally:
+        c.close()
+
+
+def _take(c: Consumer, items: list, todo: set, ends: dict, decode) -> bool:
+    for msg in c.consume(500, 0.2):
+        if msg.error() or msg.partition() not in todo:
+            continue
+        items.append((msg.key(), decode(msg.value())))
+        if msg.offset() + 1 >= ends[msg.partition()][1]:
+            todo.discard(msg.partition())
+    return not todo
+
+
+def committed_to_end(bootstrap: str, group: str, topic: str) -> dict:
+    """{partition: (committed, end)} for every partition of `topic` the group is behind on
+    (empty: the group has processed and committed everything written so far)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        parts = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+                for p in parts}
+        fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(
+            group, [TopicPartition(topic, p) for p in parts])])[group]
+        got = {tp.partition: tp.offset for tp in fut.result(15).topic_partitions}
+        return {p: (got.get(p, -1), hi) for p, hi in ends.items() if got.get(p, -1) < hi}
+    finally:
+        c.close()
+
+
+def wait_committed(bootstrap: str, group: str, topic: str, timeout: float = 60.0) -> None:
+    """Until consumer group `group` has committed every message now in `topic`: Faust
+    commits only what its agents processed, after flushing what they sent."""
+    behind: dict = {}
+
+    def caught_up() -> bool:
+        behind.clear()
+        behind.update(committed_to_end(bootstrap, group, topic))
+        return not behind
+
+    wait_for(caught_up, timeout, f"group {group} to commit all of {topic}",
+             seen=lambda: f"behind (committed, end) by partition: {behind}", interval=0.3)

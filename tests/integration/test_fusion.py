@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.integration.kafka_helpers import collect, produce
+from tests.integration.kafka_helpers import collect, produce, read_to_end, wait_committed
 from tocsin.config.fusion import load_fusion_config
 from tocsin.config.plant import load_plant
 from tocsin.connectors.simulator.fusion_stream import ModelScores, simulate
@@ -53,14 +53,18 @@ def fusion_worker(spawn, fusion_model):
     return w
 
 
-def _feed(kafka, prefix, items, pause: float = 3.0):
+def _group(prefix: str) -> str:
+    return f"tocsin-fusion-{prefix}"  # the fusion worker's consumer group (fusion_app)
+
+
+def _feed(kafka, prefix, items):
     """Threshold alerts first, then (after the worker has read them) the score ticks: the two
     topics are read concurrently, and the engine joins them on event time."""
     msgs = messages(items)
     for topic in (topics.ALERTS, topics.SCORES):
         produce(kafka, prefix + topic, [(k, v) for t, k, v in msgs if t == topic])
         if topic == topics.ALERTS:
-            time.sleep(pause)
+            wait_committed(kafka, _group(prefix), prefix + topics.ALERTS)
 
 
 def _fused(kafka, prefix, until, timeout=90):
@@ -101,9 +105,10 @@ def test_each_fault_type_is_one_alert_and_reprocessing_adds_nothing(
         assert a.details["model_versions"]["fusion"] == fusion_model[0].version
         assert a.details["evidence"]["scores"]["lstm_ae"]["ratio"] > 0
     # the same input again (a redelivery or a replay): no new events, no duplicates
-    _feed(kafka, prefix, stream.items, pause=1.0)
-    time.sleep(6)
-    again = _fused(kafka, prefix, lambda fs: False, timeout=5)
+    _feed(kafka, prefix, stream.items)
+    wait_committed(kafka, _group(prefix), prefix + topics.SCORES)  # all of it processed
+    again = [a for _, a in read_to_end(kafka, prefix + topics.ALERTS, decode=Alert.decode)
+             if a.kind == "fusion"]
     assert sorted(map(_strip, again)) == sorted(map(_strip, events))  # partitions interleave
     # and the worker's events are exactly what the pure engine gives for the same input
     engine = FusionEngine(load_fusion_config(), FusionModel.load(fusion_model[1]),
@@ -170,7 +175,7 @@ def test_hot_reload_then_ack_and_clear_through_the_cli(kafka, prefix, spawn, tmp
     (open_,) = [Alert.decode(line.encode()) for line in listed.stdout.splitlines()]
     assert open_.event.value == "acknowledged" and open_.details["acked_by"] == "ann"
 
-    _feed(kafka, prefix, rest, pause=1.0)
+    _feed(kafka, prefix, rest)
     events = _fused(kafka, prefix, lambda fs: any(a.event.value == "cleared" for a in fs))
     assert [a.event.value for a in events if a.event.value != "updated"] == [
         "raised", "acknowledged", "cleared"]
@@ -191,12 +196,14 @@ def test_a_restarted_worker_continues_the_open_alert_under_its_id(kafka, prefix,
     a.wait_for("[^Worker]: Ready", timeout=120)
     _feed(kafka, prefix, first)
     (raised,) = _fused(kafka, prefix, lambda fs: any(e.event.value == "raised" for e in fs))
-    time.sleep(2)  # its open-alerts record and offsets
+    # its open-alerts record and offsets: Faust flushes what it sent before it commits
+    wait_committed(kafka, _group(prefix), prefix + topics.SCORES)
+    wait_committed(kafka, _group(prefix), prefix + topics.ALERTS)
     a.stop()
     b = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion-b")
     b.wait_for("[^Worker]: Ready", timeout=120)
     assert "took over 1 open alert" in b.text()
-    _feed(kafka, prefix, rest, pause=1.0)
+    _feed(kafka, prefix, rest)
     events = _fused(kafka, prefix, lambda fs: any(e.event.value == "cleared" for e in fs))
     # one episode: the first worker raised it, the second one cleared it, same id
     assert [e.event.value for e in events if e.event.value != "updated"] == ["raised",

@@ -11,7 +11,13 @@ import time
 import numpy as np
 import pytest
 
-from tests.integration.kafka_helpers import collect, produce
+from tests.integration.kafka_helpers import (
+    collect,
+    produce,
+    read_to_end,
+    wait_committed,
+    wait_for,
+)
 from tocsin.connectors.history import History
 from tocsin.connectors.influx_admin import run_rollup_now
 from tocsin.contracts import (
@@ -58,14 +64,20 @@ def run_sink(spawn, influx, *extra: str, name: str = "sink"):
 
 
 def wait_count(h: History, asset: str, expected: int, timeout: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout
-    n = -1
-    while time.monotonic() < deadline:
-        n = len(h.readings(asset, start="-2h"))
-        if n >= expected:
-            return n
-        time.sleep(0.5)
-    return n
+    """Until InfluxDB holds at least `expected` points of `asset`; -> how many it holds."""
+    seen: list[int] = [-1]
+
+    def enough() -> bool:
+        seen[0] = len(h.readings(asset, start="-2h"))
+        return seen[0] >= expected
+
+    wait_for(enough, timeout, f"{expected} points of {asset} in InfluxDB",
+             seen=lambda: f"{seen[0]} points", interval=0.5)
+    return seen[0]
+
+
+def sink_group(prefix: str) -> str:
+    return f"tocsin-history-{prefix}"  # the sink's consumer group (connectors/influx_sink)
 
 
 def test_round_trip_readings_and_alerts(kafka, prefix, spawn, influx):
@@ -109,14 +121,15 @@ def test_influxd_outage_loses_nothing_and_doubles_nothing(kafka, prefix, spawn, 
     influx.stop()
     more = frames("press-9", 30, start=T0 + 20 * 10 * 10**8)  # produced while influxd is down
     produce(kafka, prefix + topics.READINGS, [(b"press-9", f.encode()) for f in more])
-    time.sleep(4)
+    sink.wait_for("InfluxDB unavailable", timeout=60)
     assert "InfluxDB unavailable" in sink.text()
     influx.start()
     assert wait_count(h, "press-9", 1000, timeout=90) == 1000
     # redelivery of everything (a sink restarted from scratch) must not double any point
     sink.stop()
-    run_sink(spawn, influx, "--prefix", prefix, name="sink2")
-    time.sleep(6)
+    sink2 = run_sink(spawn, influx, "--prefix", prefix, name="sink2")
+    sink2.wait_for("history sink:", timeout=60)
+    wait_committed(kafka, sink_group(prefix), prefix + topics.READINGS)  # it read them all
     assert len(h.readings("press-9", start="-2h")) == 1000
 
 
@@ -129,7 +142,9 @@ def test_rejected_point_goes_to_deadletter_with_influx_reason(kafka, prefix, spa
     run_sink(spawn, influx)
     dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 2, timeout=60,
                   decode=DeadLetter.decode)
-    time.sleep(2)
+    # every input handled: then the dead letters are all there is, not the first two seen
+    wait_committed(kafka, sink_group(prefix), prefix + topics.READINGS)
+    dls = read_to_end(kafka, prefix + topics.DEADLETTER, decode=DeadLetter.decode)
     reasons = sorted(d.error for _, d in dls)
     assert len(reasons) == 2, reasons
     assert "not valid JSON" in reasons[1]

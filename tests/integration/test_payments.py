@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.fraud_helpers import train_tiny
-from tests.integration.kafka_helpers import collect, produce
+from tests.integration.kafka_helpers import collect, produce, wait_committed
 from tocsin.connectors import iso8583_codec as iso
 from tocsin.connectors.simulator.payswitch_live import IsoClient
 from tocsin.contracts import topics
@@ -150,7 +150,8 @@ def test_features_survive_a_worker_restart(kafka, prefix, pay_worker, model_dir)
     produce(kafka, prefix + topics.TRANSACTIONS, [(t.card_id.encode(), t.encode())
                                                   for t in txns[:20]])
     assert len(_scores(kafka, prefix, 20)) >= 20
-    time.sleep(2.5)  # past the commit interval
+    # committed: Faust has flushed the table's changelog before it commits the offsets
+    wait_committed(kafka, f"tocsin-payments-{prefix}", prefix + topics.TRANSACTIONS)
     w1.stop()
     # a fresh data dir: the state can only come back from the table's changelog
     pay_worker("w2", TOCSIN_FRAUD_FORCE_BRANCH="full")
@@ -174,7 +175,8 @@ def test_late_label_does_not_leak_into_earlier_scores(kafka, prefix, pay_worker,
     # one card: one partition, so the worker sees them in this order (as offline below)
     history = [_txn(i, t0 + i * 3_600 * 10**9, card="cL", term="TRML") for i in range(5)]
     produce(kafka, prefix + topics.PAY_LABELS, [(b"TRML", label.encode())])
-    time.sleep(3)  # the label is known to the worker (in wall time) before any transaction
+    # the label is known to the worker (in wall time) before any transaction
+    wait_committed(kafka, f"tocsin-payments-{prefix}", prefix + topics.PAY_LABELS)
     probe = [_txn(10, t0 + 2 * DAY, card="cL", term="TRML"),
              _txn(11, t0 + 4 * DAY, card="cL", term="TRML")]
     seq_in = history + probe
@@ -216,7 +218,7 @@ def test_switch_goes_light_under_load_and_back(kafka, prefix, pay_worker):
         trickle.append(t)
         p.produce(prefix + topics.TRANSACTIONS, t.encode(), key=t.card_id.encode())
         p.poll(0)
-        time.sleep(0.1)
+        time.sleep(0.1)  # the scenario: pacing the producer (light traffic), not a wait
     assert p.flush(10) == 0
     scores = sorted(_scores(kafka, prefix, 3040, timeout=60), key=lambda s: s.emitted_ts)
     branch = [s.branch for s in scores]

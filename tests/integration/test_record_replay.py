@@ -16,7 +16,7 @@ import yaml
 from tests.integration.kafka_helpers import collect
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
 from tocsin.connectors.simulator.scenario import single_fault, write_scenario
-from tocsin.contracts import Alert, topics
+from tocsin.contracts import Alert, ReadingsFrame, topics
 from tocsin.services.kafka import free_port
 from tocsin.streams.isolated import _wait_committed, run_isolated
 
@@ -45,7 +45,7 @@ def test_recorded_live_run_replays_with_identical_alerts(kafka, prefix, spawn, w
                                                          tmp_path):
     port = free_port()
     sim = spawn("sim", "opcua", "--port", str(port), name="sim")
-    sim.wait_for("simulator: serving", timeout=30)
+    sim.wait_for("simulator: serving", timeout=120)
     tags = ["vibration_rms", "bearing_temp", "motor_current", "discharge_pressure", "flow"]
     cfg = tmp_path / "opcua.yaml"
     cfg.write_text(yaml.safe_dump({"endpoint": endpoint_url(port), "assets": {
@@ -53,10 +53,13 @@ def test_recorded_live_run_replays_with_identical_alerts(kafka, prefix, spawn, w
     conn = spawn("connect", "opcua", "--config", str(cfg), name="connector")
     collect(kafka, prefix + topics.READINGS, lambda it: len(it) >= 10, timeout=60)
     asyncio.run(call_fault(endpoint_url(port), "pump-1", "over_temperature"))
-    collect(kafka, prefix + topics.ALERTS, lambda it: any(
+    alerts = collect(kafka, prefix + topics.ALERTS, lambda it: any(
         a.rule == "high" and a.event.value == "raised" for _, a in it), timeout=60,
         decode=Alert.decode)
-    time.sleep(2)
+    raised_ts = next(a.source_ts for _, a in alerts if a.event.value == "raised")
+    # the live run goes on past the alarm: 2 s of readings after it (10 frames/s)
+    collect(kafka, prefix + topics.READINGS, lambda it: sum(
+        f.ts[0] > raised_ts for _, f in it) >= 20, timeout=60, decode=ReadingsFrame.decode)
     conn.stop()  # the input ends; let the worker finish it, then record both topics
     _wait_committed(kafka, f"tocsin-{prefix}", prefix + topics.READINGS, worker.p,
                     worker.log, 60)
@@ -148,18 +151,27 @@ def test_damaged_recordings_are_refused_with_position(kafka, tmp_path):
 def test_live_recording_stops_cleanly_on_ctrl_c(kafka, prefix, tmp_path):
     import signal
 
-    from tests.integration.kafka_helpers import produce
+    from tests.integration.kafka_helpers import produce, wait_for
     from tocsin.connectors.recording import RecordingReader
 
     rec = tmp_path / "live.rec"
-    p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "record", prefix + topics.READINGS,
-                          "-o", str(rec), "--broker", kafka, "--start", "end", "--until", "live"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(4)  # let it assign partitions at their current end
-    produce(kafka, prefix + topics.READINGS, [(b"k", b"m%d" % i) for i in range(50)])
-    time.sleep(3)
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=30)
+    log = tmp_path / "record.log"
+    with open(log, "w") as fh:
+        p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "record",
+                              prefix + topics.READINGS, "-o", str(rec), "--broker", kafka,
+                              "--start", "end", "--until", "live"], stdout=fh,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        # its start offsets are fixed (the partitions' current end) once it reports progress
+        wait_for(lambda: "recording: 0 messages" in log.read_text() or p.poll() is not None,
+                 60, "the recorder to start", seen=log.read_text)
+        produce(kafka, prefix + topics.READINGS, [(b"k", b"m%d" % i) for i in range(50)])
+        wait_for(lambda: "recording: 50 messages" in log.read_text() or p.poll() is not None,
+                 60, "the recorder to take the 50 messages", seen=log.read_text)
+    finally:
+        p.send_signal(signal.SIGINT)
+    p.wait(timeout=30)
+    out = log.read_text()
     assert p.returncode == 0, out
     assert "recorded 50 messages" in out
     with RecordingReader(rec) as r:  # complete: trailer written, every block whole

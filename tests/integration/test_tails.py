@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from tests import waiting
 from tests.integration.kafka_helpers import produce
 from tocsin.connectors import kafka_admin
 from tocsin.contracts import topics
@@ -24,11 +25,10 @@ def _tail(kafka: str, prefix: str, tmp_path, args: list[str], wait_for: list[str
     with open(out_f, "w") as out, open(err_f, "w") as err:
         p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", *args, "--broker", kafka,
                               "--prefix", prefix, "--from-beginning"], stdout=out, stderr=err)
-        deadline = time.monotonic() + timeout
         try:
-            while (time.monotonic() < deadline and p.poll() is None
-                   and not all(w in out_f.read_text() for w in wait_for)):
-                time.sleep(0.2)
+            waiting.wait_for(lambda: p.poll() is not None
+                             or all(w in out_f.read_text() for w in wait_for), timeout,
+                             f"{wait_for} on the tail's output", seen=out_f.read_text)
         finally:
             p.send_signal(signal.SIGINT)
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
@@ -32,8 +33,17 @@ def record(topics_, output, broker, start, until, duration) -> None:
                   transient=False) as bar:
         task = bar.add_task("recording", total=None)
 
+        plain = not sys.stderr.isatty()
+        told = {"n": -1, "at": 0.0}
+
         def progress(n, nbytes):
             bar.update(task, description=f"recording: {n:,} messages, {nbytes / 1e6:.1f} MB")
+            # no live bar without a terminal: a plain line when the count moves (once a
+            # second at most), so a log shows that it started and how far it got
+            now = time.monotonic()
+            if plain and n != told["n"] and (told["n"] < 0 or now - told["at"] >= 1.0):
+                print(f"recording: {n} messages", file=sys.stderr, flush=True)
+                told.update(n=n, at=now)
 
         n = do_record(s.broker, RecordSpec(list(topics_), start, until, duration), output,
                       progress=progress, stop=stop)

@@ -126,8 +126,12 @@ def _start_offsets(consumer: Consumer, tps: list[TopicPartition],
             lo, _ = consumer.get_watermark_offsets(tp, timeout=15)
             out.append(TopicPartition(tp.topic, tp.partition, lo))
         return out
-    if start == "end":
-        return [TopicPartition(tp.topic, tp.partition, OFFSET_END) for tp in tps]
+    if start == "end":  # the end as of now, fixed here (not whenever the fetcher resolves it)
+        out = []
+        for tp in tps:
+            _, hi = consumer.get_watermark_offsets(tp, timeout=15)
+            out.append(TopicPartition(tp.topic, tp.partition, hi))
+        return out
     if start.startswith("offset:"):
         try:
             off = int(start.split(":", 1)[1])
