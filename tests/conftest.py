@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+
 import pytest
 
 
@@ -31,3 +34,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_service(request, monkeypatch):
+    """`-m "not integration"` starts nothing: a test outside tests/integration that starts a
+    process or opens a listening socket (a server) fails here, saying what it tried."""
+    if request.node.get_closest_marker("integration"):
+        return
+
+    def no_process(self, args, *a, **k):
+        raise AssertionError(f"a unit test started a process ({args!r}); tests that need "
+                             "services or subprocesses go under tests/integration")
+
+    def no_server(self, *a, **k):
+        raise AssertionError(f"a unit test opened a listening socket ({self!r}); tests that "
+                             "need servers go under tests/integration")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", no_process)
+    monkeypatch.setattr(socket.socket, "listen", no_server)

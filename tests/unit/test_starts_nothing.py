@@ -1,0 +1,28 @@
+"""The rule `-m "not integration"` starts no service is enforced (tests/conftest.py): a unit
+test that starts a process or a server fails, naming what it tried."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def test_a_unit_test_cannot_start_a_process():
+    with pytest.raises(AssertionError, match="started a process"):
+        subprocess.run([sys.executable, "-c", "pass"])
+
+
+def test_a_unit_test_cannot_listen():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        with pytest.raises(AssertionError, match="listening socket"):
+            s.listen()
+
+
+async def test_a_unit_test_cannot_serve_over_asyncio():
+    with pytest.raises(AssertionError, match="listening socket"):
+        await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
