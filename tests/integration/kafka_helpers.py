@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from tests.waiting import async_wait_for, wait_for
 
-__all__ = ["async_wait_for", "collect", "committed_to_end", "produce", "read_to_end",
+__all__ = ["async_wait_for", "collect", "committed_behind", "end_offsets", "produce", "read_to_end",
            "wait_committed", "wait_for"]
 
 from tocsin.config.kafka_security import client_conf
@@ -72,32 +72,40 @@ def _take(c: Consumer, items: list, todo: set, ends: dict, decode) -> bool:
     return not todo
 
 
-def committed_to_end(bootstrap: str, group: str, topic: str) -> dict:
-    """{partition: (committed, end)} for every partition of `topic` the group is behind on
-    (empty: the group has processed and committed everything written so far)."""
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """{partition: end offset} of `topic` now."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}"})
-    admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
         parts = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
                 for p in parts}
-        fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(
-            group, [TopicPartition(topic, p) for p in parts])])[group]
-        got = {tp.partition: tp.offset for tp in fut.result(15).topic_partitions}
-        return {p: (got.get(p, -1), hi) for p, hi in ends.items() if got.get(p, -1) < hi}
     finally:
         c.close()
 
 
+def committed_behind(bootstrap: str, group: str, topic: str,
+                     ends: dict[int, int]) -> dict[int, tuple[int, int]]:
+    """{partition: (committed, end)} where group `group` has not yet committed up to `ends`
+    (empty: it has processed and committed all of it)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(
+        group, [TopicPartition(topic, p) for p in ends])])[group]
+    got = {tp.partition: tp.offset for tp in fut.result(15).topic_partitions}
+    return {p: (got.get(p, -1), hi) for p, hi in ends.items()
+            if hi > 0 and got.get(p, -1) < hi}
+
+
 def wait_committed(bootstrap: str, group: str, topic: str, timeout: float = 60.0) -> None:
-    """Until consumer group `group` has committed every message now in `topic`: Faust
+    """Until consumer group `group` has committed every message in `topic` as of this call
+    (later messages do not count: a topic still being written is no moving target). Faust
     commits only what its agents processed, after flushing what they sent."""
+    ends = end_offsets(bootstrap, topic)
     behind: dict = {}
 
     def caught_up() -> bool:
         behind.clear()
-        behind.update(committed_to_end(bootstrap, group, topic))
+        behind.update(committed_behind(bootstrap, group, topic, ends))
         return not behind
 
-    wait_for(caught_up, timeout, f"group {group} to commit all of {topic}",
+    wait_for(caught_up, timeout, f"group {group} to commit {topic} up to {ends}",
              seen=lambda: f"behind (committed, end) by partition: {behind}", interval=0.3)

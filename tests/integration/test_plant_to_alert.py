@@ -13,7 +13,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.integration.kafka_helpers import collect, produce
+from tests.integration.kafka_helpers import collect, produce, read_to_end, wait_committed
 from tocsin.connectors.simulator.opcua_server import call_fault, endpoint_url
 from tocsin.contracts import Alert, DeadLetter, ReadingsFrame, topics
 from tocsin.services.kafka import free_port
@@ -35,7 +35,7 @@ def _opcua_config(tmp_path, port: int, extra_nodes: dict | None = None) -> str:
 def test_over_temperature_fault_raises_alert(kafka, prefix, spawn, worker, tmp_path):
     port = free_port()
     sim = spawn("sim", "opcua", "--port", str(port), name="sim")
-    sim.wait_for("simulator: serving", timeout=30)
+    sim.wait_for("simulator: serving", timeout=120)
     conn = spawn("connect", "opcua", "--config",
                  _opcua_config(tmp_path, port, {"ghost": "ns=2;s=pump-1.no_such_tag"}),
                  name="connector")
@@ -46,8 +46,9 @@ def test_over_temperature_fault_raises_alert(kafka, prefix, spawn, worker, tmp_p
     assert {k for k, _ in frames} == {b"pump-1"}
     assert {"bearing_temp", "flow"} <= set().union(*(f.tags for _, f in frames))
     assert "ghost" in conn.text() and "BadNodeIdUnknown" in conn.text()
-    before = collect(kafka, prefix + topics.ALERTS, lambda it: False, timeout=3,
-                     decode=Alert.decode)
+    # every reading so far processed (and its alerts flushed): then the alerts topic is read
+    wait_committed(kafka, f"tocsin-{prefix}", prefix + topics.READINGS)
+    before = read_to_end(kafka, prefix + topics.ALERTS, decode=Alert.decode)
     assert not before, f"alerts before any fault: {[a.message for _, a in before]}"
 
     injected_at = time.time_ns()
