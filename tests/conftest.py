@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,17 +41,29 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _unit_tests_start_no_service(request, monkeypatch):
     """`-m "not integration"` starts nothing: a test outside tests/integration that starts a
-    process or opens a listening socket (a server) fails here, saying what it tried."""
+    service, a Python or `tocsin` process, or opens a listening socket (a server) fails here,
+    saying what it tried."""
     if request.node.get_closest_marker("integration"):
         return
 
-    def no_process(self, args, *a, **k):
-        raise AssertionError(f"a unit test started a process ({args!r}); tests that need "
-                             "services or subprocesses go under tests/integration")
+    real_execute = subprocess.Popen._execute_child
+
+    def no_service(self, args, *a, **k):
+        # libraries may run short helper tools (platform runs `file -b` on the interpreter);
+        # what a unit test must not start is a service or a Python/`tocsin` process
+        argv = [args] if isinstance(args, (str, bytes)) else list(args)
+        words = " ".join(map(str, argv))
+        prog = Path(str(argv[0]).split()[0]).name if argv else ""
+        if (prog.startswith("python") or prog in {"java", "influxd", "tocsin"}
+                or Path(str(argv[0])) == Path(sys.executable) or "tocsin" in words
+                or "kafka" in words):
+            raise AssertionError(f"a unit test started a process ({args!r}); tests that need "
+                                 "services or subprocesses go under tests/integration")
+        return real_execute(self, args, *a, **k)
 
     def no_server(self, *a, **k):
         raise AssertionError(f"a unit test opened a listening socket ({self!r}); tests that "
                              "need servers go under tests/integration")
 
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", no_process)
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", no_service)
     monkeypatch.setattr(socket.socket, "listen", no_server)

@@ -11,9 +11,17 @@ import sys
 import pytest
 
 
-def test_a_unit_test_cannot_start_a_process():
+def test_a_unit_test_cannot_start_a_python_or_tocsin_process():
     with pytest.raises(AssertionError, match="started a process"):
         subprocess.run([sys.executable, "-c", "pass"])
+    with pytest.raises(AssertionError, match="started a process"):
+        subprocess.run(["tocsin", "services", "up"])
+    with pytest.raises(AssertionError, match="started a process"):
+        subprocess.run("java -cp kafka.jar kafka.Kafka", shell=True)
+
+
+def test_short_helper_tools_still_run():  # e.g. platform.architecture() runs `file -b`
+    assert subprocess.run(["true"]).returncode == 0
 
 
 def test_a_unit_test_cannot_listen():
