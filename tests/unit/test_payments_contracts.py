@@ -28,7 +28,7 @@ def test_round_trips_validate_against_schemas():
 
 def test_minimal_transaction_gets_defaults():
     t = Transaction.decode(orjson.dumps({"schema": "tocsin.transaction/1", "txn_id": "a",
-                                         "ts": 5, "card_id": "c", "terminal_id": "t",
+                                         "ts": 1_767_225_600 * 10**9, "card_id": "c", "terminal_id": "t",
                                          "amount": 3}))
     assert (t.amount, t.currency, t.mcc, t.ingest_ts) == (3.0, "EUR", 0, 0)
 

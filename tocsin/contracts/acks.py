@@ -13,6 +13,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
+from tocsin.contracts.strict import check_id
 
 NAME = "tocsin.ack"
 VERSION = 1
@@ -33,10 +34,7 @@ class Ack:
     def decode(cls, data: bytes) -> "Ack":
         obj = loads(data, NAME)
         check_schema(obj, NAME, VERSION)
-        alert_id = get_field(obj, "alert_id", str, NAME)
-        if not alert_id:
-            from tocsin.errors import SchemaError
-
-            raise SchemaError(f"{NAME}: field 'alert_id' must not be empty")
-        return cls(alert_id=alert_id, user=get_field(obj, "user", str, NAME),
+        alert_id = check_id(get_field(obj, "alert_id", str, NAME), "alert_id", NAME)
+        return cls(alert_id=alert_id,
+                   user=check_id(get_field(obj, "user", str, NAME), "user", NAME),
                    ts=get_field(obj, "ts", int, NAME), note=str(obj.get("note") or ""))

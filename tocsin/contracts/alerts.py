@@ -14,6 +14,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
+from tocsin.contracts.strict import check_id, check_number
 from tocsin.errors import SchemaError
 
 NAME = "tocsin.alert"
@@ -73,21 +74,37 @@ class Alert:
         event = _enum(AlertEvent, obj, "event")
         severity = _enum(Severity, obj, "severity")
         return cls(
-            alert_id=get_field(obj, "alert_id", str, NAME),
+            alert_id=check_id(get_field(obj, "alert_id", str, NAME), "alert_id", NAME),
             event=event,
-            asset=get_field(obj, "asset", str, NAME),
+            asset=check_id(get_field(obj, "asset", str, NAME), "asset", NAME),
             kind=get_field(obj, "kind", str, NAME),
             rule=get_field(obj, "rule", str, NAME),
             tag=get_field(obj, "tag", str, NAME),
             severity=severity,
-            value=float(get_field(obj, "value", (int, float), NAME)),
-            limit=float(get_field(obj, "limit", (int, float), NAME)),
+            value=check_number(get_field(obj, "value", (int, float), NAME), "value", NAME),
+            limit=check_number(get_field(obj, "limit", (int, float), NAME), "limit", NAME),
             source_ts=get_field(obj, "source_ts", int, NAME),
             opened_ts=get_field(obj, "opened_ts", int, NAME),
             emitted_ts=get_field(obj, "emitted_ts", int, NAME),
-            message=obj.get("message", ""),
-            details=obj.get("details", {}) or {},
+            message=_text(obj.get("message")),
+            details=_details(obj.get("details")),
         )
+
+
+def _text(m: object) -> str:
+    if m is None:
+        return ""
+    if type(m) is not str:
+        raise SchemaError(f"{NAME}: field 'message' must be a string, got {type(m).__name__}")
+    return m
+
+
+def _details(d: object) -> dict:
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise SchemaError(f"{NAME}: field 'details' must be an object, got {type(d).__name__}")
+    return d
 
 
 def _enum(cls, obj: dict, key: str):

@@ -15,6 +15,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
+from tocsin.contracts.strict import check_id, check_ids, check_int
 from tocsin.errors import SchemaError
 
 
@@ -52,23 +53,30 @@ def decode(data: bytes) -> tuple[FeatureRow, list[str], str]:
     """-> (row, feature names, feature hash); SchemaError names the bad field."""
     obj = loads(data, NAME)
     check_schema(obj, NAME, VERSION)
-    asset = get_field(obj, "asset", str, NAME)
-    tags = get_field(obj, "tags", list, NAME)
-    names = get_field(obj, "features", list, NAME)
+    asset = check_id(get_field(obj, "asset", str, NAME), "asset", NAME)
+    tags = check_ids(get_field(obj, "tags", list, NAME), "tags", NAME)
+    names = check_ids(get_field(obj, "features", list, NAME), "features", NAME)
     scales_in = get_field(obj, "scales", dict, NAME)
     scales, counts = {}, {}
     for sname, s in scales_in.items():
         try:
-            vals = np.array([[np.nan if v is None else v for v in r] for r in s["values"]],
+            rows = s["values"]
+            if not isinstance(rows, list) or not all(
+                    isinstance(r, list) and set(map(type, r)) <= {float, int, type(None)}
+                    for r in rows) or not set(map(type, s["n"])) <= {int}:
+                raise TypeError("values must be lists of numbers or null, n integers")
+            vals = np.array([[np.nan if v is None else v for v in r] for r in rows],
                             dtype=np.float64)
             n = np.asarray(s["n"], dtype=np.int64)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise SchemaError(f"{NAME}: field 'scales.{sname}' is malformed ({exc!r}) "
                               f"(asset {asset!r})") from exc
         if vals.shape != (len(tags), len(names)) or n.shape != (len(tags),):
             raise SchemaError(f"{NAME}: field 'scales.{sname}' must hold {len(tags)} tags x "
                               f"{len(names)} features (asset {asset!r})")
         scales[sname], counts[sname] = vals, n
-    row = FeatureRow(asset, get_field(obj, "end", int, NAME), [str(t) for t in tags], scales,
-                     counts, source_ts=int(obj.get("source_ts") or 0))
-    return row, [str(n) for n in names], str(obj.get("feature_hash", ""))
+    row = FeatureRow(asset, check_int(get_field(obj, "end", int, NAME), "end", NAME), tags,
+                     scales, counts,
+                     source_ts=check_int(obj.get("source_ts") or 0, "source_ts", NAME))
+    fh = obj.get("feature_hash", "")
+    return row, names, fh if isinstance(fh, str) else ""

@@ -18,6 +18,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
+from tocsin.contracts.strict import check_id, check_number
 from tocsin.errors import SchemaError
 
 STUDY = "tocsin.imaging.study"
@@ -101,8 +102,8 @@ class StudyImage:
         obj = loads(data, STUDY)
         check_schema(obj, STUDY, VERSION)
         spacing = get_field(obj, "spacing", list, STUDY)
-        if len(spacing) != 2 or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
-                                        and s > 0 for s in spacing):
+        if len(spacing) != 2 or not all(type(s) in (int, float) and 0 < s < 1e6
+                                        for s in spacing):
             raise SchemaError(f"{STUDY}: field 'spacing' must be two positive numbers (mm), "
                               f"got {spacing!r}")
         dtype = get_field(obj, "dtype", str, STUDY)
@@ -111,22 +112,23 @@ class StudyImage:
                               f"got {dtype!r}")
         vendor = obj.get("vendor")
         rows, cols = get_field(obj, "rows", int, STUDY), get_field(obj, "cols", int, STUDY)
-        if rows <= 0 or cols <= 0:
+        if not (0 < rows <= 65535 and 0 < cols <= 65535):
             raise SchemaError(f"{STUDY}: fields 'rows' and 'cols' must be positive")
         return cls(
-            study_uid=get_field(obj, "study_uid", str, STUDY),
-            series_uid=get_field(obj, "series_uid", str, STUDY),
-            sop_uid=get_field(obj, "sop_uid", str, STUDY),
+            study_uid=check_id(get_field(obj, "study_uid", str, STUDY), "study_uid", STUDY),
+            series_uid=check_id(get_field(obj, "series_uid", str, STUDY), "series_uid", STUDY),
+            sop_uid=check_id(get_field(obj, "sop_uid", str, STUDY), "sop_uid", STUDY),
             modality=get_field(obj, "modality", str, STUDY),
             vendor=vendor if isinstance(vendor, str) else None,
             rows=rows, cols=cols, spacing=(float(spacing[0]), float(spacing[1])), dtype=dtype,
-            slope=float(get_field(obj, "slope", (int, float), STUDY)),
-            intercept=float(get_field(obj, "intercept", (int, float), STUDY)),
+            slope=check_number(get_field(obj, "slope", (int, float), STUDY), "slope", STUDY),
+            intercept=check_number(get_field(obj, "intercept", (int, float), STUDY), "intercept",
+                                   STUDY),
             pixels=get_field(obj, "pixels", dict, STUDY),
             source=get_field(obj, "source", str, STUDY),
             sender=get_field(obj, "sender", str, STUDY),
             received_ts=get_field(obj, "received_ts", int, STUDY),
-            photometric=obj.get("photometric") or "MONOCHROME2",
+            photometric=_photometric(obj.get("photometric")),
         )
 
 
@@ -184,3 +186,12 @@ class Finding:
             emitted_ts=get_field(obj, "emitted_ts", int, FINDING),
             notes=obj.get("notes") or [],
         )
+
+
+def _photometric(p: object) -> str:
+    if p is None or p == "":
+        return "MONOCHROME2"
+    if type(p) is not str:
+        raise SchemaError(f"{STUDY}: field 'photometric' must be a string, got "
+                          f"{type(p).__name__}")
+    return p

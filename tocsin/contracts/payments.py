@@ -11,12 +11,15 @@ before Kafka (:mod:`tocsin.contracts.pan`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
+from tocsin.contracts.eventtime import TimeGuard, check_one
+from tocsin.contracts.strict import check_id, check_int, check_number, check_text
 from tocsin.errors import SchemaError
 
 TXN = "tocsin.transaction"
@@ -57,34 +60,40 @@ class Transaction:
             "source": self.source})
 
     @classmethod
-    def decode(cls, data: bytes | str) -> "Transaction":
-        return cls.from_obj(loads(data, TXN))
+    def decode(cls, data: bytes | str, now_ns: int | None = None,
+               guard: TimeGuard = TimeGuard()) -> "Transaction":
+        return cls.from_obj(loads(data, TXN), now_ns, guard)
 
     @classmethod
-    def from_obj(cls, obj: dict) -> "Transaction":
+    def from_obj(cls, obj: dict, now_ns: int | None = None,
+                 guard: TimeGuard = TimeGuard()) -> "Transaction":
+        """Strict: ids printable and non-empty, numbers finite and not booleans, ``ts`` a
+        plausible event time in ns (not in seconds, not beyond the guard's clock skew)."""
         check_schema(obj, TXN, VERSION)
         n = TXN
-        amount = float(get_field(obj, "amount", _NUM, n))
-        if not amount >= 0 or amount != amount or amount > 1e9:
+        amount = check_number(get_field(obj, "amount", _NUM, n), "amount", n)
+        if not 0 <= amount <= 1e9:
             raise SchemaError(f"{n}: field 'amount' must be a number in [0, 1e9], got {amount}")
-        ts = get_field(obj, "ts", int, n)
-        if ts <= 0:
-            raise SchemaError(f"{n}: field 'ts' must be ns since the epoch (> 0), got {ts}")
-        card = get_field(obj, "card_id", str, n)
-        term = get_field(obj, "terminal_id", str, n)
-        for key, val in (("card_id", card), ("terminal_id", term)):
-            if not val:
-                raise SchemaError(f"{n}: field '{key}' must not be empty")
-        mcc = _opt(obj, "mcc", int, n, 0)
-        if not 0 <= mcc <= 9999:
-            raise SchemaError(f"{n}: field 'mcc' must be 0..9999, got {mcc}")
+        ts = check_int(get_field(obj, "ts", int, n), "ts", n)
+        why = check_one(ts, time.time_ns() if now_ns is None else now_ns, guard)
+        if why is not None:
+            raise SchemaError(f"{n}: field 'ts' is not a plausible event time in ns since the "
+                              f"epoch ({why}: {ts}; max future skew {guard.max_future_s:g}s, "
+                              f"min year {guard.min_year})")
+        ids = {k: check_id(get_field(obj, k, str, n), k, n)
+               for k in ("txn_id", "card_id", "terminal_id")}
+        mcc = check_int(_opt(obj, "mcc", int, n, 0), "mcc", n, lo=0, hi=9999)
         return cls(
-            txn_id=get_field(obj, "txn_id", str, n), ts=ts, card_id=card, terminal_id=term,
-            amount=amount, currency=_opt(obj, "currency", str, n, "EUR"),
-            merchant_id=_opt(obj, "merchant_id", str, n, ""),
-            customer_id=_opt(obj, "customer_id", str, n, ""), mcc=mcc,
-            pos_entry_mode=_opt(obj, "pos_entry_mode", str, n, ""),
-            ingest_ts=_opt(obj, "ingest_ts", int, n, 0), source=_opt(obj, "source", str, n, ""))
+            txn_id=ids["txn_id"], ts=ts, card_id=ids["card_id"],
+            terminal_id=ids["terminal_id"], amount=amount,
+            currency=check_text(_opt(obj, "currency", str, n, "EUR"), "currency", n, max_len=8),
+            merchant_id=check_text(_opt(obj, "merchant_id", str, n, ""), "merchant_id", n),
+            customer_id=check_text(_opt(obj, "customer_id", str, n, ""), "customer_id", n),
+            mcc=mcc,
+            pos_entry_mode=check_text(_opt(obj, "pos_entry_mode", str, n, ""),
+                                      "pos_entry_mode", n, max_len=8),
+            ingest_ts=check_int(_opt(obj, "ingest_ts", int, n, 0), "ingest_ts", n, lo=0),
+            source=check_text(_opt(obj, "source", str, n, ""), "source", n, max_len=64))
 
 
 @dataclass(slots=True)
@@ -108,9 +117,9 @@ class FraudLabel:
         obj = loads(data, LABEL)
         check_schema(obj, LABEL, VERSION)
         n = LABEL
-        lab = cls(txn_id=get_field(obj, "txn_id", str, n),
-                  card_id=get_field(obj, "card_id", str, n),
-                  terminal_id=get_field(obj, "terminal_id", str, n),
+        lab = cls(txn_id=check_id(get_field(obj, "txn_id", str, n), "txn_id", n),
+                  card_id=check_id(get_field(obj, "card_id", str, n), "card_id", n),
+                  terminal_id=check_id(get_field(obj, "terminal_id", str, n), "terminal_id", n),
                   txn_ts=get_field(obj, "txn_ts", int, n),
                   reported_ts=get_field(obj, "reported_ts", int, n),
                   fraud=get_field(obj, "fraud", bool, n),

@@ -9,6 +9,7 @@ the quality is bad.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -17,6 +18,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
+from tocsin.contracts.strict import check_id, check_ids, check_int, check_text
 from tocsin.errors import SchemaError
 
 NAME = "tocsin.readings"
@@ -73,12 +75,15 @@ class ReadingsFrame:
 
     @classmethod
     def decode(cls, data: bytes) -> "ReadingsFrame":
-        """Parse and validate; raise :class:`SchemaError` naming the offending field."""
+        """Parse and validate; raise :class:`SchemaError` naming the offending field.
+
+        Strict: booleans are not numbers, ``seq`` is an integer, ids are non-empty printable
+        strings, arrays are flat and of equal length (numpy's own errors on ragged input used
+        to escape as ValueError and crash the agents)."""
         obj = loads(data, NAME)
         check_schema(obj, NAME, VERSION)
-        asset = get_field(obj, "asset", str, NAME)
-        if not asset:
-            raise SchemaError(f"{NAME}: field 'asset' must not be empty")
+        asset = check_id(get_field(obj, "asset", str, NAME), "asset", NAME)
+        where = f" (asset {asset!r})"
         tags = get_field(obj, "tag", list, NAME)
         ts_l = get_field(obj, "ts", list, NAME)
         val_l = get_field(obj, "value", list, NAME)
@@ -92,10 +97,7 @@ class ReadingsFrame:
             raise SchemaError(
                 f"{NAME}: arrays differ in length (tag {n}, ts {len(ts_l)}, "
                 f"value {len(val_l)}, quality {len(q_l)}) for asset {asset!r}")
-        if not all(type(t) is str and t for t in tags):
-            i, t = next((i, t) for i, t in enumerate(tags) if not isinstance(t, str) or not t)
-            raise SchemaError(f"{NAME}: field 'tag[{i}]' must be a non-empty string, "
-                              f"got {t!r} (asset {asset!r})")
+        check_ids(tags, "tag", NAME, where=where)
         ts = _int_array(ts_l, "ts", asset)
         values = _float_array(val_l, asset, tags)
         quality = _int_array(q_l, "quality", asset)
@@ -108,37 +110,47 @@ class ReadingsFrame:
             raise SchemaError(f"{NAME}: field 'value[{i}]' (tag {tags[i]!r}, asset {asset!r}) "
                               "is null or NaN but its quality is not bad")
         seq = obj.get("seq", 0)
+        seq = check_int(seq, "seq", NAME, lo=0, where=where)
         source = obj.get("source", "")
-        return cls(asset, tags, ts, values, quality,
-                   source=source if isinstance(source, str) else "",
-                   seq=seq if isinstance(seq, int) else 0)
+        source = check_text("" if source is None else source, "source", NAME, where=where)
+        return cls(asset, tags, ts, values, quality, source=source, seq=seq)
 
 
 def _int_array(items: list, key: str, asset: str) -> np.ndarray:
     if not items:
         return np.zeros(0, dtype=np.int64)
-    arr = np.asarray(items)
-    if arr.ndim == 1 and arr.dtype.kind == "i":
-        return arr.astype(np.int64, copy=False)
+    if set(map(type, items)) <= {int}:
+        try:
+            return np.asarray(items, dtype=np.int64)
+        except OverflowError:
+            pass
     bad = next((i for i, x in enumerate(items)
-                if not isinstance(x, int) or isinstance(x, bool) or not -2**63 <= x < 2**63), 0)
+                if type(x) is not int or not -2**63 <= x < 2**63), 0)
     raise SchemaError(f"{NAME}: field '{key}[{bad}]' must be a 64-bit integer, got "
-                      f"{items[bad]!r} (asset {asset!r})")
+                      f"{items[bad]!r:.60} (asset {asset!r})")
 
 
 def _float_array(items: list, asset: str, tags: list[str]) -> np.ndarray:
     if not items:
         return np.zeros(0, dtype=np.float64)
-    arr = np.asarray(items)
-    if arr.ndim == 1 and arr.dtype.kind in "fi":
-        return arr.astype(np.float64, copy=False)
-    out = np.empty(len(items), dtype=np.float64)
+    types = set(map(type, items))
+    if types <= {float, int, type(None)}:
+        try:
+            arr = np.array(items, dtype=np.float64)  # None -> nan
+            if np.isfinite(arr[~np.isnan(arr)]).all() and (
+                    type(None) in types or not np.isnan(arr).any()):
+                return arr
+        except (OverflowError, TypeError):
+            pass
     for i, x in enumerate(items):
         if x is None:
-            out[i] = np.nan
-        elif isinstance(x, (int, float)) and not isinstance(x, bool):
-            out[i] = x
-        else:
+            continue
+        try:
+            ok = type(x) in (int, float) and math.isfinite(float(x))
+        except OverflowError:
+            ok = False
+        if not ok:
             raise SchemaError(f"{NAME}: field 'value[{i}]' (tag {tags[i]!r}, asset {asset!r}) "
-                              f"must be a number or null, got {x!r}")
-    return out
+                              f"must be a finite number or null, got {x!r:.60}")
+    raise SchemaError(f"{NAME}: field 'value' must hold finite numbers or null (asset "
+                      f"{asset!r})")

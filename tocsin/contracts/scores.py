@@ -17,6 +17,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
+from tocsin.contracts.strict import check_id, check_int, check_number
 from tocsin.errors import SchemaError
 
 NAME = "tocsin.scores"
@@ -48,9 +49,12 @@ class ModelScore:
             contrib = d.get("contributions") or {}
             if not isinstance(contrib, dict):
                 raise TypeError("contributions")
-            return cls(float(d["score"]), float(d["threshold"]),
-                       {str(k): float(v) for k, v in contrib.items()})
-        except (KeyError, TypeError, ValueError) as exc:
+            w = f" (models.{key})"
+            return cls(check_number(d["score"], "score", NAME, where=w),
+                       check_number(d["threshold"], "threshold", NAME, where=w),
+                       {str(k): check_number(v, f"contributions.{k}", NAME, where=w)
+                        for k, v in contrib.items()})
+        except (KeyError, TypeError) as exc:
             raise SchemaError(f"{NAME}: field 'models.{key}' is malformed ({exc!r})") from exc
 
 
@@ -90,12 +94,12 @@ class Scores:
         check_schema(obj, NAME, VERSION)
         models = get_field(obj, "models", dict, NAME)
         return cls(
-            asset=get_field(obj, "asset", str, NAME),
+            asset=check_id(get_field(obj, "asset", str, NAME), "asset", NAME),
             asset_type=get_field(obj, "asset_type", str, NAME),
             ts=get_field(obj, "ts", int, NAME),
             models={str(k): ModelScore.from_dict(v, str(k)) for k, v in models.items()},
             model_version=get_field(obj, "model_version", str, NAME),
             feature_hash=get_field(obj, "feature_hash", str, NAME),
-            emitted_ts=int(obj.get("emitted_ts") or 0),
-            source_ts=int(obj.get("source_ts") or 0),
+            emitted_ts=check_int(obj.get("emitted_ts") or 0, "emitted_ts", NAME),
+            source_ts=check_int(obj.get("source_ts") or 0, "source_ts", NAME),
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity
 from tocsin.contracts.scores import Scores
+from tocsin.detectors.bounds import KeyCap
 from tocsin.detectors.fusion_bn import FusionModel, NetworkSpec
 from tocsin.detectors.fusion_config import FusionConfig
 from tocsin.detectors.lifecycle import (
@@ -44,29 +45,39 @@ class _AssetState:
 
 class FusionEngine:
     def __init__(self, cfg: FusionConfig, model: FusionModel,
-                 assets: dict[str, tuple[str, list[str]]]):
-        """``assets``: asset id -> (asset type, tag names), e.g. from the plant config."""
+                 assets: dict[str, tuple[str, list[str]]], max_unknown_assets: int = 1000):
+        """``assets``: asset id -> (asset type, tag names), e.g. from the plant config.
+        ``max_unknown_assets``: assets outside ``assets`` that get state (beyond: skipped and
+        counted in ``refused``), so ids from the wire cannot grow the state without bound."""
         self.cfg = cfg
         self.model = model
         self.assets = dict(assets)
         self._state: dict[str, _AssetState] = {}
         self._seq = 0
         self.unknown: dict[str, int] = {}  # asset or type without a network -> ticks skipped
+        self.skipped = 0  # score ticks of assets without a network
+        self._extra = KeyCap(max_unknown_assets)  # admitted assets outside the config
+        self.refused = 0  # inputs of assets beyond the cap
 
     # ------------------------------------------------------------------ inputs
     def on_threshold(self, alert: Alert) -> bool:
         """Record a threshold alert event; False when it is not an input (fused alerts)."""
-        if alert.kind != "threshold":
+        if alert.kind != "threshold" or not self._admit(alert.asset):
             return False
         st = self._asset(alert.asset, None)
         # ties broken by id and event, not arrival: the two input topics interleave freely
+        # (never by the Alert itself: a redelivered event is an equal key, not a TypeError)
         bisect.insort(st.pending_thr, (alert.source_ts, alert.alert_id,
-                                       alert.event is AlertEvent.CLEARED, alert))
+                                       alert.event is AlertEvent.CLEARED, alert),
+                      key=lambda x: x[:3])
         return True
 
     def on_scores(self, s: Scores, now_ns: int) -> list[Alert]:
+        if not self._admit(s.asset):
+            return []
         st = self._asset(s.asset, s)
         if st.spec is None:
+            self.skipped += 1
             self.unknown[s.asset] = self.unknown.get(s.asset, 0) + 1
             return []
         bisect.insort(st.pending_ticks, s, key=lambda x: x.ts)
@@ -113,6 +124,12 @@ class FusionEngine:
         return o.alert_id if o else None
 
     # ------------------------------------------------------------------ internals
+    def _admit(self, asset: str) -> bool:
+        if asset in self.assets or asset in self._state or self._extra.admit(asset):
+            return True
+        self.refused += 1
+        return False
+
     def _asset(self, asset: str, s: Scores | None) -> _AssetState:
         st = self._state.get(asset)
         if st is None or (st.spec is None and s is not None):
