@@ -21,7 +21,7 @@ class ThresholdAlerter:
         self._limits = limits_by_asset
         self._units = units or {}
         self._detectors: dict[str, ThresholdDetector] = {}
-        self.unknown_assets: dict[str, int] = {}
+        self.unknown_frames = 0  # frames of assets without limits: counted, no state per asset
 
     def detector(self, asset: str) -> ThresholdDetector | None:
         det = self._detectors.get(asset)
@@ -35,7 +35,7 @@ class ThresholdAlerter:
     def process(self, frame: ReadingsFrame, now_ns: int) -> list[Alert]:
         det = self.detector(frame.asset)
         if det is None:
-            self.unknown_assets[frame.asset] = self.unknown_assets.get(frame.asset, 0) + 1
+            self.unknown_frames += 1
             return []
         transitions = det.update(frame.tags, frame.ts, frame.values, frame.quality)
         return [self._alert(frame.asset, t, now_ns) for t in transitions]

@@ -115,8 +115,16 @@ class _AssetState:
 class WindowEngine:
     """Buffers frames per asset; :meth:`close_ready` returns every window the watermark closed."""
 
-    def __init__(self, spec: FeatureSpec, asset_tags: dict[str, list[str]] | None = None):
+    def __init__(self, spec: FeatureSpec, asset_tags: dict[str, list[str]] | None = None, *,
+                 max_unknown_assets: int = 1000, max_tags: int = 1000):
+        """``max_unknown_assets``: assets outside ``asset_tags`` that get windows;
+        ``max_tags``: tags learned per such asset. Samples beyond either bound are dropped
+        and counted in ``refused`` (ids from the wire must not grow the state without
+        bound)."""
         self.spec = spec
+        self.max_unknown_assets, self.max_tags = max_unknown_assets, max_tags
+        self._n_unknown = 0
+        self.refused = 0
         self.names = spec.names
         self._asset_tags = dict(asset_tags or {})
         self._assets: dict[str, _AssetState] = {}
@@ -131,6 +139,11 @@ class WindowEngine:
         st = self._assets.get(asset)
         if st is None:
             known = self._asset_tags.get(asset)
+            if known is None:
+                if self._n_unknown >= self.max_unknown_assets:
+                    self.refused += len(ts)
+                    return
+                self._n_unknown += 1
             st_tags = list(known) if known else []
             st = _AssetState(st_tags, {t: i for i, t in enumerate(st_tags)})
             self._assets[asset] = st
@@ -143,10 +156,16 @@ class WindowEngine:
             if j is None:
                 if fixed:
                     j = -1
+                elif len(st.tags) >= self.max_tags:
+                    j = -2
                 else:
                     j = st.index[t] = len(st.tags)
                     st.tags.append(t)
             idx[i] = j
+        over = idx == -2
+        if over.any():
+            self.refused += int(over.sum())
+            idx[over] = -1
         ok = (idx >= 0) & ~np.isnan(values)
         if quality is not None:
             ok &= quality != 2

@@ -150,7 +150,8 @@ class _Pending:
 class AnomalyScorer:
     registry: ModelRegistry
     asset_types: dict[str, str]  # asset -> type
-    unscored: dict[str, str] = field(default_factory=dict)  # asset -> why (for logs/metrics)
+    unscored: dict[str, str] = field(default_factory=dict)  # asset -> why (configured only)
+    unknown_rows: int = 0  # rows of assets outside the config: counted, never a key
 
     def __post_init__(self):
         self._asm: dict[str, TickAssembler] = {}
@@ -172,10 +173,12 @@ class AnomalyScorer:
         pend: list[_Pending] = []
         for row in rows:
             at = self.asset_types.get(row.asset)
-            model = self.registry.get(at) if at else None
+            if at is None:  # ids from the wire must not grow a dict without bound
+                self.unknown_rows += 1
+                continue
+            model = self.registry.get(at)
             if model is None:
-                self.unscored[row.asset] = (f"no model for asset type {at!r}" if at else
-                                            "asset not in the plant config")
+                self.unscored[row.asset] = f"no model for asset type {at!r}"
                 continue
             if row.tags != model.tags:
                 fixed = reorder(row, model.tags)

@@ -20,18 +20,21 @@ import faust
 from tocsin.config.plant import PlantConfig
 from tocsin.config.worker import Settings
 from tocsin.contracts import features as fc
-from tocsin.contracts.readings import ReadingsFrame
+from tocsin.contracts.eventtime import TimeGuard
+from tocsin.detectors.bounds import Throttled
+from tocsin.detectors.intake import ReadingsIntake
 from tocsin.detectors.windows import WindowEngine
-from tocsin.errors import SchemaError
 from tocsin.models import artifacts
 from tocsin.models.scoring import AnomalyScorer, ModelRegistry
 from tocsin.streams import metrics
+from tocsin.streams.deadletters import reason
 
 log = logging.getLogger("tocsin.worker")
 
 
 def add_feature_agents(app: faust.App, settings: Settings, plant: PlantConfig, readings,
-                       features_topic, scores_topic, dead_letter, producer_send) -> None:
+                       features_topic, scores_topic, dead_letter, producer_send,
+                       guard: TimeGuard = TimeGuard()) -> None:
     spec = plant.features
     asset_tags = plant.asset_tags()
     agents = settings.agent_set
@@ -41,24 +44,47 @@ def add_feature_agents(app: faust.App, settings: Settings, plant: PlantConfig, r
     scores_name = settings.topic("plant.scores")
 
     if "features" in agents:
-        engine = WindowEngine(spec, asset_tags)
+        engine = WindowEngine(spec, asset_tags, max_unknown_assets=settings.max_unknown_assets,
+                              max_tags=settings.max_tags_per_asset)
+        intake = ReadingsIntake(guard, settings.report_interval_s, "features")
+        capped = Throttled(log, "features: samples refused by a state bound (unknown assets "
+                           f"beyond {settings.max_unknown_assets}, or tags beyond "
+                           f"{settings.max_tags_per_asset} per asset)",
+                           settings.report_interval_s)
         m_rows = metrics.FEATURE_ROWS
         m_time = metrics.PROCESS_SECONDS.labels("features")
+        m_refused = metrics.REFUSED
         dl_here = "thresholds" not in agents
 
         @app.agent(readings, name="features")
         async def features(stream):
             async for events in stream.take_events(settings.batch_max, settings.batch_wait_s):
                 t0 = time.perf_counter()
+                now = time.time_ns()
                 n = 0
                 for event in events:
-                    try:
-                        f = ReadingsFrame.decode(event.value)
-                    except SchemaError as exc:
+                    try:  # the poison rule, per record (see app.py)
+                        got = intake.take(event.value, now)
+                    except Exception as exc:
                         if dl_here:
-                            await dead_letter(event, str(exc), "decode")
+                            await dead_letter(event, reason(exc), "decode")
                         continue
-                    engine.add(f.asset, f.tags, f.ts, f.values, f.quality)
+                    f = got.frame
+                    if got.refused:
+                        m_refused.labels("features", "event_time").inc(got.refused)
+                        if dl_here:
+                            await dead_letter(event, got.reason, "guard")
+                    try:
+                        before = engine.refused
+                        engine.add(f.asset, f.tags, f.ts, f.values, f.quality)
+                    except Exception as exc:
+                        log.exception("feature windows could not take a frame of %s", f.asset)
+                        await dead_letter(event, reason(exc), "process")
+                        continue
+                    if engine.refused != before:
+                        m_refused.labels("features", "state_cap").inc(engine.refused - before)
+                        capped.note("state_cap", engine.refused - before,
+                                    f"asset {f.asset!r}")
                     n += len(f)
                 try:
                     rows = engine.close_ready()
@@ -117,18 +143,25 @@ def add_feature_agents(app: faust.App, settings: Settings, plant: PlantConfig, r
             async for events in stream.take_events(settings.batch_max, settings.batch_wait_s):
                 t0 = time.perf_counter()
                 rows = []
+                kept = []
                 for event in events:
                     try:
                         rows.append(fc.decode(event.value)[0])
-                    except SchemaError as exc:
-                        await dead_letter(event, str(exc), "decode")
+                        kept.append(event)
+                    except Exception as exc:
+                        await dead_letter(event, reason(exc), "decode")
+                now = time.time_ns()
                 try:
-                    out = scorer.process(rows, time.time_ns())
-                except Exception as exc:
-                    log.exception("scoring failed")
-                    for event in events:
-                        await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
-                    continue
+                    out = scorer.process(rows, now)
+                except Exception:
+                    log.exception("scoring a batch of %d failed; scoring it row by row",
+                                  len(rows))
+                    out = []
+                    for row, event in zip(rows, kept):  # only the failing rows are dead letters
+                        try:
+                            out += scorer.process([row], now)
+                        except Exception as exc:
+                            await dead_letter(event, reason(exc), "process")
                 if len(scorer.unscored) != len(told):
                     tell_unscored()
                 for s in out:

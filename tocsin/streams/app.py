@@ -1,7 +1,10 @@
 """The Faust app: topic declarations and thin agent shells around the pure detectors.
 
 Each agent decodes, calls a pure object, and sends the result. Anything that cannot be decoded
-or processed goes to the dead-letter topic with the reason, and the agent keeps running.
+or processed goes to the dead-letter topic with the reason, and the agent keeps running (the
+poison rule: any exception on one record, not only a SchemaError). Samples with implausible
+event times are dropped before any detector sees them and the frame is dead-lettered with
+the reason (stage "guard"); frames of assets without limits are counted, never kept per asset.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from tocsin.config.kafka_security import kafka_security
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
 from tocsin.contracts import topics
-from tocsin.contracts.readings import ReadingsFrame
+from tocsin.contracts.eventtime import TimeGuard
+from tocsin.detectors.bounds import Throttled
+from tocsin.detectors.intake import ReadingsIntake
 from tocsin.detectors.threshold_alerts import alerter_from_plant
-from tocsin.errors import SchemaError
 from tocsin.streams import metrics
 from tocsin.streams.anomaly_agents import add_feature_agents
-from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams.deadletters import dead_letterer, reason
 
 log = logging.getLogger("tocsin.worker")
 
@@ -59,7 +63,8 @@ def create_app(settings: Settings) -> faust.App:
     m_alerts = {e: metrics.ALERTS.labels("threshold", e) for e in
                 ("raised", "updated", "acknowledged", "cleared")}
 
-    dead_letter = dead_letterer(deadletter, worker)
+    dead_letter = dead_letterer(deadletter, worker, settings.deadletter_max_payload,
+                                settings.report_interval_s)
 
     alerts_name = settings.topic(topics.ALERTS)
 
@@ -83,36 +88,47 @@ def create_app(settings: Settings) -> faust.App:
         fut = await app.producer.send(topic, key, value, None, None, None)
         fut.add_done_callback(_sent)
 
+    guard = TimeGuard(settings.max_future_skew_s, settings.min_event_year)
+    intake = ReadingsIntake(guard, settings.report_interval_s, "thresholds")
+    n_unknown = [0]
     add_feature_agents(app, settings, plant, readings, features_topic, scores_topic,
-                       dead_letter, producer_send)
+                       dead_letter, producer_send, guard)
     if "thresholds" not in settings.agent_set:
         app.tocsin_settings = settings  # type: ignore[attr-defined]
         return app
 
+    unknown = Throttled(log, "frames of assets without limits in the plant config (counted "
+                        "in tocsin_unconfigured_asset_frames_total, not checked)",
+                        settings.report_interval_s)
+    m_unknown = metrics.UNKNOWN_ASSETS
+
     @app.agent(readings, name="thresholds")
     async def thresholds(stream):
         async for event in stream.events():
-            try:
-                frame = ReadingsFrame.decode(event.value)
-            except SchemaError as exc:
-                await dead_letter(event, str(exc), "decode")
+            now = time.time_ns()
+            try:  # the poison rule: any failure on one record is a dead letter, never a crash
+                got = intake.take(event.value, now)
+            except Exception as exc:
+                await dead_letter(event, reason(exc), "decode")
                 continue
+            frame = got.frame
+            if got.refused:
+                metrics.REFUSED.labels("thresholds", "event_time").inc(got.refused)
+                await dead_letter(event, got.reason, "guard")
             t0 = time.perf_counter()
             try:
-                out = alerter.process(frame, time.time_ns())
+                out = alerter.process(frame, now)
             except Exception as exc:  # a bug must not stop the stream; keep the input
                 log.exception("threshold processing failed for asset %s", frame.asset)
-                await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
+                await dead_letter(event, reason(exc), "process")
                 continue
             m_time.observe(time.perf_counter() - t0)
             m_frames.inc()
             m_samples.inc(len(frame))
-            if frame.asset in alerter.unknown_assets:
-                metrics.UNKNOWN_ASSETS.labels(frame.asset).inc()
-                if alerter.unknown_assets[frame.asset] == 1:
-                    log.warning("asset %r has no limits in the plant config; its frames are "
-                                "counted (tocsin_unconfigured_asset_frames_total) but not "
-                                "checked", frame.asset)
+            if alerter.unknown_frames != n_unknown[0]:
+                n_unknown[0] = alerter.unknown_frames
+                m_unknown.inc()
+                unknown.note("frames", example=f"asset {frame.asset!r}")
             for alert in out:
                 await emit(alert)
                 m_alerts[alert.event.value].inc()
