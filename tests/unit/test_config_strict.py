@@ -67,5 +67,6 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path):
 
 
 def test_broken_yaml_names_the_line(tmp_path):
-    with pytest.raises(ConfigError, match=r"plant.yaml:7: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"plant.yaml:8: not valid YAML: .*flow mapping "
+                                          r"at line 7"):
         _load(tmp_path, GOOD.replace("{high: 90.0}", "{high: 90.0"))

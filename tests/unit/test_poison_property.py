@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tocsin.config.plant import load_plant
 from tocsin.connectors.influx_lines import alert_lines, feature_lines, readings_lines, score_lines
 from tocsin.contracts import eventtime
 from tocsin.contracts import features as fc
@@ -33,7 +34,6 @@ from tocsin.detectors.intake import ReadingsIntake
 from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.detectors.windows import WindowEngine
 from tocsin.errors import SchemaError
-from tocsin.plantconfig import load_plant
 
 NS = 1_000_000_000
 NOW = time.time_ns()

@@ -4,9 +4,9 @@ strict ids and numbers, capped keys, throttled reports, the strict YAML reader."
 from __future__ import annotations
 
 import base64
-import re
 import hashlib
 import logging
+import re
 
 import jsonschema
 import numpy as np

@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from tocsin.config.yamlfile import load_model
 from tocsin.detectors.thresholds import TagLimits
 from tocsin.detectors.windows import FeatureSpec
 
+_BAD = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+def _name(v: str) -> str:
+    if not v.strip():
+        raise ValueError("a name must not be empty")
+    if _BAD.search(v):
+        raise ValueError(f"a name must not hold control or formatting characters: {v!r}")
+    return v
+
+
+Name = Annotated[str, AfterValidator(_name)]
+# a limit is a finite number: `high: true` (YAML's boolean) or `.nan` is a typo, not 1.0
+Limit = Annotated[float, Strict()]
+
 
 class TagConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     unit: str = ""
     description: str = ""
-    high: float | None = None
-    low: float | None = None
-    rate: float | None = Field(None, gt=0, description="max |change| per second")
-    deadband: float = Field(0.0, ge=0)
+    high: Limit | None = None
+    low: Limit | None = None
+    rate: Limit | None = Field(None, gt=0, description="max |change| per second")
+    deadband: Limit = Field(0.0, ge=0)
     severity: Literal["info", "warning", "critical"] = "warning"
 
     @model_validator(mode="after")
@@ -37,16 +53,16 @@ class TagConfig(BaseModel):
 class AssetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = "generic"
+    type: Name = "generic"
     description: str = ""
-    tags: dict[str, TagConfig]
+    tags: dict[Name, TagConfig]
 
 
 class PlantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    plant: str = "plant"
-    assets: dict[str, AssetConfig]
+    plant: Name = "plant"
+    assets: dict[Name, AssetConfig]
     features: FeatureSpec = Field(default_factory=FeatureSpec,
                                   description="feature windows (default 1 s, 10 s, 60 s)")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tocsin.contracts.features import FeatureRow
 from tocsin.detectors import features as F
@@ -32,6 +32,8 @@ NS = 1_000_000_000
 
 
 class ScaleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
     name: str = Field(description="label, e.g. 1s")
     size_s: float = Field(gt=0, description="window length in seconds")
     hop_s: float | None = Field(None, gt=0, description="seconds between window ends; "
@@ -48,6 +50,8 @@ class ScaleSpec(BaseModel):
 
 class FeatureSpec(BaseModel):
     """What to compute; stored with every model artifact (its hash pins the model input)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     scales: list[ScaleSpec] = Field(default_factory=lambda: [
         ScaleSpec(name="1s", size_s=1.0), ScaleSpec(name="10s", size_s=10.0, hop_s=1.0),

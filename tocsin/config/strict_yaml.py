@@ -46,7 +46,10 @@ def parse_yaml(text: str, where: str) -> tuple[object, Lines]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}{at}: not valid YAML: {exc.problem or exc}") from exc
+        ctx = ""
+        if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+            ctx = f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise ConfigError(f"{where}{at}: not valid YAML: {exc.problem or exc}{ctx}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
     finally:
