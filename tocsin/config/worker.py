@@ -36,6 +36,20 @@ class Settings(BaseSettings):
                            "per batch")
     batch_wait_s: float = Field(0.02, gt=0, description="feature/anomaly agents: longest "
                                 "wait to fill a batch")
+    # bounds and guards (docs/poison-input.md): every one explicit, every excess counted
+    deadletter_max_payload: int = Field(64 * 1024, ge=0, le=512 * 1024, description="bytes of "
+                                        "a bad record kept in its dead letter (the rest: "
+                                        "length and SHA-256)")
+    max_future_skew_s: float = Field(300.0, gt=0, allow_inf_nan=False, description="samples "
+                                     "and transactions stamped further ahead are refused")
+    min_event_year: int = Field(2000, ge=1971, le=2100, description="samples and transactions "
+                                "stamped before 1 January of this year are refused")
+    max_unknown_assets: int = Field(1000, ge=0, description="assets outside the plant config "
+                                    "that get feature windows (or fusion state)")
+    max_tags_per_asset: int = Field(1000, ge=1, description="tags learned per asset outside "
+                                    "the plant config")
+    report_interval_s: float = Field(60.0, gt=0, allow_inf_nan=False, description="one log "
+                                     "line per reason and interval for refused input")
 
     @field_validator("agents")
     @classmethod

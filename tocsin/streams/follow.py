@@ -1,9 +1,11 @@
 """Follow a topic from the command line: one poll loop for every tail and demo.
 
 `follow` yields each record decoded with its contract's ``decode``; a record that does not
-decode, and a Kafka error other than the end of a partition, go to ``on_error`` as one readable
-line (topic, partition, offset, reason) and the loop goes on, so one bad record never stops a
-tail or a demo.
+decode (for any reason), and a Kafka error other than the end of a partition, go to
+``on_error`` as one readable line (topic, partition, offset, reason) and the loop goes on, so
+one bad record never stops a tail or a demo. Tails read in a group of their own and commit
+nothing, so they report bad records instead of dead-lettering them (the consumers that own
+the topic do that).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import TypeVar
 from confluent_kafka import Consumer, KafkaError
 
 from tocsin.config.kafka_security import client_conf
-from tocsin.errors import SchemaError
 
 T = TypeVar("T")
 
@@ -45,9 +46,9 @@ def follow(consumer: Consumer, decode: Callable[[bytes], T], *,
             if msg.error().code() != KafkaError._PARTITION_EOF and on_error is not None:
                 on_error(f"kafka: {msg.error()}")
             continue
-        try:
+        try:  # any failure, not only SchemaError: one bad record never stops a tail
             item = decode(msg.value())
-        except SchemaError as exc:
+        except Exception as exc:
             if on_error is not None:
                 on_error(f"undecodable record at {msg.topic()}[{msg.partition()}]@"
                          f"{msg.offset()}: {exc}")

@@ -32,14 +32,15 @@ from tocsin.contracts import topics
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert, AlertEvent
 from tocsin.contracts.scores import Scores
+from tocsin.detectors.bounds import Throttled
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel, expert_network
 from tocsin.detectors.fusion_config import FusionConfig
 from tocsin.detectors.fusion_train import assets_from_plant, specs_for
-from tocsin.errors import SchemaError, ServiceError, TocsinError
+from tocsin.errors import ServiceError, TocsinError
 from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
-from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams.deadletters import dead_letterer, reason
 
 log = logging.getLogger("tocsin.fusion")
 FUSE_SECONDS = Histogram("tocsin_fusion_tick_seconds", "Fusion time per score tick (join, "
@@ -63,7 +64,7 @@ def load_engine(settings: Settings, config_path: str | Path | None,
     sizes = {at: net.warm() for at, net in model.networks.items()}
     log.info("fusion posterior tables precomputed (exact, pgmpy VE) in %.1fs: %s",
              time.perf_counter() - t0, sizes)
-    return FusionEngine(cfg, model, assets)
+    return FusionEngine(cfg, model, assets, max_unknown_assets=settings.max_unknown_assets)
 
 
 def ensure_fusion_topics(settings: Settings) -> None:
@@ -131,7 +132,12 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
     worker = f"{settings.worker_name}-fusion"
     m_alerts = {e.value: metrics.ALERTS.labels("fusion", e.value) for e in AlertEvent}
 
-    dead_letter = dead_letterer(deadletter, worker)
+    dead_letter = dead_letterer(deadletter, worker, settings.deadletter_max_payload,
+                                settings.report_interval_s)
+    skipped = Throttled(log, "score ticks skipped (no fusion network for the asset type, or "
+                        f"beyond {settings.max_unknown_assets} assets outside the plant config)",
+                        settings.report_interval_s)
+    seen = [0, 0]
 
     def _delivery(fut) -> None:
         if not fut.cancelled() and fut.exception() is not None:
@@ -149,16 +155,16 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
             log.info("%s %s %s", a.event.value, a.alert_id, a.message)
 
     async def handle(event, decode, process) -> None:
-        try:
+        try:  # the poison rule: any failure on one record is a dead letter, never a crash
             obj = decode(event.value)
-        except SchemaError as exc:
-            await dead_letter(event, str(exc), "decode")
+        except Exception as exc:
+            await dead_letter(event, reason(exc), "decode")
             return
         try:
             out = process(obj)
         except Exception as exc:  # a bug must not stop the stream; keep the input
             log.exception("fusion failed on %s", event.message.topic)
-            await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
+            await dead_letter(event, reason(exc), "process")
             return
         await emit(out)
 
@@ -166,9 +172,12 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
         t0 = time.perf_counter()
         out = engine.on_scores(s, time.time_ns())
         FUSE_SECONDS.observe(time.perf_counter() - t0)
-        if engine.unknown.get(s.asset) == 1:
-            log.warning("asset %r (type %r) has no fusion network; its scores are skipped",
-                        s.asset, s.asset_type)
+        if engine.skipped != seen[0]:
+            seen[0] = engine.skipped
+            skipped.note("no_network", example=f"asset {s.asset!r} type {s.asset_type!r}")
+        if engine.refused != seen[1]:
+            skipped.note("over_cap", engine.refused - seen[1], f"asset {s.asset!r}")
+            seen[1] = engine.refused
         return out
 
     def on_ack(a: Ack) -> list[Alert]:

@@ -23,12 +23,12 @@ from tocsin.config.kafka_security import kafka_security
 from tocsin.config.worker import Settings
 from tocsin.contracts import topics
 from tocsin.contracts.imaging import StudyImage
-from tocsin.errors import ConfigError, SchemaError, TocsinError
+from tocsin.errors import ConfigError, TocsinError
 from tocsin.models.imaging.artifacts import ImagingArtifact, default_dir
 from tocsin.models.imaging.backend import load_backend
 from tocsin.models.imaging.reader import Reader
 from tocsin.streams.app import raw_topic
-from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams.deadletters import dead_letterer, reason
 
 log = logging.getLogger("tocsin.imaging")
 
@@ -80,7 +80,8 @@ def create_imaging_app(settings: Settings, im: ImagingSettings) -> faust.App:
     findings_name = settings.topic(topics.IMAGING_FINDINGS)
     worker = settings.worker_name
 
-    dead_letter = dead_letterer(deadletter, worker)
+    dead_letter = dead_letterer(deadletter, worker, settings.deadletter_max_payload,
+                                settings.report_interval_s)
 
     def _delivery(fut) -> None:
         if not fut.cancelled() and fut.exception() is not None:
@@ -91,10 +92,10 @@ def create_imaging_app(settings: Settings, im: ImagingSettings) -> faust.App:
         async for events in stream.take_events(im.max_batch, within=im.max_wait_ms / 1000):
             ready, ready_events = [], []
             for event in events:
-                try:
+                try:  # the poison rule: any failure on one record is a dead letter
                     msg = StudyImage.decode(event.value)
-                except SchemaError as exc:
-                    await dead_letter(event, str(exc), "decode")
+                except Exception as exc:
+                    await dead_letter(event, reason(exc), "decode")
                     continue
                 try:
                     ready.append(reader.prepare(msg))
@@ -103,18 +104,21 @@ def create_imaging_app(settings: Settings, im: ImagingSettings) -> faust.App:
                     await dead_letter(event, f"sop {msg.sop_uid}: {exc}", "process")
                 except Exception as exc:  # a bug must not stop the stream; keep the input
                     log.exception("preparing %s failed", msg.sop_uid)
-                    await dead_letter(event, f"{type(exc).__name__}: {exc}", "process")
+                    await dead_letter(event, reason(exc), "process")
             if not ready:
                 continue
             t0 = time.perf_counter()
             try:
                 out = reader.read(ready)
-            except Exception as exc:
-                log.exception("inference failed for a batch of %d", len(ready))
-                for event in ready_events:
-                    await dead_letter(event, f"inference: {type(exc).__name__}: {exc}",
-                                      "process")
-                continue
+            except Exception:
+                log.exception("inference failed for a batch of %d; reading one by one",
+                              len(ready))
+                out = []
+                for p, event in zip(ready, ready_events):  # only failing images dead-letter
+                    try:
+                        out += reader.read([p])
+                    except Exception as exc:
+                        await dead_letter(event, f"inference: {reason(exc)}", "process")
             INFER.observe(time.perf_counter() - t0)
             BATCH.observe(len(ready))
             for f in out:

@@ -34,16 +34,16 @@ from tocsin.config.worker import Settings
 from tocsin.connectors.ingest_guard import Throttled
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
+from tocsin.contracts.eventtime import TimeGuard
 from tocsin.contracts.pan import looks_like_pan, tokenize
 from tocsin.contracts.payments import FraudLabel, FraudScore, Transaction
 from tocsin.detectors.fraud_drift import FeatureRange
 from tocsin.detectors.fraud_features import FEATURES, FraudFeatures, new_state
 from tocsin.detectors.fraud_routing import LoadAwareSwitch, LoadSample, SwitchConfig
-from tocsin.errors import SchemaError
 from tocsin.models.fraud_serving import FraudModel, decide
 from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
-from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams.deadletters import dead_letterer, reason
 from tocsin.streams.payments_load import LoadProbe
 from tocsin.streams.payments_out import OutputWriter
 
@@ -133,7 +133,9 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
     status = [0.0]  # monotonic time of the last status log line
     worker = settings.worker_name
 
-    dead_letter = dead_letterer(deadletter, worker, mask_pans=True)
+    dead_letter = dead_letterer(deadletter, worker, settings.deadletter_max_payload,
+                                settings.report_interval_s, mask_pans=True)
+    guard = TimeGuard(settings.max_future_skew_s, settings.min_event_year)
 
     out = OutputWriter(settings.broker)
     send = out.send
@@ -176,17 +178,28 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
         t_start = time.time_ns()
         txns, kept = [], []
         for e in events:
-            try:
-                t = Transaction.decode(e.value)
+            try:  # the poison rule: any failure on one record is a dead letter
+                t = Transaction.decode(e.value, t_start, guard)
                 if looks_like_pan(t.card_id):
                     t.card_id = tokenize(t.card_id.replace(" ", "").replace("-", ""), pan_key)
                     pan_seen.hit(f"{e.message.topic}[{e.message.partition}]")
                 txns.append(t)
                 kept.append(e)
-            except SchemaError as exc:
-                await dead_letter(e, str(exc), "decode")
+            except Exception as exc:
+                await dead_letter(e, reason(exc), "decode")
         if not txns:
             return
+        try:
+            await score_decoded(kept, txns, t_start)
+        except Exception:
+            log.exception("scoring a batch of %d failed; scoring it one by one", len(txns))
+            for e, t in zip(kept, txns):  # only the failing transactions are dead letters
+                try:
+                    await score_decoded([e], [t], t_start)
+                except Exception as exc:
+                    await dead_letter(e, reason(exc), "process")
+
+    async def score_decoded(kept, txns, t_start: int) -> None:
         arrived = [t.ingest_ts or int(e.message.timestamp * 1e9) for t, e in zip(txns, kept)]
         wait_ms = (t_start - min(arrived)) / 1e6
         changelog = table.changelog_topic.get_topic_name()
@@ -197,8 +210,8 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
         cards.flush()
         terms.flush()
         bad = {i for i, _ in errors}
-        for i, reason in errors:
-            await dead_letter(kept[i], reason, "process")
+        for i, why in errors:
+            await dead_letter(kept[i], why, "process")
         if bad:
             ok = [i for i in range(len(txns)) if i not in bad]
             txns = [txns[i] for i in ok]
@@ -268,17 +281,22 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
     @app.agent(label_topic, name="fraud-labels")
     async def labels(stream):
         async for event in stream.events():
-            try:
+            try:  # the poison rule (see score_batch)
                 lab = FraudLabel.decode(event.value)
-            except SchemaError as exc:
-                await dead_letter(event, str(exc), "decode")
+            except Exception as exc:
+                await dead_letter(event, reason(exc), "decode")
                 continue
             tkey = b"t:" + lab.terminal_id.encode()
-            st = cache.get(tkey)
-            if st is None:
-                raw = table.get(tkey)
-                st = orjson.loads(raw) if raw is not None else new_state()
-            FraudFeatures(terms={lab.terminal_id: st}).add_label(lab)
+            try:
+                st = cache.get(tkey)
+                if st is None:
+                    raw = table.get(tkey)
+                    st = orjson.loads(raw) if raw is not None else new_state()
+                FraudFeatures(terms={lab.terminal_id: st}).add_label(lab)
+            except Exception as exc:
+                log.exception("label for terminal %s not taken", lab.terminal_id)
+                await dead_letter(event, reason(exc), "process")
+                continue
             value = orjson.dumps(st)
             table.data[tkey] = value
             cache[tkey] = st

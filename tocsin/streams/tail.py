@@ -67,9 +67,14 @@ def tail_alerts(bootstrap: str, topic: str, *, from_beginning: bool = False,
     try:
         for alert in follow(consumer, Alert.decode, until=until,
                             on_error=lambda line: console.print(f"[red]{escape(line)}[/]")):
-            if only is not None and not only(alert):
+            try:  # a record that decodes but cannot be shown is one red line, not the end
+                if only is not None and not only(alert):
+                    continue
+                line = format_alert(alert)
+            except Exception as exc:
+                console.print(f"[red]{escape(f'cannot show alert {alert.alert_id}: {exc!r}')}[/]")
                 continue
-            console.print(format_alert(alert), highlight=False)
+            console.print(line, highlight=False)
             shown += 1
             if on_alert:
                 on_alert(alert)
