@@ -48,8 +48,13 @@ def sink_influx(broker, prefix, influx_url, influx_token, influx_org, influx_buc
     from tocsin.connectors.influx_sink import InfluxHistorySink
 
     s = worker_settings(broker, prefix, None)
+    from tocsin.contracts.eventtime import TimeGuard
+
     sk = InfluxHistorySink(s.broker, s.topic_prefix, influx_url, influx_token, influx_org,
-                           influx_bucket, batch_lines=batch, flush_s=flush_s)
+                           influx_bucket, batch_lines=batch, flush_s=flush_s,
+                           guard=TimeGuard(s.max_future_skew_s, s.min_event_year),
+                           deadletter_max_payload=s.deadletter_max_payload,
+                           report_interval_s=s.report_interval_s)
     click.echo(f"history sink: {s.broker} {s.topic_prefix}* -> {influx_url} bucket {influx_bucket}")
     sk.run(stop=stop_flag())
     st = sk.stats

@@ -38,7 +38,8 @@ def _publisher(settings, worker: str):
                          settings.partitions)
     return ImagePublisher(settings.broker, settings.topic(topics.IMAGING_STUDIES),
                           settings.topic(topics.DEADLETTER), worker,
-                          failed_dir=settings.data_dir / "imaging-failed")
+                          failed_dir=settings.data_dir / "imaging-failed",
+                          deadletter_max_payload=settings.deadletter_max_payload)
 
 
 

@@ -96,12 +96,16 @@ def register(main: click.Group, train: click.Group) -> None:
                   help="ISO 8583 TCP port (-1: off)")
     @click.option("--http-port", type=int, default=8080, show_default=True,
                   help="HTTP JSON port (-1: off)")
+    @click.option("--max-body", type=click.IntRange(1024, 64 << 20), default=1 << 20,
+                  show_default=True, help="HTTP: bytes of a request body; over it: 413, and "
+                  "a truncated copy is dead-lettered")
     @_dev
-    def payments_ingest(broker, prefix, host, iso_port, http_port, dev) -> None:
+    def payments_ingest(broker, prefix, host, iso_port, http_port, max_body, dev) -> None:
         """ISO 8583 TCP listener and HTTP JSON endpoint -> payments.transactions (needs a PAN
         key and, for HTTP, bearer token hashes, unless --dev; docs/security.md)."""
         from tocsin.connectors.payments_ingest import ingest_secrets, run_ingest
         from tocsin.contracts import topics
+        from tocsin.contracts.eventtime import TimeGuard
 
         _set_dev(dev)
         ingest_secrets(http_port >= 0)  # refuse to start without the key/tokens, first
@@ -111,7 +115,9 @@ def register(main: click.Group, train: click.Group) -> None:
             s.broker, s.topic(topics.TRANSACTIONS), s.topic(topics.DEADLETTER), host=host,
             iso_port=None if iso_port < 0 else iso_port,
             http_port=None if http_port < 0 else http_port, stop=stop,
-            label_topic=s.topic(topics.PAY_LABELS)))
+            label_topic=s.topic(topics.PAY_LABELS), max_body=max_body,
+            deadletter_max_payload=s.deadletter_max_payload,
+            guard=TimeGuard(s.max_future_skew_s, s.min_event_year)))
 
     @payments.command("sim")
     @broker_opt

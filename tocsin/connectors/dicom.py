@@ -13,6 +13,7 @@ retries later; nothing is acknowledged that is not stored.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -20,14 +21,13 @@ import numpy as np
 from confluent_kafka import Producer
 
 from tocsin.config.kafka_security import client_conf
-from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.deadletter import PAYLOAD_LIMIT, Origin, envelope
 from tocsin.contracts.imaging import StudyImage
 from tocsin.errors import ConnectorError, DataError
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_MODALITIES = ("CT", "MR")
-DEADLETTER_INLINE_MAX = 700 * 1024  # bigger originals are kept on disk, not in the message
 
 
 class DicomRejected(DataError):
@@ -56,9 +56,7 @@ def dataset_to_image(ds, *, source: str, sender: str, store_dir: Path | None = N
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         raise DicomRejected(f"NumberOfFrames {ds.NumberOfFrames}: only single-frame images are "
                             "supported", 0xC211)
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    if not spacing or len(spacing) != 2 or not all(float(s) > 0 for s in spacing):
-        raise DicomRejected(f"DICOM attribute PixelSpacing is missing or invalid: {spacing!r}")
+    spacing = _spacing(ds)
     try:
         arr = ds.pixel_array
     except Exception as exc:  # pydicom raises many kinds; its message is the reason
@@ -72,18 +70,44 @@ def dataset_to_image(ds, *, source: str, sender: str, store_dir: Path | None = N
         arr, store_dir=store_dir, study_uid=str(need("StudyInstanceUID")),
         series_uid=str(need("SeriesInstanceUID")), sop_uid=str(need("SOPInstanceUID")),
         modality=modality, vendor=str(ds.get("Manufacturer")) or None,
-        spacing=(float(spacing[0]), float(spacing[1])),
-        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        spacing=spacing, slope=_number(ds, "RescaleSlope", 1.0),
+        intercept=_number(ds, "RescaleIntercept", 0.0),
         photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")),
         source=source, sender=sender, received_ts=received_ts or time.time_ns())
+
+
+def _spacing(ds) -> tuple[float, float]:
+    """PixelSpacing as two positive finite mm values; a single value (pydicom gives a DSfloat,
+    which has no len) or a bad DS string is a rejection naming the attribute, not a crash."""
+    raw = None
+    try:
+        raw = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+        vals = [float(v) for v in raw] if raw is not None and not isinstance(raw, (str, bytes)) \
+            and hasattr(raw, "__iter__") else None
+    except Exception as exc:  # pydicom raises ValueError, TypeError, ... for bad DS values
+        raise DicomRejected(f"DICOM attribute PixelSpacing is invalid: {exc}") from exc
+    if not vals or len(vals) != 2 or not all(0 < v < 1e6 for v in vals):
+        raise DicomRejected(f"DICOM attribute PixelSpacing is missing or invalid: {raw!r:.80}; "
+                            "two positive values (row, column spacing in mm) are needed")
+    return vals[0], vals[1]
+
+
+def _number(ds, attr: str, default: float) -> float:
+    try:
+        v = float(ds.get(attr, default) or default)
+    except Exception as exc:
+        raise DicomRejected(f"DICOM attribute {attr} is invalid: {exc}") from exc
+    if not math.isfinite(v):
+        raise DicomRejected(f"DICOM attribute {attr} is not finite: {v}")
+    return v
 
 
 class ImagePublisher:
     """Publishes images and dead letters; `publish` returns once Kafka acknowledged."""
 
     def __init__(self, bootstrap: str, studies_topic: str, deadletter_topic: str,
-                 worker: str, failed_dir: Path | None = None, timeout: float = 30.0):
+                 worker: str, failed_dir: Path | None = None, timeout: float = 30.0,
+                 deadletter_max_payload: int = PAYLOAD_LIMIT):
         self.producer = Producer(client_conf(bootstrap, {"enable.idempotence": True,
                                   "acks": "all", "linger.ms": 0, "compression.type": "lz4",
                                   "message.max.bytes": 4 << 20,
@@ -91,6 +115,7 @@ class ImagePublisher:
                                   "client.id": f"tocsin-{worker}"}))
         self.studies, self.deadletter = studies_topic, deadletter_topic
         self.worker, self.failed_dir, self.timeout = worker, failed_dir, timeout
+        self.dl_limit = deadletter_max_payload
 
     def _send(self, topic: str, key: bytes, value: bytes) -> None:
         errors: list = []
@@ -104,15 +129,16 @@ class ImagePublisher:
     def publish(self, img: StudyImage) -> None:
         self._send(self.studies, img.study_uid.encode(), img.encode())
 
-    def dead_letter(self, raw: bytes, error: str, key: str) -> None:
-        if len(raw) > DEADLETTER_INLINE_MAX and self.failed_dir is not None:
+    def dead_letter(self, raw: bytes, error: str, key: str, kept_at: Path | None = None) -> None:
+        """``kept_at``: where the original already lies (the watcher's failed/ folder)."""
+        if kept_at is None and len(raw) > self.dl_limit and self.failed_dir is not None:
             self.failed_dir.mkdir(parents=True, exist_ok=True)
-            kept = self.failed_dir / f"{time.time_ns()}.dcm"
-            kept.write_bytes(raw)
-            error, raw = f"{error} (original kept at {kept})", b""
-        dl = DeadLetter.wrap(source_topic=self.studies, partition=-1, offset=-1,
-                             key=key.encode(), payload=raw, error=error, stage="decode",
-                             worker=self.worker, ts=time.time_ns())
+            kept_at = self.failed_dir / f"{time.time_ns()}.dcm"
+            kept_at.write_bytes(raw)
+        if kept_at is not None:
+            error = f"{error} (original kept at {kept_at})"
+        dl = envelope(raw, error, Origin(self.studies, key=key.encode()), stage="decode",
+                      worker=self.worker, ts=time.time_ns(), limit=self.dl_limit)
         self._send(self.deadletter, self.studies.encode(), dl.encode())
         log.warning("dead-lettered DICOM from %s: %s", key, error)
 

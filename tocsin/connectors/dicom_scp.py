@@ -118,18 +118,24 @@ class FolderWatcher:
         for path in sorted(p for p in self.folder.iterdir() if p.is_file()):
             if path.name.startswith(".") or now - path.stat().st_mtime < self.settle_s:
                 continue
-            raw = path.read_bytes()
-            try:
+            raw = b""
+            try:  # any failure on one file moves it to failed/ with a dead letter
                 try:
+                    raw = path.read_bytes()
                     ds = pydicom.dcmread(path)
                 except Exception as exc:
                     raise DicomRejected(f"not a readable DICOM file: {type(exc).__name__}: "
                                         f"{exc}") from exc
                 img = dataset_to_image(ds, source="watch", sender=str(path),
                                        store_dir=self.store_dir)
-            except DicomRejected as exc:
-                self.publisher.dead_letter(raw, f"{path.name}: {exc}", f"watch:{path}")
+            except Exception as exc:
+                why = str(exc) if isinstance(exc, DicomRejected) else \
+                    f"cannot be read: {type(exc).__name__}: {exc}"
+                # dead letter first (Kafka down: the file stays and is retried), then the move
+                self.publisher.dead_letter(raw, f"{path.name}: {why}", f"watch:{path}",
+                                           kept_at=self.failed / path.name)
                 self._move(path, self.failed)
+                log.warning("watch: %s moved to %s: %s", path.name, self.failed, why)
                 bad += 1
                 continue
             self.publisher.publish(img)

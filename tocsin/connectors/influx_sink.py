@@ -43,9 +43,11 @@ from tocsin.connectors.influx_lines import (
 )
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
-from tocsin.contracts.deadletter import DeadLetter
-from tocsin.contracts.readings import ReadingsFrame
+from tocsin.contracts.deadletter import PAYLOAD_LIMIT, Origin, envelope
+from tocsin.contracts.eventtime import TimeGuard
 from tocsin.contracts.scores import Scores
+from tocsin.detectors.bounds import Throttled
+from tocsin.detectors.intake import ReadingsIntake
 from tocsin.errors import ConnectorError, SchemaError
 
 log = logging.getLogger(__name__)
@@ -69,13 +71,19 @@ class _Item:
     key: bytes | None
     value: bytes
     lines: list[str] = field(default_factory=list)
+    ts_ms: int = 0  # the record's Kafka timestamp
 
 
 class InfluxHistorySink:
     def __init__(self, broker: str, prefix: str, url: str, token: str, org: str, bucket: str,
                  *, group: str | None = None, batch_lines: int = 5000, flush_s: float = 1.0,
-                 backoff_max_s: float = 30.0, worker: str = "history-sink"):
+                 backoff_max_s: float = 30.0, worker: str = "history-sink",
+                 guard: TimeGuard = TimeGuard(), deadletter_max_payload: int = PAYLOAD_LIMIT,
+                 report_interval_s: float = 60.0):
         self.prefix = prefix
+        self.intake = ReadingsIntake(guard, report_interval_s, "history sink")
+        self.dl_limit = deadletter_max_payload
+        self.report = Throttled(log, f"{worker}: records dead-lettered", report_interval_s)
         self.topics = {prefix + topics.READINGS: self._readings,
                        prefix + topics.ALERTS: self._alerts,
                        prefix + topics.FEATURES: feature_lines,
@@ -94,9 +102,11 @@ class InfluxHistorySink:
         self.worker = worker
         self.stats = SinkStats()
 
-    @staticmethod
-    def _readings(value: bytes) -> list[str]:
-        return readings_lines(ReadingsFrame.decode(value))
+    def _readings(self, value: bytes) -> list[str]:
+        got = self.intake.take(value, time.time_ns())
+        if got.refused:  # written without the refused samples; the frame is dead-lettered
+            raise _Refused(got.reason, readings_lines(got.frame))
+        return readings_lines(got.frame)
 
     @staticmethod
     def _alerts(value: bytes) -> list[str]:
@@ -120,12 +130,17 @@ class InfluxHistorySink:
                 for msg in self.consumer.consume(2000, 0.2):
                     if msg.error():
                         continue
+                    _, ts_ms = msg.timestamp()
                     item = _Item(msg.topic(), msg.partition(), msg.offset(), msg.key(),
-                                 msg.value() or b"")
-                    try:
+                                 msg.value() or b"", ts_ms=max(ts_ms, 0))
+                    try:  # the poison rule: any failure on one record is a dead letter
                         item.lines = self.topics[item.topic](item.value)
-                    except SchemaError as exc:
-                        self._deadletter(item, str(exc), "decode")
+                    except _Refused as exc:
+                        item.lines = exc.lines
+                        self._deadletter(item, exc.reason, "guard")
+                    except Exception as exc:
+                        self._deadletter(item, str(exc) if isinstance(exc, SchemaError)
+                                         else f"{type(exc).__name__}: {exc}", "decode")
                     self.stats.messages += 1
                     batch.append(item)
                     n_lines += len(item.lines)
@@ -202,14 +217,31 @@ class InfluxHistorySink:
             raise _Transient(repr(exc)) from exc
 
     def _deadletter(self, item: _Item, error: str, stage: str) -> None:
-        dl = DeadLetter.wrap(source_topic=item.topic, partition=item.partition,
-                             offset=item.offset, key=item.key, payload=item.value, error=error,
-                             stage=stage, worker=self.worker, ts=time.time_ns())
-        self.dlq.produce(self.prefix + topics.DEADLETTER, dl.encode(), key=item.topic.encode())
+        dl = envelope(item.value, error, Origin(item.topic, item.partition, item.offset,
+                                                item.ts_ms * 1_000_000, item.key),
+                      stage=stage, worker=self.worker, ts=time.time_ns(), limit=self.dl_limit)
+        data = dl.encode()
+        for _ in range(50):  # the local queue may be full: serve it, never drop silently
+            try:
+                self.dlq.produce(self.prefix + topics.DEADLETTER, data, key=item.topic.encode())
+                break
+            except BufferError:
+                self.dlq.poll(0.1)
+        else:
+            log.error("dead letter for %s[%d]@%d not queued (producer queue full): %s",
+                      item.topic, item.partition, item.offset, error[:300])
         self.dlq.poll(0)
         self.stats.deadlettered += 1
-        log.warning("dead-lettered %s[%d]@%d: %s", item.topic, item.partition, item.offset,
-                    error[:300])
+        self.report.note(stage, example=f"{item.topic}[{item.partition}]@{item.offset}: "
+                         f"{error[:300]}")
+
+
+class _Refused(SchemaError):
+    """Some samples of a frame were refused by the event-time guard: the rest is written."""
+
+    def __init__(self, reason: str, lines: list[str]):
+        super().__init__(reason)
+        self.reason, self.lines = reason, lines
 
 
 class _Transient(ConnectorError):

@@ -33,15 +33,17 @@ from tocsin.config.ingest_security import DEV_PAN_KEY, dev_mode, load_ingest_sec
 from tocsin.config.kafka_security import client_conf
 from tocsin.connectors import iso8583_codec as iso
 from tocsin.connectors.ingest_guard import IsoGuard, bearer_middleware
-from tocsin.contracts.deadletter import DeadLetter
+from tocsin.contracts.deadletter import PAYLOAD_LIMIT, Origin, envelope
+from tocsin.contracts.eventtime import TimeGuard
 from tocsin.contracts.pan import looks_like_pan, mask_pans, mask_text, tokenize
 from tocsin.contracts.payments import TXN, VERSION, Transaction
+from tocsin.detectors.bounds import Throttled
 from tocsin.errors import ConfigError, SchemaError
 
 log = logging.getLogger("tocsin.ingest")
 _LEN = struct.Struct(">H")
 _FIELD = re.compile(r"field '([^']+)'")
-MAX_BODY = 4 << 20
+MAX_BODY = 1 << 20  # an HTTP body over this is answered 413 (and dead-lettered, truncated)
 
 
 def token_key(dev: bool | None = None) -> bytes:
@@ -52,10 +54,13 @@ def token_key(dev: bool | None = None) -> bytes:
 class TxnPublisher:
     """Produces transactions (keyed by card) and dead letters; awaits Kafka's acks."""
 
-    def __init__(self, bootstrap: str, txn_topic: str, dl_topic: str):
+    def __init__(self, bootstrap: str, txn_topic: str, dl_topic: str,
+                 deadletter_max_payload: int = PAYLOAD_LIMIT, report_interval_s: float = 60.0):
         self.p = Producer(client_conf(bootstrap, {"enable.idempotence": True,
                            "acks": "all", "linger.ms": 1, "client.id": "tocsin-ingest"}))
         self.txn_topic, self.dl_topic = txn_topic, dl_topic
+        self.dl_limit = deadletter_max_payload
+        self.report = Throttled(log, "ingest: input rejected", report_interval_s)
         self.accepted = self.rejected = 0
         self._poller: asyncio.Task | None = None
 
@@ -84,13 +89,19 @@ class TxnPublisher:
         self.accepted += len(txns)
 
     async def dead_letter(self, source: str, payload: bytes, error: str) -> None:
+        """Dead-letter rejected input (mask what must not be stored before calling this: the
+        envelope keeps the first bytes and hashes what it is given). Never raises: the
+        sender gets its answer even when Kafka does not take the dead letter."""
         self.rejected += 1
         payload, error = mask_pans(payload), mask_text(error)  # no PAN in clear, ever
-        dl = DeadLetter.wrap(source_topic=source, partition=-1, offset=-1, key=None,
-                             payload=payload, error=error, stage="decode",
-                             worker="ingest", ts=time.time_ns())
-        await self._produce(self.dl_topic, source.encode(), dl.encode())
-        log.warning("rejected %s input: %s", source, error)
+        try:
+            dl = envelope(payload, error, Origin(source, timestamp_ns=time.time_ns()),
+                          stage="decode", worker="ingest", ts=time.time_ns(),
+                          limit=self.dl_limit)
+            await self._produce(self.dl_topic, source.encode(), dl.encode())
+        except Exception as exc:
+            log.error("dead letter for rejected %s input not stored: %r", source, exc)
+        self.report.note(source, example=error[:300])
 
     async def close(self) -> None:
         if self._poller:
@@ -176,11 +187,35 @@ def _protect_card(obj: dict, key: bytes) -> None:
                               f"numbers only as 'pan' or 'card_id' (they are tokenised)")
 
 
-def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str] | None = None):
+async def _read_bounded(request, max_body: int) -> tuple[bytes, int | None]:
+    """-> (body, None) or, when it is over ``max_body``, (its first bytes, its length if the
+    client said it; else None). Never holds more than ``max_body`` + 64 KiB."""
+    declared = request.content_length
+    if declared is not None and declared > max_body:
+        head = await request.content.read(min(declared, 64 * 1024))
+        return head, declared
+    chunks, n = [], 0
+    while True:
+        chunk = await request.content.read(64 * 1024)
+        if not chunk:
+            return b"".join(chunks), None
+        n += len(chunk)
+        if n > max_body:
+            return b"".join(chunks)[:64 * 1024], declared
+        chunks.append(chunk)
+
+
+def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str] | None = None,
+             max_body: int = MAX_BODY, guard: TimeGuard = TimeGuard()):
     from aiohttp import web
 
     async def post(request: web.Request) -> web.Response:
-        raw = await request.read()
+        raw, over = await _read_bounded(request, max_body)
+        if over is not None or len(raw) > max_body:
+            size = f"{over} bytes" if over else f"more than {max_body} bytes"
+            why = f"request body of {size} is over the limit of {max_body} bytes"
+            await pub.dead_letter("ingest.http", raw, why + " (first bytes kept)")
+            return _error(413, why)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -196,7 +231,7 @@ def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str
                                       f"{type(obj).__name__}")
                 obj.setdefault("schema", f"{TXN}/{VERSION}")
                 _protect_card(obj, key)
-                t = Transaction.from_obj(obj)
+                t = Transaction.from_obj(obj, now, guard)
             except SchemaError as exc:
                 m = _FIELD.search(str(exc))
                 await pub.dead_letter("ingest.http", orjson.dumps(obj), str(exc))
@@ -217,7 +252,7 @@ def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str
                             content_type="application/json")
 
     mw = [bearer_middleware(token_hashes)] if token_hashes else []
-    app = web.Application(client_max_size=MAX_BODY, middlewares=mw)
+    app = web.Application(client_max_size=max_body + 1, middlewares=mw)
     app.router.add_post("/v1/transactions", post)
     app.router.add_get("/healthz", health)
     return app
@@ -241,12 +276,14 @@ def ingest_secrets(http: bool, dev: bool | None = None):
 async def run_ingest(bootstrap: str, txn_topic: str, dl_topic: str, *, host: str = "127.0.0.1",
                      iso_port: int | None = 8583, http_port: int | None = 8080,
                      stop: asyncio.Event | None = None, dev: bool | None = None,
-                     label_topic: str | None = None) -> None:
+                     label_topic: str | None = None, max_body: int = MAX_BODY,
+                     deadletter_max_payload: int = PAYLOAD_LIMIT,
+                     guard: TimeGuard = TimeGuard()) -> None:
     from aiohttp import web
 
     key, hashes, sec = ingest_secrets(http_port is not None, dev)
     tls = sec.ssl_context()
-    pub = TxnPublisher(bootstrap, txn_topic, dl_topic)
+    pub = TxnPublisher(bootstrap, txn_topic, dl_topic, deadletter_max_payload)
     await pub.start()
     servers, runner = [], None
     if iso_port is not None:
@@ -254,7 +291,7 @@ async def run_ingest(bootstrap: str, txn_topic: str, dl_topic: str, *, host: str
                                        ssl=tls))
         print(f"ingest: ISO 8583 on {host}:{iso_port}{' (TLS)' if tls else ''}", flush=True)
     if http_port is not None:
-        app = http_app(pub, key, hashes)
+        app = http_app(pub, key, hashes, max_body, guard)
         if label_topic:  # chargebacks: POST /v1/labels (tocsin/connectors/payments_labels.py)
             from tocsin.connectors.payments_labels import add_label_route
 
