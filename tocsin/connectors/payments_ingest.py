@@ -44,6 +44,7 @@ log = logging.getLogger("tocsin.ingest")
 _LEN = struct.Struct(">H")
 _FIELD = re.compile(r"field '([^']+)'")
 MAX_BODY = 1 << 20  # an HTTP body over this is answered 413 (and dead-lettered, truncated)
+_DRAIN_MAX = 64 << 20  # an oversized body is read and dropped up to this, then cut off
 
 
 def token_key(dev: bool | None = None) -> bytes:
@@ -188,21 +189,26 @@ def _protect_card(obj: dict, key: bytes) -> None:
 
 
 async def _read_bounded(request, max_body: int) -> tuple[bytes, int | None]:
-    """-> (body, None) or, when it is over ``max_body``, (its first bytes, its length if the
-    client said it; else None). Never holds more than ``max_body`` + 64 KiB."""
-    declared = request.content_length
-    if declared is not None and declared > max_body:
-        head = await request.content.read(min(declared, 64 * 1024))
-        return head, declared
-    chunks, n = [], 0
+    """-> (body, None) or, when it is over ``max_body``, (its first 64 KiB, its length).
+    Never holds more than ``max_body`` + 64 KiB: the rest of an oversized body is read and
+    dropped (up to _DRAIN_MAX, so the client can read the 413 instead of a reset)."""
+    chunks, n, head = [], 0, b""
     while True:
         chunk = await request.content.read(64 * 1024)
         if not chunk:
-            return b"".join(chunks), None
+            break
         n += len(chunk)
         if n > max_body:
-            return b"".join(chunks)[:64 * 1024], declared
+            if not head:
+                head = b"".join(chunks)[:64 * 1024] or chunk[:64 * 1024]
+                chunks = []
+            if n > _DRAIN_MAX:
+                break
+            continue
         chunks.append(chunk)
+    if head or n > max_body:
+        return head, max(n, request.content_length or 0)
+    return b"".join(chunks), None
 
 
 def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str] | None = None,
@@ -212,8 +218,7 @@ def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str
     async def post(request: web.Request) -> web.Response:
         raw, over = await _read_bounded(request, max_body)
         if over is not None or len(raw) > max_body:
-            size = f"{over} bytes" if over else f"more than {max_body} bytes"
-            why = f"request body of {size} is over the limit of {max_body} bytes"
+            why = f"request body of {over} bytes is over the limit of {max_body} bytes"
             await pub.dead_letter("ingest.http", raw, why + " (first bytes kept)")
             return _error(413, why)
         try:

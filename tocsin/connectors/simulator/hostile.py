@@ -36,11 +36,19 @@ def _frame(asset: str, **over) -> dict:
     return obj
 
 
-def hostile_frames(asset: str, now_ns: int, big_bytes: int = 2 << 20) -> list[tuple[str, bytes]]:
-    """One of each kind of bad record, aimed at a configured ``asset``. Every one of them must
-    end as a dead letter; none may stop the consumer or move the asset's watermark."""
+def hostile_frames(asset: str, now_ns: int, tag: str = "a",
+                   big_bytes: int = 2 << 20) -> list[tuple[str, bytes]]:
+    """One of each kind of bad record, aimed at a configured ``asset`` and one of its tags.
+    Every one of them must end as a dead letter; none may stop the consumer or move the
+    asset's watermark."""
     t = [now_ns, now_ns]
-    d = orjson.dumps
+    tt = [tag, tag]
+
+    def d(obj: dict) -> bytes:
+        if obj.get("tag") == ["a", "b"]:
+            obj["tag"] = tt
+        return orjson.dumps(obj)
+
     return [
         ("garbage", b"\x00\xffnot json" * 8),
         ("big_garbage", b"x" * big_bytes),
@@ -54,7 +62,7 @@ def hostile_frames(asset: str, now_ns: int, big_bytes: int = 2 << 20) -> list[tu
                       b'"quality":[0]}' % (SCHEMA.encode(), asset.encode(), now_ns)),
         ("empty_asset", d(_frame("", ts=t))),
         ("control_char_asset", d(_frame(asset + "\x00", ts=t))),
-        ("rtl_tag", d(_frame(asset, ts=t, tag=["a", "b\u202e"]))),
+        ("rtl_tag", d(_frame(asset, ts=t, tag=[tag, "b\u202e"]))),
         ("future", d(_frame(asset, ts=[now_ns + YEAR_NS] * 2))),
         ("ancient", d(_frame(asset, ts=[1532476829, 1532476829]))),  # seconds, not ns
     ]
