@@ -171,3 +171,85 @@ def test_http_ingest_refuses_hostile_transactions_with_the_field_named(kafka, pr
     reasons = " ".join(d.error for _, d in dls)
     for words in ("future", "seconds_not_ns", "U+0000", "U+202E", "'txn_id'", "'amount'"):
         assert words in reasons
+
+
+def _dicom_variant(tag: int, raw: bytes) -> bytes:
+    """A real MR file with one DS element replaced by raw bytes as they came off the wire."""
+    import io
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    ds[tag] = pydicom.dataelem.RawDataElement(tag, "DS", len(raw), raw, 0, False, True)
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+def test_folder_watcher_moves_unreadable_files_to_failed_and_goes_on(kafka, prefix, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from tocsin.connectors import kafka_admin
+    from tocsin.connectors.dicom import ImagePublisher
+    from tocsin.connectors.dicom_scp import FolderWatcher
+    from tocsin.contracts.imaging import StudyImage
+
+    kafka_admin.ensure_topics(kafka, [prefix + t for t in topics.IMAGING], 2)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    bad = {"a-single-spacing.dcm": (_dicom_variant(0x00280030, b"0.5 "), "PixelSpacing"),
+           "b-bad-ds.dcm": (_dicom_variant(0x00280030, b"abc\\0.5 "), "PixelSpacing"),
+           "c-bad-slope.dcm": (_dicom_variant(0x00281053, b"zz"), "RescaleSlope"),
+           "d-garbage.dcm": (b"\x00" * 200, "not a readable DICOM file")}
+    for name, (data, _) in bad.items():
+        (folder / name).write_bytes(data)
+    (folder / "z-good.dcm").write_bytes(Path(get_testdata_file("MR_small.dcm")).read_bytes())
+    pub = ImagePublisher(kafka, prefix + topics.IMAGING_STUDIES, prefix + topics.DEADLETTER,
+                         "dicom-watch")
+    assert FolderWatcher(pub, folder, settle_s=0).scan_once() == (1, len(bad))
+    assert sorted(p.name for p in (folder / "failed").iterdir()) == sorted(bad)
+    assert (folder / "processed" / "z-good.dcm").exists()
+    studies = collect(kafka, prefix + topics.IMAGING_STUDIES, lambda it: len(it) >= 1,
+                      timeout=30, decode=StudyImage.decode)
+    assert [s.modality for _, s in studies] == ["MR"]
+    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= len(bad),
+                  timeout=30, decode=DeadLetter.decode)
+    assert len(dls) == len(bad)
+    for name, (data, words) in bad.items():
+        [d] = [d for _, d in dls if d.error.startswith(name)]
+        assert words in d.error and str(folder / "failed" / name) in d.error
+        assert d.sha256 == hashlib.sha256(data).hexdigest() and d.length == len(data)
+
+
+def test_history_sink_takes_the_hostile_mix(kafka, prefix, spawn, tmp_path):
+    from tocsin.connectors.history import History
+    from tocsin.services.influx import InfluxServer
+
+    readings = prefix + topics.READINGS
+    p = allow_big(kafka, readings)
+    t0 = (int(time.time()) - 60) * NS  # inside retention and the rollup window
+    bad = hostile_frames("pump-7", t0, tag="temp")
+    for k in range(20):
+        p.produce(readings, good_frame("pump-7", "temp", k, t0 + k * NS // 10, 95.0, 50.0),
+                  key=b"pump-7")
+        if k < len(bad):
+            p.produce(readings, bad[k][1], key=b"pump-7")
+    assert p.flush(30) == 0
+    influx = InfluxServer(tmp_path / "influx", port=free_port(), retention_hours=24).start()
+    try:
+        sink = spawn("sink", "influx", "--influx-url", influx.url, "--influx-token",
+                     influx.token, "--flush", "0.2", name="sink")
+        dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= len(bad),
+                      timeout=90, decode=DeadLetter.decode)
+        check_dead_letters(by_kind(dls, bad), readings)
+        h = History(influx.url, influx.token, influx.org, influx.bucket)
+        deadline, rows = time.monotonic() + 60, []
+        while time.monotonic() < deadline and len(rows) < 20:
+            rows = h.readings("pump-7", start="-2h")
+            time.sleep(0.5)
+        # the good samples, and none of the refused future/ancient ones
+        assert len(rows) == 20 and sink.p.poll() is None
+        assert "Traceback" not in sink.text()
+    finally:
+        influx.stop()
