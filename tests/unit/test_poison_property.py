@@ -205,7 +205,7 @@ def _mutated(kind: str) -> st.SearchStrategy[bytes]:
 def fusion_engine():
     from tocsin.detectors.fusion import FusionEngine
     from tocsin.detectors.fusion_bn import FusionModel, expert_network
-    from tocsin.detectors.fusion_config import load_fusion_config
+    from tocsin.config.fusion import load_fusion_config
     from tocsin.detectors.fusion_train import assets_from_plant, specs_for
 
     cfg = load_fusion_config()
@@ -227,7 +227,7 @@ def test_alerts_for_fusion_history_and_tails(fusion_engine, data):
         format_alert(a)
 
 
-@settings(PROP, max_examples=20)  # each decoded tick is one exact inference (pgmpy VE)
+@settings(PROP, max_examples=8)  # each decoded tick is one exact inference (pgmpy VE)
 @given(_mutated("scores"))
 def test_scores_for_fusion_and_history(fusion_engine, data):
     s = _decodes_or_schema_error(Scores.decode, data)
