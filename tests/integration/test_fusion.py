@@ -16,12 +16,16 @@ from tests.integration.kafka_helpers import collect, produce, read_to_end, wait_
 from tocsin.config.fusion import load_fusion_config
 from tocsin.config.plant import load_plant
 from tocsin.connectors.simulator.fusion_stream import ModelScores, simulate
+from tocsin.connectors.simulator.hostile import hostile_variants, refused_by
 from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
 from tocsin.contracts import Alert, DeadLetter, topics
+from tocsin.contracts.acks import Ack
+from tocsin.contracts.alerts import AlertEvent, Severity
 from tocsin.contracts.scores import ModelScore, Scores
 from tocsin.detectors.fusion import FusionEngine
 from tocsin.detectors.fusion_bn import FusionModel
 from tocsin.detectors.fusion_train import assets_from_plant
+from tocsin.errors import SchemaError
 from tocsin.models import fusion_store
 from tocsin.streams.fusion_feed import messages, train_simulated
 
@@ -67,11 +71,18 @@ def _feed(kafka, prefix, items):
             wait_committed(kafka, _group(prefix), prefix + topics.ALERTS)
 
 
+def _alert_or_none(data: bytes) -> Alert | None:
+    try:
+        return Alert.decode(data)
+    except SchemaError:  # the hostile records some tests put on the topic
+        return None
+
+
 def _fused(kafka, prefix, until, timeout=90):
     got = collect(kafka, prefix + topics.ALERTS, lambda it: until([a for _, a in it
-                                                                   if a.kind == "fusion"]),
-                  timeout=timeout, decode=Alert.decode)
-    return [a for _, a in got if a.kind == "fusion"]
+                                                                   if a and a.kind == "fusion"]),
+                  timeout=timeout, decode=_alert_or_none)
+    return [a for _, a in got if a and a.kind == "fusion"]
 
 
 def _strip(a: Alert) -> bytes:
@@ -228,13 +239,32 @@ def test_flapping_signal_is_one_alert_and_bad_input_is_dead_lettered(kafka, pref
     items = [(b"pump-1", tick(i, (i // 2) % 2 == 0).encode()) for i in range(60)]
     items += [(b"pump-1", tick(i, False).encode()) for i in range(60, 80)]
     garbage = orjson.dumps({"schema": "tocsin.scores/1", "asset": "pump-1"})
-    produce(kafka, prefix + topics.SCORES, items[:30] + [(b"pump-1", garbage)] + items[30:])
+    # hostile records on all three inputs (issue 14): each a dead letter, none stops fusion
+    thr = Alert("pump-1:h", AlertEvent.RAISED, "pump-1", "threshold", "high", "flow",
+                Severity.WARNING, 9.0, 8.0, t0, t0, t0, "x")
+    hostile = {topics.SCORES: refused_by(Scores.decode, hostile_variants(orjson.loads(
+                   tick(0, True).encode()))),
+               topics.ALERTS: refused_by(Alert.decode, hostile_variants(orjson.loads(
+                   thr.encode()))),
+               topics.ALERT_ACKS: refused_by(Ack.decode, hostile_variants(orjson.loads(
+                   Ack("pump-1:h", "ann", t0).encode())))}
+    for topic, bad in hostile.items():
+        if topic != topics.SCORES:
+            produce(kafka, prefix + topic, [(b"pump-1", v) for _, v in bad])
+    produce(kafka, prefix + topics.SCORES, items[:30] + [(b"pump-1", garbage)]
+            + [(b"pump-1", v) for _, v in hostile[topics.SCORES]] + items[30:])
     events = _fused(kafka, prefix, lambda fs: any(a.event.value == "cleared" for a in fs))
     assert [a.event.value for a in events if a.event.value != "updated"] == ["raised",
                                                                             "cleared"]
     assert events[0].rule == "mechanical"
-    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 1, timeout=30,
+    n_bad = 1 + sum(len(b) for b in hostile.values())
+    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= n_bad, timeout=60,
                   decode=DeadLetter.decode)
-    assert len(dls) == 1 and "'models'" in dls[0][1].error
-    assert dls[0][1].source_topic == prefix + topics.SCORES
+    assert len(dls) == n_bad
+    first = [d for _, d in dls if d.raw_payload() == garbage]
+    assert len(first) == 1 and "'models'" in first[0].error
+    for topic, bad in hostile.items():
+        got = sorted(d.raw_payload() for _, d in dls if d.source_topic == prefix + topic
+                     and d.raw_payload() != garbage)
+        assert got == sorted(v for _, v in bad), topic
     assert np.isfinite(events[0].value)

@@ -14,6 +14,7 @@ from tests.integration.kafka_helpers import collect, produce
 from tocsin.connectors import kafka_admin
 from tocsin.connectors.dicom import ImagePublisher, dataset_to_image
 from tocsin.connectors.dicom_scp import FolderWatcher, send_files
+from tocsin.connectors.simulator.hostile import hostile_variants, refused_by
 from tocsin.contracts import topics
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.imaging import Finding, StudyImage
@@ -54,8 +55,10 @@ def test_cstore_to_finding_and_bad_input_to_deadletter(kafka, imaging_topics, sp
     img = dataset_to_image(ct, source="test", sender="test")
     us = orjson.loads(img.encode())
     us["modality"], us["sop_uid"] = "US", "1.2.3.us"
+    # and hostile variants of a valid image (issue 14): each a dead letter, none a crash
+    hostile = refused_by(StudyImage.decode, hostile_variants(orjson.loads(img.encode())))
     produce(kafka, prefix + topics.IMAGING_STUDIES,
-            [(b"k", b"{not json"), (b"k", orjson.dumps(us))])
+            [(b"k", b"{not json"), (b"k", orjson.dumps(us))] + [(b"k", v) for _, v in hostile])
 
     # 4. the stream goes on: MR after the bad ones still becomes a finding
     [(_, status, _)] = send_files([get_testdata_file("MR_small.dcm")], "127.0.0.1", port)
@@ -72,8 +75,11 @@ def test_cstore_to_finding_and_bad_input_to_deadletter(kafka, imaging_topics, sp
     assert f.roi["rows"] > 0 and 0.0 <= f.probability <= 1.0
     assert f.latency_ms["end_to_end"] > 0
 
-    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 3, timeout=60,
-                  decode=DeadLetter.decode)
+    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 3 + len(hostile),
+                  timeout=60, decode=DeadLetter.decode)
+    bad = {v for _, v in hostile}
+    assert sorted(d.raw_payload() for _, d in dls if d.raw_payload() in bad) == sorted(bad)
+    dls = [(k, d) for k, d in dls if d.raw_payload() not in bad]
     errors = sorted((d.stage, d.error) for _, d in dls)
     assert len(errors) == 3, errors
     assert all(d.source_topic == prefix + topics.IMAGING_STUDIES for _, d in dls)

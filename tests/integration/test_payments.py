@@ -18,6 +18,7 @@ from confluent_kafka import Producer
 from tests.fraud_helpers import train_tiny
 from tests.integration.kafka_helpers import collect, produce, wait_committed
 from tocsin.connectors import iso8583_codec as iso
+from tocsin.connectors.simulator.hostile import hostile_variants, refused_by
 from tocsin.connectors.simulator.payswitch_live import IsoClient
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
@@ -107,8 +108,12 @@ def test_iso8583_and_http_ingest_with_bad_input_dead_lettered(kafka, prefix, spa
     assert code == 422 and body["field"] == "amount" and "amount" in body["error"]
     code, body = _post(url, b"{not json")
     assert code == 400 and "JSON" in body["error"]
-    # a direct producer's garbage and a label that cannot be read
-    produce(kafka, prefix + topics.TRANSACTIONS, [(b"x", b"\xffgarbage")])
+    # a direct producer's garbage, hostile transactions (booleans, empty and control-character
+    # ids, ragged arrays, huge numbers, null; issue 14) and a label that cannot be read
+    hostile = refused_by(Transaction.decode, hostile_variants(orjson.loads(
+        _txn(99, now).encode())))
+    produce(kafka, prefix + topics.TRANSACTIONS, [(b"x", b"\xffgarbage")]
+            + [(b"x", v) for _, v in hostile])
     produce(kafka, prefix + topics.PAY_LABELS, [(b"TRM1", b'{"schema": "tocsin.fraud_label/1"}')])
 
     scores = _scores(kafka, prefix, 7)
@@ -131,15 +136,18 @@ def test_iso8583_and_http_ingest_with_bad_input_dead_lettered(kafka, prefix, spa
         assert a.event.value == "raised" and a.value == pytest.approx(s.score)
         assert a.severity.value == ("critical" if s.decision == "decline" else "warning")
 
-    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 5, timeout=60,
-                  decode=DeadLetter.decode)
+    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= 5 + len(hostile),
+                  timeout=60, decode=DeadLetter.decode)
     by_source = {}
     for _, d in dls:
         by_source.setdefault(d.source_topic, []).append(d)
     assert "DE4" in by_source["ingest.iso8583"][0].error
     assert sorted(("amount" in d.error, "JSON" in d.error) for d in by_source["ingest.http"]) == [
         (False, True), (True, False)]
-    assert by_source[prefix + topics.TRANSACTIONS][0].raw_payload() == b"\xffgarbage"
+    from_kafka = by_source[prefix + topics.TRANSACTIONS]
+    assert from_kafka[0].raw_payload() == b"\xffgarbage"
+    assert sorted(d.raw_payload() for d in from_kafka[1:]) == sorted(v for _, v in hostile)
+    assert all("field '" in d.error for d in from_kafka[1:] if d.raw_payload()[:1] == b"{")
     assert "txn_id" in by_source[prefix + topics.PAY_LABELS][0].error
 
 

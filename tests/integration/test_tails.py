@@ -8,9 +8,12 @@ import subprocess
 import sys
 import time
 
+import orjson
+
 from tests import waiting
 from tests.integration.kafka_helpers import produce
 from tocsin.connectors import kafka_admin
+from tocsin.connectors.simulator.hostile import hostile_variants, refused_by
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity
 from tocsin.contracts.payments import FraudScore
@@ -44,12 +47,14 @@ def test_alerts_tail_reports_a_bad_record_and_goes_on(kafka, prefix, tmp_path):
     good = [Alert(f"pump-7:a{i}", AlertEvent.RAISED, "pump-7", "threshold", "high", "temp",
                   Severity.CRITICAL, 95.5 + i, 90.0, t0 + i * NS, t0 + i * NS, t0 + i * NS,
                   f"hot number {i}") for i in range(2)]
+    hostile = refused_by(Alert.decode, hostile_variants(orjson.loads(good[0].encode())))
     produce(kafka, prefix + topics.ALERTS, [(b"pump-7", good[0].encode()),
-                                            (b"pump-7", b'{"schema": "tocsin.alert/1"}'),
-                                            (b"pump-7", good[1].encode())])
+                                            (b"pump-7", b'{"schema": "tocsin.alert/1"}')]
+            + [(b"pump-7", v) for _, v in hostile] + [(b"pump-7", good[1].encode())])
     out, _ = _tail(kafka, prefix, tmp_path, ["alerts", "tail"], ["hot number 0", "hot number 1"])
     assert "hot number 0" in out and "hot number 1" in out
-    assert "undecodable record at " + prefix + topics.ALERTS in out.replace("\n", "")
+    flat = out.replace("\n", "")
+    assert flat.count("undecodable record at " + prefix + topics.ALERTS) == 1 + len(hostile)
 
 
 def test_payments_tail_reports_a_bad_record_and_goes_on(kafka, prefix, tmp_path):

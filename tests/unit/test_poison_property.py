@@ -203,9 +203,9 @@ def _mutated(kind: str) -> st.SearchStrategy[bytes]:
 
 @pytest.fixture(scope="module")
 def fusion_engine():
+    from tocsin.config.fusion import load_fusion_config
     from tocsin.detectors.fusion import FusionEngine
     from tocsin.detectors.fusion_bn import FusionModel, expert_network
-    from tocsin.config.fusion import load_fusion_config
     from tocsin.detectors.fusion_train import assets_from_plant, specs_for
 
     cfg = load_fusion_config()

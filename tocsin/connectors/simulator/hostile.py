@@ -81,3 +81,33 @@ def unknown_asset_frames(n_assets: int, n_tags: int, now_ns: int, seed: int = 1,
                                  "tag": tags, "ts": [now_ns] * n_tags, "value": vals,
                                  "quality": [0] * n_tags}))
     return out
+
+
+HOSTILE_VALUES = (True, "", "\x00", "x\u202ey", [[1, 2], [3]], 2**64 - 1, 1e30, None)
+
+
+def hostile_variants(valid: dict) -> list[tuple[str, bytes]]:
+    """Schema-tagged variants of one valid record: each field in turn dropped or replaced by
+    a boolean, an empty or control-character string, a ragged array, a huge number or null;
+    plus garbage. Some variants may still be valid (an optional field set to null): a test
+    asks the contract's decoder which ones it must see dead-lettered."""
+    out = [("garbage", b"\xff\x00garbage"), ("not_object", b"[1, 2, 3]")]
+    for key in sorted(k for k in valid if k != "schema"):
+        out.append((f"{key}:dropped", orjson.dumps({k: v for k, v in valid.items()
+                                                    if k != key})))
+        for i, bad in enumerate(HOSTILE_VALUES):
+            out.append((f"{key}:{i}", orjson.dumps({**valid, key: bad})))
+    return out
+
+
+def refused_by(decode, variants: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The variants ``decode`` refuses (the ones a consumer must dead-letter)."""
+    from tocsin.errors import SchemaError
+
+    out = []
+    for kind, data in variants:
+        try:
+            decode(data)
+        except SchemaError:
+            out.append((kind, data))
+    return out
