@@ -4,14 +4,15 @@ mix next to a clean run, and the worker's RSS under 30,000 unknown assets x 20 t
 Contenders: the worker (`tocsin worker`, agents thresholds + features) of one or more source
 trees (``--tree``, default this checkout; give an older checkout to compare before/after), each
 on its own topic prefix of the same broker, one after the other in the same invocation.
-Phases per contender:
+Phases per contender, in this order (a worker that crash-loops on poison measures nothing
+after it):
   clean     --rate good frames/s of pump-1 for --duration s; each toggles bearing_temp's high
             limit, so each is one alert event; latency = alert consumed here - source time.
-  hostile   the same, with one hostile record (tocsin.connectors.simulator.hostile: garbage,
-            2 MB garbage, ragged arrays, booleans, seq 1e30, NaN, empty/control-char ids,
-            future and ancient timestamps) after every --every good frames.
   unknown   --assets frames of unknown assets x --tags tags, then one good frame; RSS of the
             worker (VmRSS) before and 5 s after it alarmed; warning lines in its log.
+  hostile   the clean phase again, with one hostile record (tocsin.connectors.simulator.hostile:
+            garbage, 2 MB garbage, ragged arrays, booleans, seq 1e30, NaN, empty/control-char
+            ids, future and ancient timestamps) after every --every good frames.
 Everything goes to partition 0 of plant.readings, so the alarm of the last good frame means
 the thresholds agent has read everything before it. Prints p50/p99 per phase, the ratio
 hostile/clean, dead letters and RSS. Usage:
@@ -93,7 +94,7 @@ class Bench:
 
     def phase(self, rate: float, duration: float, every: int, timeout: float) -> np.ndarray:
         n = int(rate * duration)
-        bad = hostile_frames("pump-1", 0) if every else []
+        bad = hostile_frames("pump-1", 0, tag="bearing_temp") if every else []
         expected, lat = n, []
         t0 = time.perf_counter()
         for i in range(n):
@@ -103,7 +104,7 @@ class Bench:
             self.good()
             if every and i % every == every - 1:
                 kind, _ = bad[(i // every) % len(bad)]
-                fresh = dict(hostile_frames("pump-1", time.time_ns()))[kind]
+                fresh = dict(hostile_frames("pump-1", time.time_ns(), tag="bearing_temp"))[kind]
                 self.send(fresh)
             lat += self.drain(0)
         self.p.flush(30)
@@ -185,8 +186,8 @@ def main() -> None:
         b = Bench(args.broker, tree.resolve(), workdir)
         try:
             clean = b.phase(args.rate, args.duration, 0, args.timeout)
+            unk = b.unknown(args.assets, args.tags, args.timeout * 2)  # before the poison:
             hostile = b.phase(args.rate, args.duration, args.every, args.timeout)
-            unk = b.unknown(args.assets, args.tags, args.timeout * 2)
         finally:
             log = b.close()
         n = int(args.rate * args.duration)
