@@ -88,10 +88,15 @@ class DeadLetter:
             worker=get_field(obj, "worker", str, NAME),
             ts=get_field(obj, "ts", int, NAME),
             length=_int(obj, "length", len(base64.b64decode(payload))),
-            sha256=obj.get("sha256") if isinstance(obj.get("sha256"), str) else "",
+            sha256=_str(obj, "sha256"),
             truncated=obj.get("truncated") is True,
             origin_ts=_int(obj, "origin_ts", 0),
         )
+
+
+def _str(obj: dict, key: str) -> str:
+    v = obj.get(key)
+    return v if isinstance(v, str) else ""
 
 
 def _int(obj: dict, key: str, default: int) -> int:

@@ -72,10 +72,10 @@ def check_int(value: object, key: str, name: str, *, lo: int = INT64_MIN, hi: in
 
 def check_number(value: object, key: str, name: str, *, where: str = "") -> float:
     """A finite int or float; booleans, NaN and infinities are refused."""
-    if type(value) not in (int, float):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise SchemaError(f"{name}: field '{key}' must be a number, got "
                           f"{type(value).__name__}{where}")
-    f = float(value) if type(value) is float or abs(value) < 2**1000 else math.inf
+    f = float(value) if isinstance(value, float) or abs(value) < 2**1000 else math.inf
     if not math.isfinite(f):
         raise SchemaError(f"{name}: field '{key}' must be finite, got {value!r:.40}{where}")
     return f
