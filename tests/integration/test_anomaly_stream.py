@@ -11,9 +11,11 @@ import orjson
 
 from tests.integration.kafka_helpers import collect, produce
 from tocsin.connectors.model_sources import simulated_frames
+from tocsin.connectors.simulator.hostile import hostile_variants, refused_by
 from tocsin.contracts import features as fc
 from tocsin.contracts import topics
 from tocsin.contracts._codec import json_schema
+from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.scores import Scores
 
 NS = 1_000_000_000
@@ -54,3 +56,14 @@ def test_features_then_scores_with_a_model_loaded_while_running(kafka, prefix, s
     ratio = np.array([max(m.ratio for m in s.models.values() if m) for s in scores])
     assert np.median(ratio[rel > 130]) > 3 * np.median(ratio[(rel > 60) & (rel < 118)])
     assert any(s.anomalous and s.top_tags() for s in scores if (s.ts - t0) / NS > 130)
+
+    # hostile feature records (issue 14): each one a dead letter of the anomaly agent, which
+    # goes on (the scores above were the good records)
+    hostile = refused_by(fc.decode, hostile_variants(orjson.loads(feats[0][1])))
+    produce(kafka, prefix + topics.FEATURES, [(b"pump-1", v) for _, v in hostile])
+    dls = collect(kafka, prefix + topics.DEADLETTER, lambda it: len(it) >= len(hostile),
+                  timeout=60, decode=DeadLetter.decode)
+    assert sorted(d.raw_payload() for _, d in dls) == sorted(v for _, v in hostile)
+    assert all(d.source_topic == prefix + topics.FEATURES and d.stage == "decode"
+               for _, d in dls)
+    assert "Traceback" not in w.text()
