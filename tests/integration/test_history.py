@@ -134,7 +134,9 @@ def test_influxd_outage_loses_nothing_and_doubles_nothing(kafka, prefix, spawn, 
 
 
 def test_rejected_point_goes_to_deadletter_with_influx_reason(kafka, prefix, spawn, influx):
-    old = frames("motor-9", 1, start=10**9)  # 1970: far outside the bucket's retention
+    # three days ago: a plausible event time (the event-time guard lets it through) but
+    # outside the bucket's 24 h retention, so InfluxDB itself refuses it
+    old = frames("motor-9", 1, start=(int(time.time()) - 3 * 86400) * 10**9)
     good = frames("motor-9", 2)
     produce(kafka, prefix + topics.READINGS,
             [(b"motor-9", good[0].encode()), (b"motor-9", old[0].encode()),
