@@ -71,7 +71,8 @@ class Bench:
         self.c.subscribe([self.prefix + "plant.alerts"])
         self.k = 0
         self.sent: set[int] = set()  # source times of the good frames
-        self.spurious = 0  # alerts that are not of a good frame (made from hostile input)
+        self.spurious = 0  # other alert events: the rate rule of the good frames, or alerts
+        # made from hostile input (the old worker alarmed on frames stamped 1970)
         self.log = workdir / f"{self.prefix}worker.log"
         env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=self.prefix,
                    TOCSIN_PARTITIONS="2", TOCSIN_AGENTS="thresholds,features",
@@ -222,8 +223,8 @@ def main() -> None:
                   f"p99 {pct(lat, 99):8.1f} ms  max {pct(lat, 100):8.1f} ms")
         print(f"  ratio hostile/clean: p50 {pct(hostile, 50) / pct(clean, 50):.2f}  "
               f"p99 {pct(hostile, 99) / pct(clean, 99):.2f}")
-        print(f"  dead letters {dls}; tracebacks in the worker log {tbs}; alerts made from "
-              f"hostile records {spurious}")
+        print(f"  dead letters {dls}; tracebacks in the worker log {tbs}; other alert events "
+              f"(rate rule, or made from hostile records) {spurious}")
         print(f"  unknown assets: RSS {unk['rss_before_mb']:.0f} -> {unk['rss_after_mb']:.0f} "
               f"MB, warning lines {unk['warning_lines']}, alarm after them: {unk['alarmed']}")
     print(f"\nlogs under {workdir}")
