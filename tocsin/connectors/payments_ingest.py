@@ -32,6 +32,7 @@ from confluent_kafka import Producer
 from tocsin.config.ingest_security import DEV_PAN_KEY, dev_mode, load_ingest_security, load_pan_key
 from tocsin.config.kafka_security import client_conf
 from tocsin.connectors import iso8583_codec as iso
+from tocsin.connectors.http_replies import json_error
 from tocsin.connectors.ingest_guard import IsoGuard, bearer_middleware
 from tocsin.contracts.deadletter import PAYLOAD_LIMIT, Origin, envelope
 from tocsin.contracts.eventtime import TimeGuard
@@ -163,13 +164,6 @@ def _partial(raw: bytes) -> dict:
 
 
 # ------------------------------------------------------------------ HTTP JSON
-def _error(status: int, error: str, field: str | None = None, index: int | None = None):
-    from aiohttp import web
-
-    body = {"error": error, "field": field}
-    if index is not None:
-        body["index"] = index
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 def _protect_card(obj: dict, key: bytes) -> None:
@@ -220,12 +214,12 @@ def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str
         if over is not None or len(raw) > max_body:
             why = f"request body of {over} bytes is over the limit of {max_body} bytes"
             await pub.dead_letter("ingest.http", raw, why + " (first bytes kept)")
-            return _error(413, why)
+            return json_error(413, why)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             await pub.dead_letter("ingest.http", raw, f"not valid JSON: {exc}")
-            return _error(400, f"not valid JSON: {exc}")
+            return json_error(400, f"not valid JSON: {exc}")
         items = body if isinstance(body, list) else [body]
         now = time.time_ns()
         txns = []
@@ -240,14 +234,14 @@ def http_app(pub: TxnPublisher, key: bytes = DEV_PAN_KEY, token_hashes: list[str
             except SchemaError as exc:
                 m = _FIELD.search(str(exc))
                 await pub.dead_letter("ingest.http", orjson.dumps(obj), str(exc))
-                return _error(422, str(exc), m.group(1) if m else None,
+                return json_error(422, str(exc), m.group(1) if m else None,
                               i if isinstance(body, list) else None)
             t.ingest_ts, t.source = now, t.source or "http"
             txns.append(t)
         try:
             await pub.publish(txns)
         except Exception as exc:
-            return _error(503, f"Kafka did not acknowledge: {exc}")
+            return json_error(503, f"Kafka did not acknowledge: {exc}")
         return web.Response(status=202, body=orjson.dumps({"accepted": len(txns)}),
                             content_type="application/json")
 

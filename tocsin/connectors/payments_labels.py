@@ -52,7 +52,7 @@ def add_label_route(app, pub, label_topic: str) -> None:
     """``POST /v1/labels`` on the ingest's aiohttp app, publishing through ``pub``."""
     from aiohttp import web
 
-    from tocsin.connectors.payments_ingest import _error
+    from tocsin.connectors.http_replies import json_error
 
     async def post(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -60,7 +60,7 @@ def add_label_route(app, pub, label_topic: str) -> None:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             await pub.dead_letter(SOURCE, raw, f"not valid JSON: {exc}")
-            return _error(400, f"not valid JSON: {exc}")
+            return json_error(400, f"not valid JSON: {exc}")
         items = body if isinstance(body, list) else [body]
         now = time.time_ns()
         labels = []
@@ -70,7 +70,7 @@ def add_label_route(app, pub, label_topic: str) -> None:
             except SchemaError as exc:
                 m = _FIELD.search(str(exc))
                 await pub.dead_letter(SOURCE, orjson.dumps(obj), str(exc))
-                return _error(422, str(exc), m.group(1) if m else None,
+                return json_error(422, str(exc), m.group(1) if m else None,
                               i if isinstance(body, list) else None)
         try:
             import asyncio
@@ -78,7 +78,7 @@ def add_label_route(app, pub, label_topic: str) -> None:
             await asyncio.gather(*(pub._produce(label_topic, lab.terminal_id.encode(),
                                                 lab.encode()) for lab in labels))
         except Exception as exc:
-            return _error(503, f"Kafka did not acknowledge: {exc}")
+            return json_error(503, f"Kafka did not acknowledge: {exc}")
         return web.Response(status=202, body=orjson.dumps({"accepted": len(labels)}),
                             content_type="application/json")
 
