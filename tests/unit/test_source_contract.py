@@ -258,6 +258,12 @@ async def _take(src, n: int, timeout: float = 30.0) -> list:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _pan_key(monkeypatch):
+    """The payments feed refuses to start without a PAN token key outside dev mode (#17)."""
+    monkeypatch.setenv("TOCSIN_PAN_TOKEN_KEY", os.urandom(24).hex())
+
+
 @pytest.mark.parametrize("name", sorted(SOURCES))
 async def test_produces_well_formed_records_from_a_real_peer(name, tmp_path):
     spec, case = SOURCES[name], CASES[name]

@@ -36,7 +36,7 @@ class _InboxImagePublisher:
     def publish(self, img: StudyImage) -> None:
         self.inbox.put_from_thread(img, self.timeout)
 
-    def dead_letter(self, raw: bytes, error: str, key: str) -> None:
+    def dead_letter(self, raw: bytes, error: str, key: str, kept_at=None) -> None:
         loop = self.inbox._loop
         if loop is not None and self.inbox.on_reject is not None:
             loop.call_soon_threadsafe(self.inbox.reject, key, raw, error)
