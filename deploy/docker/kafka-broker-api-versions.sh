@@ -4,4 +4,5 @@
 # --bootstrap-server accepts connections (bash /dev/tcp).
 hp=localhost:9092
 while [ $# -gt 0 ]; do [ "$1" = --bootstrap-server ] && hp="$2"; shift; done
-exec 3<>"/dev/tcp/${hp%:*}/${hp##*:}"
+host="${hp%:*}"; [ "$host" = localhost ] && host=127.0.0.1   # no IPv6 inside the containers
+exec 3<>"/dev/tcp/$host/${hp##*:}"
