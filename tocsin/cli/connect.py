@@ -46,12 +46,23 @@ def _run_connector(source, name, broker, prefix, spool_dir, spool_max_mb, spool_
         click.echo(f"connector {name}: store-and-forward spool {spool} "
                    f"({sink.spool.pending} frames waiting from an earlier run)")
 
+    from tocsin.connectors import health
+
+    health.configure(f"connector-{name}")
+    health.HEALTH.add_check("kafka", lambda: sink.delivered > 0 or
+                            "no frame acknowledged by Kafka yet")
+    health.serve(s.metrics_port, s.metrics_host)
+
     async def run():
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        n = await run_source(source, sink, stop)
+        beat = asyncio.create_task(health.heartbeat())
+        try:
+            n = await run_source(source, sink, stop)
+        finally:
+            beat.cancel()
         click.echo(f"connector: read {n} frames ({sink.delivered} acknowledged by Kafka)")
 
     asyncio.run(run())

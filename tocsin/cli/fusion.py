@@ -75,7 +75,7 @@ def register(main: click.Group, train: click.Group) -> None:
                    + (f"; took over {resumed} open alert(s)" if resumed else ""))
         app = create_fusion_app(s, engine, watch=watch,
                                 current=str(model_path) if model_path else None)
-        metrics.serve(s.metrics_port, s.metrics_host)
+        metrics.serve(s.metrics_port, s.metrics_host, "fusion")
         launch_worker(app, s.log_level)
 
     @fusion.command("feed-sim")

@@ -55,6 +55,10 @@ def sink_influx(broker, prefix, influx_url, influx_token, influx_org, influx_buc
                            guard=TimeGuard(s.max_future_skew_s, s.min_event_year),
                            deadletter_max_payload=s.deadletter_max_payload,
                            report_interval_s=s.report_interval_s)
+    from tocsin.connectors import health
+
+    health.configure("history-sink")
+    health.serve(s.metrics_port, s.metrics_host)
     click.echo(f"history sink: {s.broker} {s.topic_prefix}* -> {influx_url} bucket {influx_bucket}")
     sk.run(stop=stop_flag())
     st = sk.stats

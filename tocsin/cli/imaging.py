@@ -75,7 +75,7 @@ def register(main: click.Group, train: click.Group) -> None:
         kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.IMAGING],
                              settings.partitions)
         app = create_imaging_app(settings, im)
-        metrics.serve(settings.metrics_port, settings.metrics_host)
+        metrics.serve(settings.metrics_port, settings.metrics_host, "imaging")
         launch_worker(app, settings.log_level)
 
     @imaging.command("receive")

@@ -85,7 +85,7 @@ def register(main: click.Group, train: click.Group) -> None:
         mode = "per-transaction" if fs.naive else \
             f"micro-batches of up to {fs.batch_max} or {fs.batch_wait_ms:g} ms"
         click.echo(f"payments worker: model {fs.model_dir}, {mode}, budget {fs.budget_ms:g} ms")
-        metrics.serve(s.metrics_port, s.metrics_host)
+        metrics.serve(s.metrics_port, s.metrics_host, "payments")
         launch_worker(app, s.log_level)
 
     @payments.command("ingest")

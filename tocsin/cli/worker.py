@@ -46,7 +46,7 @@ def worker(broker, prefix, plant_config, agents, model_dir, backend) -> None:
     kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
                          settings.partitions)
     app = create_app(settings)
-    metrics.serve(settings.metrics_port, settings.metrics_host)
+    metrics.serve(settings.metrics_port, settings.metrics_host, "worker")
     launch_worker(app, settings.log_level)
 
 

@@ -33,7 +33,9 @@ from influxdb_client.rest import ApiException
 
 from tocsin.config.influx_security import load_influx_security
 from tocsin.config.kafka_security import client_conf
+from tocsin.connectors import telemetry
 from tocsin.connectors.backoff import Backoff
+from tocsin.connectors.health import HEALTH
 from tocsin.connectors.influx_admin import ensure_rollups
 from tocsin.connectors.influx_lines import (
     alert_lines,
@@ -125,8 +127,14 @@ class InfluxHistorySink:
         batch: list[_Item] = []
         n_lines = 0
         started = time.monotonic()
+        self._watch_health()
+        next_lag = 0.0
         try:
             while not stop():
+                HEALTH.beat()
+                if time.monotonic() >= next_lag:
+                    self._update_lag()
+                    next_lag = time.monotonic() + 2.0
                 for msg in self.consumer.consume(2000, 0.2):
                     if msg.error():
                         continue
@@ -170,7 +178,7 @@ class InfluxHistorySink:
                 self.stats.retries += 1
                 if not paused:
                     self.consumer.pause(self.consumer.assignment())
-                    paused = True
+                    paused = self._paused = True
                     log.warning("InfluxDB unavailable (%s); holding %d points, retrying with "
                                 "backoff; Kafka offsets wait", exc, len(lines))
                 if stop():
@@ -179,6 +187,7 @@ class InfluxHistorySink:
                 while time.monotonic() < t_end:
                     self.consumer.poll(0.1)  # stay in the group while paused
         if paused:
+            self._paused = False
             self.consumer.resume(self.consumer.assignment())
             log.info("InfluxDB back: wrote the held batch of %d points", len(lines))
         by_msg: dict[int, list[tuple[str, str]]] = {}
@@ -198,6 +207,38 @@ class InfluxHistorySink:
             last[(item.topic, item.partition)] = item.offset + 1
         self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in last.items()],
                              asynchronous=False)
+        newest = max((t for i in batch if i.lines and i.topic == self.prefix + topics.READINGS
+                      if (t := _line_ts(i.lines[-1])) is not None), default=None)
+        if newest is not None:
+            telemetry.observe_latency("sink", newest)
+
+    # -- health -------------------------------------------------------------------------
+    def _watch_health(self) -> None:
+        self._paused = False
+        HEALTH.add_check("kafka", lambda: bool(self.consumer.assignment())
+                         or "no partitions assigned yet")
+        HEALTH.add_check("influxdb", lambda: not self._paused
+                         or "InfluxDB unavailable: the batch is held and retried")
+
+    def _update_lag(self) -> None:
+        try:
+            tps = self.consumer.assignment()
+            positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(tps)}
+            hw = {}
+            for tp in tps:
+                hw[(tp.topic, tp.partition)] = self.consumer.get_watermark_offsets(
+                    tp, cached=True)[1]
+        except Exception as exc:  # not assigned yet / rebalancing: next time
+            log.debug("lag not available: %r", exc)
+            return
+        lags: dict[str, int] = {}
+        for key, high in hw.items():
+            pos = positions.get(key, -1)
+            if high is None or high < 0:
+                continue
+            behind = high - pos if pos is not None and pos >= 0 else high
+            lags[key[0]] = lags.get(key[0], 0) + max(0, behind)
+        telemetry.set_lag(lags, self.prefix)
 
     def _write(self, lines: list[tuple[int, str]]) -> list[tuple[int, str, str]]:
         """Write; return the points InfluxDB rejected (index, line, reason)."""
@@ -246,6 +287,12 @@ class _Refused(SchemaError):
 
 class _Transient(ConnectorError):
     """InfluxDB is unreachable or failing: retry the whole batch later."""
+
+
+def _line_ts(line: str) -> int | None:
+    """The timestamp (ns) at the end of a line-protocol line, or None."""
+    tail = line.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 def _reason(exc: ApiException) -> str:

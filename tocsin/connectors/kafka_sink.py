@@ -19,6 +19,7 @@ from pathlib import Path
 from confluent_kafka import KafkaError, Producer
 
 from tocsin.config.kafka_security import client_conf
+from tocsin.connectors import telemetry
 from tocsin.connectors.spool import DiskSpool, SpoolFull
 from tocsin.contracts.readings import ReadingsFrame
 
@@ -72,6 +73,8 @@ class KafkaFrameSink:
                 self.producer.poll(0.05)
 
     def publish(self, frame: ReadingsFrame) -> None:
+        if len(frame):
+            telemetry.observe_latency("connector", int(frame.ts.max()))
         key, data = frame.asset.encode(), frame.encode()
         if self.spool is None:
             self._produce(key, data, self._on_delivery)

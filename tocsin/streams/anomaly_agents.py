@@ -19,6 +19,7 @@ import faust
 
 from tocsin.config.plant import PlantConfig
 from tocsin.config.worker import Settings
+from tocsin.connectors import telemetry
 from tocsin.contracts import features as fc
 from tocsin.contracts.eventtime import TimeGuard
 from tocsin.detectors.bounds import Throttled
@@ -110,6 +111,7 @@ def add_feature_agents(app: faust.App, settings: Settings, plant: PlantConfig, r
                 log.info("model for %s: %s -> %s (%s)", at, old or "none", new,
                          scorer.registry.get(at).backend)
                 metrics.MODEL_RELOADS.labels(at).inc()
+                telemetry.set_model_version(at, str(new))
             missing = set(plant.asset_types().values()) - set(scorer.registry.models)
             for at in sorted(missing - warned):
                 log.warning("no trained model for asset type %s under %s; its assets are not "

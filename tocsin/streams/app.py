@@ -17,6 +17,7 @@ import faust
 from tocsin.config.kafka_security import kafka_security
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
+from tocsin.connectors import telemetry
 from tocsin.contracts import topics
 from tocsin.contracts.eventtime import TimeGuard
 from tocsin.detectors.bounds import Throttled
@@ -25,6 +26,7 @@ from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.streams import metrics
 from tocsin.streams.anomaly_agents import add_feature_agents
 from tocsin.streams.deadletters import dead_letterer, reason
+from tocsin.streams.observe import instrument
 
 log = logging.getLogger("tocsin.worker")
 
@@ -79,6 +81,7 @@ def create_app(settings: Settings) -> faust.App:
         fut = await app.producer.send(alerts_name, alert.alert_id.encode(), alert.encode(),
                                       None, None, None)
         fut.add_done_callback(_delivery)
+        telemetry.observe_latency("alert", alert.source_ts, alert.emitted_ts)
 
     def _sent(fut) -> None:
         if not fut.cancelled() and fut.exception() is not None:
@@ -93,6 +96,8 @@ def create_app(settings: Settings) -> faust.App:
     n_unknown = [0]
     add_feature_agents(app, settings, plant, readings, features_topic, scores_topic,
                        dead_letter, producer_send, guard)
+    instrument(app, topic_prefix=settings.topic_prefix)
+    telemetry.track_state("thresholds", lambda: len(alerter._detectors))
     if "thresholds" not in settings.agent_set:
         app.tocsin_settings = settings  # type: ignore[attr-defined]
         return app
@@ -112,6 +117,7 @@ def create_app(settings: Settings) -> faust.App:
                 await dead_letter(event, reason(exc), "decode")
                 continue
             frame = got.frame
+            telemetry.observe_frame("worker", frame.ts)
             if got.refused:
                 metrics.REFUSED.labels("thresholds", "event_time").inc(got.refused)
                 await dead_letter(event, got.reason, "guard")

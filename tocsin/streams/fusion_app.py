@@ -28,6 +28,7 @@ from tocsin.config.kafka_security import client_conf, kafka_security
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
 from tocsin.connectors import kafka_admin
+from tocsin.connectors import telemetry
 from tocsin.contracts import topics
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert, AlertEvent
@@ -40,7 +41,12 @@ from tocsin.detectors.fusion_train import assets_from_plant, specs_for
 from tocsin.errors import ServiceError, TocsinError
 from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
+<<<<<<< HEAD
 from tocsin.streams.deadletters import dead_letterer, reason
+=======
+from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams.observe import instrument
+>>>>>>> beb96a2 (Health, readiness, lag, stage latency (source ts -> connector -> worker -> alert -> fusion -> sink), model versions and state size in every long-running process; one HTTP port serves /healthz /readyz /metrics; no asset label on the unconfigured-asset counter)
 
 log = logging.getLogger("tocsin.fusion")
 FUSE_SECONDS = Histogram("tocsin_fusion_tick_seconds", "Fusion time per score tick (join, "
@@ -152,6 +158,7 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
                 fut = await app.producer.send(topic, key, value, None, None, None)
                 fut.add_done_callback(_delivery)
             m_alerts[a.event.value].inc()
+            telemetry.observe_latency("fusion", a.source_ts)
             log.info("%s %s %s", a.event.value, a.alert_id, a.message)
 
     async def handle(event, decode, process) -> None:
@@ -211,6 +218,7 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
                 return
             old = engine.model.version
             engine.set_model(model)
+            telemetry.set_model_version("fusion", str(model.version))
             loaded["path"] = str(newest)
             metrics.MODEL_RELOADS.labels("fusion").inc()
             log.info("fusion network %s -> %s (%s)", old, model.version, newest)
@@ -230,5 +238,8 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
         async for event in stream.events():
             await handle(event, Ack.decode, on_ack)
 
+    instrument(app, topic_prefix=settings.topic_prefix)
+    telemetry.set_model_version("fusion", str(engine.model.version))
+    telemetry.track_state("fusion", lambda: len(engine._state))
     app.tocsin_settings = settings  # type: ignore[attr-defined]
     return app

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tocsin.config.kafka_security import kafka_security
 from tocsin.config.worker import Settings
+from tocsin.connectors import telemetry
 from tocsin.contracts import topics
 from tocsin.contracts.imaging import StudyImage
 from tocsin.errors import ConfigError, TocsinError
@@ -28,7 +29,12 @@ from tocsin.models.imaging.artifacts import ImagingArtifact, default_dir
 from tocsin.models.imaging.backend import load_backend
 from tocsin.models.imaging.reader import Reader
 from tocsin.streams.app import raw_topic
+<<<<<<< HEAD
 from tocsin.streams.deadletters import dead_letterer, reason
+=======
+from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams.observe import instrument
+>>>>>>> beb96a2 (Health, readiness, lag, stage latency (source ts -> connector -> worker -> alert -> fusion -> sink), model versions and state size in every long-running process; one HTTP port serves /healthz /readyz /metrics; no asset label on the unconfigured-asset counter)
 
 log = logging.getLogger("tocsin.imaging")
 
@@ -130,4 +136,6 @@ def create_imaging_app(settings: Settings, im: ImagingSettings) -> faust.App:
                          f.probability, (f.roi["row"], f.roi["col"]), f.batch_size)
 
     app.tocsin_settings = settings  # type: ignore[attr-defined]
+    instrument(app, topic_prefix=settings.topic_prefix)
+    telemetry.set_model_version("imaging", str(artifact.version))
     return app

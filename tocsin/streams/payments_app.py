@@ -31,6 +31,7 @@ from tocsin.config.ingest_security import load_pan_key
 from tocsin.config.kafka_security import kafka_security
 from tocsin.config.payments import FraudSettings
 from tocsin.config.worker import Settings
+from tocsin.connectors import telemetry
 from tocsin.connectors.ingest_guard import Throttled
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
@@ -43,7 +44,12 @@ from tocsin.detectors.fraud_routing import LoadAwareSwitch, LoadSample, SwitchCo
 from tocsin.models.fraud_serving import FraudModel, decide
 from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
+<<<<<<< HEAD
 from tocsin.streams.deadletters import dead_letterer, reason
+=======
+from tocsin.streams.deadletters import dead_letterer
+from tocsin.streams.observe import instrument
+>>>>>>> beb96a2 (Health, readiness, lag, stage latency (source ts -> connector -> worker -> alert -> fusion -> sink), model versions and state size in every long-running process; one HTTP port serves /healthz /readyz /metrics; no asset label on the unconfigured-asset counter)
 from tocsin.streams.payments_load import LoadProbe
 from tocsin.streams.payments_out import OutputWriter
 
@@ -305,4 +311,6 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
 
     app.tocsin_settings = settings  # type: ignore[attr-defined]
     app.tocsin_switch = switch  # type: ignore[attr-defined]
+    instrument(app, topic_prefix=settings.topic_prefix)
+    telemetry.set_model_version("fraud", str(model.version))
     return app
