@@ -136,7 +136,8 @@ def test_compose_fault_alert_history_and_worker_loss(stack):
           "3 workers healthy (/readyz)", c.logs)
     for svc in ("connector", "fusion", "history-sink"):
         (cid,) = c.containers(svc)
-        _wait(lambda: c.health(cid) == "healthy", 180, f"{svc} healthy (/readyz)", c.logs)
+        _wait(lambda cid=cid: c.health(cid) == "healthy", 180, f"{svc} healthy (/readyz)",
+              c.logs)
     # serving images carry no torch
     (w0,) = workers[:1]
     p = subprocess.run(["docker", "exec", w0, "python3", "-c", "import torch"],

@@ -73,8 +73,7 @@ class KafkaFrameSink:
                 self.producer.poll(0.05)
 
     def publish(self, frame: ReadingsFrame) -> None:
-        if len(frame):
-            telemetry.observe_latency("connector", int(frame.ts.max()))
+        telemetry.observe_frame("connector", frame.ts)
         key, data = frame.asset.encode(), frame.encode()
         if self.spool is None:
             self._produce(key, data, self._on_delivery)

@@ -50,6 +50,12 @@ def observe_latency(stage: str, source_ts_ns: int, now_ns: int | None = None) ->
     return lat
 
 
+def observe_frame(stage: str, ts) -> None:
+    """Latency of a frame's newest sample (``ts``: its int64 ns array); empty frames: none."""
+    if len(ts):
+        observe_latency(stage, int(ts.max()))
+
+
 def set_model_version(asset_type: str, version: str) -> None:
     """One series per asset type: the previous version's series is removed."""
     old = _model_versions.get(asset_type)

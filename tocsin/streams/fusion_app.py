@@ -27,8 +27,7 @@ from tocsin.config.fusion import load_fusion_config
 from tocsin.config.kafka_security import client_conf, kafka_security
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
-from tocsin.connectors import kafka_admin
-from tocsin.connectors import telemetry
+from tocsin.connectors import kafka_admin, telemetry
 from tocsin.contracts import topics
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert, AlertEvent
