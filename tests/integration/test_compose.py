@@ -23,7 +23,7 @@ import pytest
 from tests.integration.kafka_helpers import collect
 from tocsin.contracts import Alert
 from tocsin.services.kafka import free_port
-from tocsin.streams import topics
+from tocsin.contracts import topics
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from tests.integration.kafka_helpers import collect, produce
 from tocsin.contracts import Alert, ReadingsFrame
 from tocsin.services.kafka import free_port
 from tocsin.services.prometheus import PrometheusServer, promtool
-from tocsin.streams import topics
+from tocsin.contracts import topics
 
 pytestmark = pytest.mark.integration
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,17 @@ def build(name: str, dockerfile: Path, items: dict[str, Path], base: str,
         raise ServiceError(f"docker build of {name} failed; last lines of {logf}:\n"
                            + logf.read_text(errors="replace")[-4000:])
     log(f"images: {tag} built in {time.monotonic() - t0:.0f} s")
+    _prune(name, keep=tag)
     return tag
+
+
+def _prune(name: str, keep: str) -> None:
+    """Untag older content-hash builds of `name` (shared layers stay; other tags such as a
+    user's `tocsin:latest` are left alone), so disk use stays bounded."""
+    old = _docker("image", "ls", name, "--format", "{{.Repository}}:{{.Tag}}", check=False)
+    stale = [t for t in old.split() if t != keep and re.fullmatch(r"[0-9a-f]{16}", t.split(":")[-1])]
+    if stale:
+        _docker("rmi", *stale, check=False)
 
 
 def ca_bundle() -> Path | None:
