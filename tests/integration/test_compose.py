@@ -21,9 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_helpers import collect
-from tocsin.contracts import Alert
+from tocsin.contracts import Alert, topics
 from tocsin.services.kafka import free_port
-from tocsin.contracts import topics
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,9 @@ import pytest
 import yaml
 
 from tests.integration.kafka_helpers import collect, produce
-from tocsin.contracts import Alert, ReadingsFrame
+from tocsin.contracts import Alert, ReadingsFrame, topics
 from tocsin.services.kafka import free_port
 from tocsin.services.prometheus import PrometheusServer, promtool
-from tocsin.contracts import topics
 
 pytestmark = pytest.mark.integration
 

@@ -85,6 +85,17 @@ export GO111MODULE=on GOWORK=off GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 if [ "$clean" = 1 ]; then
   export GOMODCACHE="$prefix/go-mod-cache" GOCACHE="$prefix/go-build-cache"
 fi
+if [ "$tool" = helm ]; then
+  # helm's Makefile stamps the Kubernetes version of its client-go into the binary (what
+  # `helm template` renders as .Capabilities.KubeVersion and checks kubeVersion against);
+  # without it helm assumes v1.20. Read it from helm's go.mod.
+  gomod=$(cd "$(mktemp -d)" && go mod download -json "$module@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  k8s_minor=$(sed -n 's#^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*#\1#p' "$gomod" | head -n1)
+  [ -n "$k8s_minor" ] || { log "cannot read the client-go version from $gomod"; exit 1; }
+  ldflags="$ldflags -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 \
+-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor \
+-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor"
+fi
 log "building $module@$version (${bins[*]}) with $(go version | awk '{print $3}') into $bindir"
 logf="$prefix/build.log"
 targets=()
