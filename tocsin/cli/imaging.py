@@ -92,6 +92,10 @@ def register(main: click.Group, train: click.Group) -> None:
         rx = StoreReceiver(_publisher(settings, "dicom-receiver"), host, port, ae_title,
                            store_dir=settings.data_dir / "imaging-pixels")
         rx.start()
+        from tocsin.connectors import health
+
+        health.configure("imaging-receive")
+        health.serve(settings.metrics_port, settings.metrics_host)
         click.echo(f"imaging receiver: listening as {ae_title} on {host}:{rx.port}", err=True)
         try:
             wait_for_signal()

@@ -103,6 +103,7 @@ def register(main: click.Group, train: click.Group) -> None:
     def payments_ingest(broker, prefix, host, iso_port, http_port, max_body, dev) -> None:
         """ISO 8583 TCP listener and HTTP JSON endpoint -> payments.transactions (needs a PAN
         key and, for HTTP, bearer token hashes, unless --dev; docs/security.md)."""
+        from tocsin.connectors import health
         from tocsin.connectors.payments_ingest import ingest_secrets, run_ingest
         from tocsin.contracts import topics
         from tocsin.contracts.eventtime import TimeGuard
@@ -111,6 +112,9 @@ def register(main: click.Group, train: click.Group) -> None:
         ingest_secrets(http_port >= 0)  # refuse to start without the key/tokens, first
         s = worker_settings(broker, prefix)
         _ensure(s)
+        # liveness = the port answers (no loop beat here); no readiness checks of its own
+        health.configure("payments-ingest")
+        health.serve(s.metrics_port, s.metrics_host)
         run_until_signal(lambda stop: run_ingest(
             s.broker, s.topic(topics.TRANSACTIONS), s.topic(topics.DEADLETTER), host=host,
             iso_port=None if iso_port < 0 else iso_port,
