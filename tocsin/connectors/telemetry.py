@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from prometheus_client import Counter, Gauge, Histogram
 
 # source timestamp -> connector published -> worker decoded -> alert emitted -> fused alert ->
-# history written; every one measured from the sample's source timestamp
-STAGES = ("connector", "worker", "alert", "fusion", "sink", "payments", "imaging")
+# history written; every one measured from the sample's source timestamp (payments has its own
+# ingest-to-score tocsin_fraud_latency_seconds; imaging measures inference time only)
+STAGES = ("connector", "worker", "alert", "fusion", "sink")
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 STAGE_LATENCY = Histogram(
