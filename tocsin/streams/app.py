@@ -116,15 +116,11 @@ def create_app(settings: Settings) -> faust.App:
             except Exception as exc:
                 await dead_letter(event, reason(exc), "decode")
                 continue
-<<<<<<< HEAD
             frame = got.frame
             telemetry.observe_frame("worker", frame.ts)
             if got.refused:
                 metrics.REFUSED.labels("thresholds", "event_time").inc(got.refused)
                 await dead_letter(event, got.reason, "guard")
-=======
-            telemetry.observe_frame("worker", frame.ts)
->>>>>>> 74e81d7 (Dockerfile from a BASE build argument (official python for users, the local Debian base in tests; deps layer from pyproject alone; no torch; uid 10001); compose: fusion worker, scalable workers with /readyz healthchecks, Kafka reachable from the host, image variables, named volumes; .ci/run builds prometheus and helm and starts Docker; docs: operations page in the nav, Docker section)
             t0 = time.perf_counter()
             try:
                 out = alerter.process(frame, now)

@@ -40,12 +40,8 @@ from tocsin.detectors.fusion_train import assets_from_plant, specs_for
 from tocsin.errors import ServiceError, TocsinError
 from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
-<<<<<<< HEAD
 from tocsin.streams.deadletters import dead_letterer, reason
-=======
-from tocsin.streams.deadletters import dead_letterer
 from tocsin.streams.observe import instrument
->>>>>>> beb96a2 (Health, readiness, lag, stage latency (source ts -> connector -> worker -> alert -> fusion -> sink), model versions and state size in every long-running process; one HTTP port serves /healthz /readyz /metrics; no asset label on the unconfigured-asset counter)
 
 log = logging.getLogger("tocsin.fusion")
 FUSE_SECONDS = Histogram("tocsin_fusion_tick_seconds", "Fusion time per score tick (join, "

@@ -29,12 +29,8 @@ from tocsin.models.imaging.artifacts import ImagingArtifact, default_dir
 from tocsin.models.imaging.backend import load_backend
 from tocsin.models.imaging.reader import Reader
 from tocsin.streams.app import raw_topic
-<<<<<<< HEAD
 from tocsin.streams.deadletters import dead_letterer, reason
-=======
-from tocsin.streams.deadletters import dead_letterer
 from tocsin.streams.observe import instrument
->>>>>>> beb96a2 (Health, readiness, lag, stage latency (source ts -> connector -> worker -> alert -> fusion -> sink), model versions and state size in every long-running process; one HTTP port serves /healthz /readyz /metrics; no asset label on the unconfigured-asset counter)
 
 log = logging.getLogger("tocsin.imaging")
 

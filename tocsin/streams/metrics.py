@@ -9,17 +9,11 @@ SAMPLES = Counter("tocsin_samples_total", "Samples processed", ["agent"])
 ALERTS = Counter("tocsin_alert_events_total", "Alert events emitted", ["kind", "event"])
 DEADLETTERS = Counter("tocsin_deadletters_total", "Messages sent to the dead-letter topic",
                       ["source_topic", "stage"])
-<<<<<<< HEAD
 # no asset label: ids come from the wire, and every label value is a series kept for ever
 UNKNOWN_ASSETS = Counter("tocsin_unconfigured_asset_frames_total",
                          "Frames of assets that have no limits in the plant config")
 REFUSED = Counter("tocsin_refused_total", "Samples or records refused by a bound or guard "
                   "(reason: a fixed set of names)", ["agent", "reason"])
-=======
-# no asset label: unconfigured assets are unbounded by definition (the log names them once)
-UNKNOWN_ASSETS = Counter("tocsin_unconfigured_asset_frames_total",
-                         "Frames of assets that have no limits in the plant config")
->>>>>>> beb96a2 (Health, readiness, lag, stage latency (source ts -> connector -> worker -> alert -> fusion -> sink), model versions and state size in every long-running process; one HTTP port serves /healthz /readyz /metrics; no asset label on the unconfigured-asset counter)
 PROCESS_SECONDS = Histogram("tocsin_frame_process_seconds", "Pure processing time per frame",
                             ["agent"], buckets=(1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2))
 FEATURE_ROWS = Counter("tocsin_feature_rows_total", "Feature messages (asset x boundary) emitted")

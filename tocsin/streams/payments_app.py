@@ -44,12 +44,8 @@ from tocsin.detectors.fraud_routing import LoadAwareSwitch, LoadSample, SwitchCo
 from tocsin.models.fraud_serving import FraudModel, decide
 from tocsin.streams import metrics
 from tocsin.streams.app import raw_topic
-<<<<<<< HEAD
 from tocsin.streams.deadletters import dead_letterer, reason
-=======
-from tocsin.streams.deadletters import dead_letterer
 from tocsin.streams.observe import instrument
->>>>>>> beb96a2 (Health, readiness, lag, stage latency (source ts -> connector -> worker -> alert -> fusion -> sink), model versions and state size in every long-running process; one HTTP port serves /healthz /readyz /metrics; no asset label on the unconfigured-asset counter)
 from tocsin.streams.payments_load import LoadProbe
 from tocsin.streams.payments_out import OutputWriter
 
