@@ -1,7 +1,5 @@
-"""CLI of the alert fusion and lifecycle: `tocsin fusion worker|feed-sim`, `tocsin train
-fusion`, and `tocsin alerts ack|list` plus the filters of `tocsin alerts tail`.
-
-Registered by tocsin/cli/__init__.py; heavy imports happen inside commands.
+"""`tocsin alerts tail|list|ack`: watch, list and acknowledge alerts (the fusion commands are
+in cli/fusion.py). Registered by tocsin/cli/__init__.py; heavy imports happen inside commands.
 """
 
 from __future__ import annotations
@@ -17,23 +15,8 @@ from tocsin.cli.common import (
     worker_settings,
 )
 
-_config_opt = click.option("--config", "config_path", envvar="TOCSIN_FUSION_CONFIG",
-                           type=click.Path(exists=True, dir_okay=False), default=None,
-                           help="fusion network YAML (default: tocsin/data/fusion.yaml)")
 _SEV = click.Choice(["info", "warning", "critical"])
 _FAULT_TYPES = ["mechanical", "electrical", "hydraulic", "thermal"]
-
-
-_model_dir_opt = click.option("--model-dir", type=click.Path(file_okay=False), default=None,
-                              envvar="TOCSIN_MODEL_DIR",
-                              help="model root: anomaly models and fusion/ networks [env "
-                                   "TOCSIN_MODEL_DIR; default ~/.local/share/tocsin/models]")
-_stand_in_opt = click.option("--stand-in", is_flag=True,
-                             help="score with the SIMULATED stand-in scorer (window z-scores, "
-                                  "tocsin/connectors/simulator/scores.py) instead of the "
-                                  "trained anomaly models; for development only")
-
-
 
 
 def _filter_opts(f):

@@ -16,8 +16,6 @@ from tocsin.cli.common import (
 _config_opt = click.option("--config", "config_path", envvar="TOCSIN_FUSION_CONFIG",
                            type=click.Path(exists=True, dir_okay=False), default=None,
                            help="fusion network YAML (default: tocsin/data/fusion.yaml)")
-_SEV = click.Choice(["info", "warning", "critical"])
-_FAULT_TYPES = ["mechanical", "electrical", "hydraulic", "thermal"]
 
 
 _model_dir_opt = click.option("--model-dir", type=click.Path(file_okay=False), default=None,
@@ -28,10 +26,6 @@ _stand_in_opt = click.option("--stand-in", is_flag=True,
                              help="score with the SIMULATED stand-in scorer (window z-scores, "
                                   "tocsin/connectors/simulator/scores.py) instead of the "
                                   "trained anomaly models; for development only")
-
-
-
-
 
 
 def register(main: click.Group, train: click.Group) -> None:
