@@ -88,9 +88,36 @@ def test_config_is_a_configmap_and_the_token_a_secret(helm):
     assert yaml.safe_load(cm["data"]["plant.yaml"])["assets"]["pump-1"]["type"] == "pump"
     conn = yaml.safe_load(cm["data"]["connector-opcua.yaml"])
     assert conn["endpoint"] == "opc.tcp://plc-1:4840/"
-    (secret,) = _by_kind(docs, "Secret").values()
-    assert set(secret["data"]) == {"influx-token"}
+    secrets = _by_kind(docs, "Secret")
+    assert set(secrets["plant-tocsin-secrets"]["data"]) == {"influx-token"}
+    assert set(secrets["plant-tocsin-payments"]["data"]) == {"pan-key", "ingest-token-hashes"}
     assert "not-a-real-token" not in cm["data"].values()
+
+
+def _secret_env(container: dict) -> dict[str, tuple[str, str]]:
+    return {e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+            for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+
+
+def test_payments_secrets_come_from_a_secret_and_are_required(helm):
+    docs = _render(helm, "-f", str(ALL_VALUES))
+    workloads = _by_kind(docs, "Deployment")
+    worker = workloads["plant-tocsin-payments"]["spec"]["template"]["spec"]["containers"][0]
+    ingest = workloads["plant-tocsin-payments-ingest"]["spec"]["template"]["spec"]["containers"][0]
+    assert _secret_env(worker) == {"TOCSIN_PAN_TOKEN_KEY": ("plant-tocsin-payments", "pan-key")}
+    assert _secret_env(ingest) == {
+        "TOCSIN_PAN_TOKEN_KEY": ("plant-tocsin-payments", "pan-key"),
+        "TOCSIN_INGEST_TOKEN_HASHES": ("plant-tocsin-payments", "ingest-token-hashes")}
+    no_key = _helm(helm, "template", "plant", str(CHART), "--set", "payments.enabled=true")
+    assert no_key.returncode != 0 and "payments.panKey" in no_key.stderr
+    no_tokens = _helm(helm, "template", "plant", str(CHART), "--set", "payments.enabled=true",
+                      "--set", "payments.panKey=0123456789abcdefgh",
+                      "--set", "payments.ingest.enabled=true")
+    assert no_tokens.returncode != 0 and "tokenHashes" in no_tokens.stderr
+    mine = _render(helm, "--set", "payments.enabled=true", "--set", "payments.existingSecret=mine")
+    assert "plant-tocsin-payments" not in _by_kind(mine, "Secret")
+    pay = _by_kind(mine, "Deployment")["plant-tocsin-payments"]["spec"]["template"]["spec"]
+    assert _secret_env(pay["containers"][0])["TOCSIN_PAN_TOKEN_KEY"] == ("mine", "pan-key")
 
 
 def test_keda_scaledobject_on_consumer_lag_and_pdbs(helm):

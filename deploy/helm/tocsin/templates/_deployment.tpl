@@ -1,5 +1,6 @@
 {{/* A stateless Tocsin process: (dict "root" $ "component" NAME "args" LIST "replicas" N
-     "resources" MAP "env" MAP "influx" BOOL "ports" LIST-of-{name,port}) */}}
+     "resources" MAP "env" MAP "influx" BOOL "ports" LIST-of-{name,port}
+     "secretEnv" LIST-of-{name,secret,key}) */}}
 {{- define "tocsin.deployment" -}}
 {{- $root := .root -}}
 {{- $name := printf "%s-%s" (include "tocsin.fullname" $root) .component -}}
@@ -41,6 +42,11 @@ spec:
             {{- include "tocsin.env" $root | nindent 12 }}
             {{- if .influx }}
             {{- include "tocsin.influxEnv" $root | nindent 12 }}
+            {{- end }}
+            {{- range .secretEnv }}
+            - name: {{ .name }}
+              valueFrom:
+                secretKeyRef: {name: {{ .secret }}, key: {{ .key }}}
             {{- end }}
             {{- include "tocsin.extraEnv" (.env | default dict) | nindent 12 }}
           ports:

@@ -29,6 +29,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-secrets" (include "tocsin.fullname" .)) .Values.influx.existingSecret -}}
 {{- end -}}
 
+{{/* the Secret holding the PAN token key and the ingest's bearer-token hashes */}}
+{{- define "tocsin.paymentsSecretName" -}}
+{{- default (printf "%s-payments" (include "tocsin.fullname" .)) .Values.payments.existingSecret -}}
+{{- end -}}
+
 {{/* environment every Tocsin process reads (the same TOCSIN_* variables as docker-compose) */}}
 {{- define "tocsin.env" -}}
 - name: TOCSIN_BROKER
