@@ -1,6 +1,6 @@
 """Notifications against real receivers on 127.0.0.1: an aiosmtpd SMTP server, an aiohttp
 HTTP receiver, and a real Prometheus Alertmanager built from the Go module proxy by
-scripts/build-alertmanager (skipped, saying why, only when it cannot be built)."""
+`scripts/build-gotool alertmanager` (skipped, saying why, only when it cannot be built)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from aiohttp import web
 
 from tocsin.connectors.notify_send import Notifier
 from tocsin.detectors.notify_routing import NS, NotifyConfig
+from tocsin.errors import ServiceError
 from tocsin.services.kafka import free_port
+from tocsin.services.prometheus import provision
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def alarm(aid, asset="pump-1", sev="critical", active=True):
@@ -118,14 +119,13 @@ async def test_a_dead_receiver_is_reported_by_name_and_does_not_stop_the_others(
 
 
 def _alertmanager() -> str:
-    script = ROOT / "scripts" / "build-alertmanager"
     if shutil.which("go") is None and not Path("/usr/local/go/bin/go").exists():
         pytest.skip("Alertmanager test skipped: no Go toolchain to build it "
-                    "(scripts/build-alertmanager needs go 1.22+)")
-    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=1200)
-    if proc.returncode != 0:
-        pytest.skip(f"Alertmanager test skipped: the build failed: {proc.stderr[-400:]}")
-    return proc.stdout.strip().splitlines()[-1]
+                    "(scripts/build-gotool alertmanager needs Go)")
+    try:
+        return str(provision("alertmanager") / "alertmanager")
+    except ServiceError as exc:
+        pytest.skip(f"Alertmanager test skipped: the build failed: {str(exc)[-400:]}")
 
 
 @pytest.mark.timeout(1500)  # builds Alertmanager first if .ci/run has not (minutes, once)

@@ -2,13 +2,15 @@
 # Build (or reuse) a Go tool the tests need from the Go module proxy, without Docker or GitHub
 # downloads:
 #
-#   scripts/build-gotool prometheus|helm [--force] [--clean]   (this file: tocsin/services/build_gotool.sh)
+#   scripts/build-gotool prometheus|helm|alertmanager [--force] [--clean]   (this file: tocsin/services/build_gotool.sh)
 #
 #   prometheus  prometheus + promtool (github.com/prometheus/prometheus, v0.3XX.Y = Prometheus
 #               3.XX.Y), without the web UI assets (no `builtinassets` tag: the HTTP API and the
 #               query API are unaffected) and with only the file/http/static service discovery
 #               (`remove_all_sd`), which is all the tests use and halves the build.
 #   helm        helm (helm.sh/helm/v3), for `helm lint` / `helm template` of deploy/helm/tocsin.
+#   alertmanager  the Prometheus Alertmanager (github.com/prometheus/alertmanager), for the
+#               notification forwarding test and for sites that want one locally.
 #
 # Binaries go to ${TOCSIN_CACHE:-$HOME/.cache/tocsin}/<tool>-<version>/bin/ and the bin directory
 # is the last line printed on stdout. Binaries that run are reused at once. Progress on stderr.
@@ -16,7 +18,7 @@
 #   --clean  use Go module/build caches of the build's own under the prefix and delete them once
 #            the binaries work (only the binaries stay); `.ci/run` uses it to keep disk low.
 # Environment: TOCSIN_CACHE, TOCSIN_PROMETHEUS_VERSION (default v0.316.0),
-# TOCSIN_HELM_VERSION (default v3.22.0), GOPROXY and the usual Go variables.
+# TOCSIN_HELM_VERSION (default v3.22.0), TOCSIN_ALERTMANAGER_VERSION (default v0.28.1), GOPROXY and the usual Go variables.
 set -euo pipefail
 
 tool="${1:-}"; shift || true
@@ -54,7 +56,18 @@ case "$tool" in
     ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$version \
 -X helm.sh/helm/v3/internal/version.gitCommit=gomodproxy"
     ;;
-  *) echo "usage: build-gotool prometheus|helm [--force] [--clean]" >&2; exit 2 ;;
+  alertmanager)
+    version="${TOCSIN_ALERTMANAGER_VERSION:-v0.28.1}"
+    version="v${version#v}"
+    release="${version#v}"
+    module=github.com/prometheus/alertmanager
+    pkgs=(cmd/alertmanager)
+    bins=(alertmanager)
+    tags=""
+    verarg=--version
+    ldflags="-s -w"
+    ;;
+  *) echo "usage: build-gotool prometheus|helm|alertmanager [--force] [--clean]" >&2; exit 2 ;;
 esac
 
 cache_root="${TOCSIN_CACHE:-$HOME/.cache/tocsin}"
@@ -81,7 +94,7 @@ if [ "$force" = 0 ] && works; then log "reusing $bindir (built by the other run)
 
 command -v go >/dev/null 2>&1 || { log "Go is required (go >= 1.26; https://go.dev/dl/)"; exit 1; }
 export GO111MODULE=on GOWORK=off GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-[ "$tool" = prometheus ] && export CGO_ENABLED=0
+[ "$tool" = helm ] || export CGO_ENABLED=0
 if [ "$clean" = 1 ]; then
   export GOMODCACHE="$prefix/go-mod-cache" GOCACHE="$prefix/go-build-cache"
 fi

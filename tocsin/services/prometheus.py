@@ -1,4 +1,4 @@
-"""A real Prometheus (and promtool, helm) built from the Go module proxy into the cache by
+"""A real Prometheus (and promtool, helm, alertmanager) built from the Go module proxy into the cache by
 ``build_gotool.sh`` on first use, and a Prometheus server started on 127.0.0.1.
 
 The tests scrape a running worker with it and read the series back through the query API, and
@@ -22,11 +22,13 @@ from tocsin.errors import ServiceError
 from tocsin.services.kafka import _die_with_parent
 
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build_gotool.sh"
-_ESTIMATE = {"prometheus": "about 6 minutes", "helm": "about 4 minutes"}
+_ESTIMATE = {"prometheus": "about 6 minutes", "helm": "about 4 minutes",
+             "alertmanager": "about 3 minutes"}
 
 
 def provision(tool: str) -> Path:
-    """The bin directory of `tool` (prometheus: prometheus + promtool; helm: helm); built on
+    """The bin directory of `tool` (prometheus: prometheus + promtool; helm: helm;
+    alertmanager: alertmanager); built on
     first use, reused afterwards (the script checks that the binaries run)."""
     print(f"tocsin: looking for {tool} in the cache (a first build from the Go module proxy "
           f"takes {_ESTIMATE.get(tool, 'minutes')} on 2 cores) ...", flush=True)
