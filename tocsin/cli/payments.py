@@ -23,7 +23,8 @@ def _ensure(s) -> None:
     from tocsin.connectors import kafka_admin
     from tocsin.contracts import topics
 
-    kafka_admin.ensure_topics(s.broker, [s.topic(t) for t in topics.PAYMENTS], s.partitions)
+    kafka_admin.ensure_topics(s.broker, [s.topic(t) for t in topics.PAYMENTS], s.partitions,
+                              replication=s.replication)
 
 
 

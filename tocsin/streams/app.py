@@ -17,7 +17,7 @@ import faust
 from tocsin.config.kafka_security import kafka_security
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
-from tocsin.connectors import telemetry
+from tocsin.connectors import kafka_admin, telemetry
 from tocsin.contracts import topics
 from tocsin.contracts.eventtime import TimeGuard
 from tocsin.detectors.bounds import Throttled
@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.0,
         producer_acks=-1,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=kafka_admin.replication_factor(settings.broker, settings.replication),
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",

@@ -73,11 +73,13 @@ def ensure_fusion_topics(settings: Settings) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     names = [settings.topic(t) for t in (*topics.ALL, topics.ALERT_ACKS)]
-    kafka_admin.ensure_topics(settings.broker, names, settings.partitions)
+    kafka_admin.ensure_topics(settings.broker, names, settings.partitions,
+                              replication=settings.replication)
     admin = AdminClient(client_conf(settings.broker))
     compacted = [settings.topic(t) for t in topics.COMPACTED]
     existing = set(admin.list_topics(timeout=30).topics)
-    new = [NewTopic(n, settings.partitions, 1, config={"cleanup.policy": "compact"})
+    rf = kafka_admin.replication_factor(settings.broker, settings.replication)
+    new = [NewTopic(n, settings.partitions, rf, config={"cleanup.policy": "compact"})
            for n in compacted if n not in existing]
     for name, fut in (admin.create_topics(new, operation_timeout=30).items() if new else []):
         try:
@@ -121,7 +123,8 @@ def create_fusion_app(settings: Settings, engine: FusionEngine, watch: Path | No
         **kafka_security().faust(),
         broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
         producer_linger=0.0, producer_acks=-1, topic_partitions=settings.partitions,
-        topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,
+        topic_replication_factor=kafka_admin.replication_factor(settings.broker, settings.replication),
+        broker_commit_interval=1.0, stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
     )
     p = settings.partitions

@@ -1,0 +1,86 @@
+"""A 3-node KRaft cluster for the integration tests that kill brokers (opt-in).
+
+Nothing here runs unless a test asks for it: tests/integration/conftest.py imports the
+fixtures, so any integration test may take ``kafka_cluster`` (a
+:class:`tocsin.services.kafka_cluster.KafkaCluster`, started on first use, once per session,
+on free ports under pytest's tmp folder, stopped at the end of the session). Each test that
+takes ``kafka_cluster`` finds all three nodes up: nodes an earlier test killed are restarted
+first. The helpers below wait for what a chaos step needs (a partition's leader, its ISR).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from tocsin.services.kafka_cluster import KafkaCluster
+
+CLUSTER_SIZE = 3
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster_session(tmp_path_factory):
+    cluster = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"), size=CLUSTER_SIZE,
+                           heap="384m")
+    cluster.start(timeout=180)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def kafka_cluster(kafka_cluster_session) -> KafkaCluster:
+    """The session's cluster with every node up (dead ones restarted before the test)."""
+    kafka_cluster_session.heal(timeout=120)
+    return kafka_cluster_session
+
+
+def admin(bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": bootstrap})
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 3, replication: int = 3,
+                 config: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+    """Create `name` and wait until every partition has a leader and a full ISR."""
+    a = admin(bootstrap)
+    for fut in a.create_topics([NewTopic(name, partitions, replication, config=config or {})],
+                               operation_timeout=timeout).values():
+        fut.result(timeout)
+    wait_isr(bootstrap, name, replication, timeout)
+
+
+def partitions(bootstrap: str, topic: str) -> dict[int, tuple[int, list[int]]]:
+    """partition -> (leader node id, ISR node ids), from the cluster's metadata."""
+    md = admin(bootstrap).list_topics(topic, timeout=10)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return {}
+    return {p.id: (p.leader, list(p.isrs)) for p in t.partitions.values()}
+
+
+def leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
+    return partitions(bootstrap, topic)[partition][0]
+
+
+def wait_isr(bootstrap: str, topic: str, size: int, timeout: float = 60.0) -> None:
+    """Until every partition of `topic` has a leader and `size` replicas in sync (after a
+    restarted broker caught up)."""
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            last = partitions(bootstrap, topic)
+        except Exception:  # noqa: BLE001 - metadata unavailable for a moment: retry
+            last = {}
+        if last and all(ld >= 0 and len(isr) >= size for ld, isr in last.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{topic}: ISR not {size} within {timeout:.0f}s: {last}")
+
+
+def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    """The topic's effective configuration (broker defaults included)."""
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    a = admin(bootstrap)  # held until the answer is in: a collected client cancels it
+    return {k: v.value for k, v in a.describe_configs([res])[res].result(30).items()}
