@@ -41,11 +41,18 @@ def admin(bootstrap: str) -> AdminClient:
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 3, replication: int = 3,
-                 config: dict[str, str] | None = None, timeout: float = 30.0) -> None:
-    """Create `name` and wait until every partition has a leader and a full ISR."""
+                 config: dict[str, str] | None = None, timeout: float = 30.0,
+                 assignment: list[list[int]] | None = None) -> None:
+    """Create `name` (`assignment`: the node ids of each partition's replicas, leader
+    first) and wait until every partition has a leader and a full ISR."""
     a = admin(bootstrap)
-    for fut in a.create_topics([NewTopic(name, partitions, replication, config=config or {})],
-                               operation_timeout=timeout).values():
+    if assignment:  # confluent-kafka wants the partition count, and no replication factor
+        new = NewTopic(name, len(assignment), -1, replica_assignment=assignment,
+                       config=config or {})
+        replication = len(assignment[0])
+    else:
+        new = NewTopic(name, partitions, replication, config=config or {})
+    for fut in a.create_topics([new], operation_timeout=timeout).values():
         fut.result(timeout)
     wait_isr(bootstrap, name, replication, timeout)
 
@@ -81,6 +88,14 @@ def wait_isr(bootstrap: str, topic: str, size: int, timeout: float = 60.0) -> No
 
 def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
     """The topic's effective configuration (broker defaults included)."""
-    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return _configs(bootstrap, ConfigResource(ConfigResource.Type.TOPIC, topic))
+
+
+def broker_config(bootstrap: str, node_id: int) -> dict[str, str]:
+    """One broker's configuration as it runs (describe configs)."""
+    return _configs(bootstrap, ConfigResource(ConfigResource.Type.BROKER, str(node_id)))
+
+
+def _configs(bootstrap: str, res: ConfigResource) -> dict[str, str]:
     a = admin(bootstrap)  # held until the answer is in: a collected client cancels it
     return {k: v.value for k, v in a.describe_configs([res])[res].result(30).items()}

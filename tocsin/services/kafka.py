@@ -182,6 +182,7 @@ class KafkaBroker(ServiceProcess):
     cluster_size: int = 1  # sets the replication defaults (replication_for)
     cluster_id: str | None = None  # formatted with this id (a cluster shares one)
     failover: bool = True  # FAILOVER_SETTINGS; False: LEGACY_SETTINGS (benchmarks only)
+    jvm_flags: tuple[str, ...] = ()  # added to the JVM command line
     # detach: outlive this process (`tocsin services up`); otherwise the broker gets SIGTERM
     # when its parent dies, so a killed test run or benchmark leaves no broker behind
     detach: bool = False
@@ -232,7 +233,7 @@ class KafkaBroker(ServiceProcess):
         log4j = self.data_dir / "log4j2.properties"
         cmd = [java, f"-Xms{_min_heap(self.heap)}", f"-Xmx{self.heap}", "-XX:+UseG1GC",
                "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
-               "-cp", f"{libs}/*", main, *args]
+               *self.jvm_flags, "-cp", f"{libs}/*", main, *args]
         return subprocess.Popen(cmd, **popen)
 
     def start(self, timeout: float = 90.0) -> "KafkaBroker":
@@ -358,4 +359,7 @@ def _min_heap(heap: str) -> str:
 def _cluster_id() -> str:
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:  # as Kafka's Uuid.randomUuid: none that starts with "-" (read as an option)
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
