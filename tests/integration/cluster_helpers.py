@@ -10,11 +10,10 @@ first. The helpers below wait for what a chaos step needs (a partition's leader,
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from tests.waiting import wait_for
 from tocsin.services.kafka_cluster import KafkaCluster
 
 CLUSTER_SIZE = 3
@@ -73,17 +72,25 @@ def leader_of(bootstrap: str, topic: str, partition: int = 0) -> int:
 def wait_isr(bootstrap: str, topic: str, size: int, timeout: float = 60.0) -> None:
     """Until every partition of `topic` has a leader and `size` replicas in sync (after a
     restarted broker caught up)."""
-    deadline = time.monotonic() + timeout
-    last: dict = {}
-    while time.monotonic() < deadline:
-        try:
-            last = partitions(bootstrap, topic)
-        except Exception:  # noqa: BLE001 - metadata unavailable for a moment: retry
-            last = {}
-        if last and all(ld >= 0 and len(isr) >= size for ld, isr in last.values()):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{topic}: ISR not {size} within {timeout:.0f}s: {last}")
+    wait_for(lambda: _isr_is(bootstrap, topic, lambda n: n >= size), timeout,
+             f"{topic}: a leader and {size} replicas in sync on every partition",
+             seen=lambda: partitions(bootstrap, topic), interval=0.2)
+
+
+def wait_isr_shrunk(bootstrap: str, topic: str, size: int, timeout: float = 30.0) -> None:
+    """Until no partition of `topic` has more than `size` replicas in sync (the controller
+    fenced a killed node: broker.session.timeout.ms)."""
+    wait_for(lambda: _isr_is(bootstrap, topic, lambda n: n <= size), timeout,
+             f"{topic}: at most {size} replicas in sync", seen=lambda: partitions(bootstrap, topic),
+             interval=0.2)
+
+
+def _isr_is(bootstrap: str, topic: str, ok) -> bool:
+    try:
+        parts = partitions(bootstrap, topic)
+    except Exception:  # noqa: BLE001 - metadata unavailable for a moment: ask again
+        return False
+    return bool(parts) and all(ld >= 0 and ok(len(isr)) for ld, isr in parts.values())
 
 
 def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
