@@ -8,6 +8,8 @@ import click
 
 from tocsin.cli.common import console, progress_say, train_config, train_opts
 
+RULE_NAMES = ("raw", "2of3", "3of5", "ewma", "s4")  # tocsin.detectors.decision.RULES
+
 _common = [
     click.option("--detector", type=click.Choice(["any", "iforest", "lstm_ae", "pca"]),
                  default="pca", show_default=True,
@@ -116,6 +118,10 @@ def eval_group() -> None:
     alarm rates, detection delay)."""
 
 
+SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "pca_t2q", "ensemble", "all"]
+STREAM = ["any", "iforest", "lstm_ae", "pca"]
+
+
 @eval_group.command("csv")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--pattern", default="*.csv", show_default=True,
@@ -141,29 +147,41 @@ def eval_group() -> None:
 @click.option("--sep", default=",", show_default=True, help="separator, or 'whitespace'")
 @click.option("--no-header", is_flag=True, help="the files have no header row")
 @click.option("--window", "windows", multiple=True, metavar="NAME=SIZE_S[/HOP_S]",
-              help="feature window (repeat); default 1, 10 and 60 rows of the data's "
-              "sampling period")
+              help="feature window (repeat); default for the pure detectors: 1 and 10 rows "
+              "of the data's sampling period (mean, sd); for the stream models 1, 10, 60 rows")
 @click.option("--features", default=None, help="comma-separated feature names")
 @click.option("--acf-lags", default=None, help="comma-separated autocorrelation lags")
+@click.option("--detector", type=click.Choice(SUITE + STREAM), default="ensemble",
+              show_default=True, help="pure detectors, each calibrated out-of-fold on the "
+              "training rows: pca_t2, pca_q, mahalanobis, knn, missing; ensembles of their "
+              "calibrated scores: pca_t2q, ensemble (T², Q, k-NN, missing), all. Or the "
+              "stream's trained models: pca, iforest, lstm_ae, any")
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="3of5",
+              show_default=True, help="decision rule of the pure detectors (surprise "
+              "threshold, smoothing, k of n; see docs/detection.md)")
+@click.option("--grid", is_flag=True, help="also print every pure detector under every rule "
+              "(pooled totals)")
+@click.option("--persistence", default=1, show_default=True,
+              help="stream models only: alarm after this many consecutive anomalous ticks")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None,
+              help="also write the table as Markdown")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="write per-row scores and predictions here, one file per input named "
               "by its path (a/0.csv -> a__0.csv.scores.csv)")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
-              help="keep the trained artifact here (default: a temporary folder)")
-@_common_opts
+              help="stream models: keep the trained artifact here (default: a temporary "
+              "folder)")
 @train_opts
 def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_col,
              timestamp_unit, period, sensors, exclude, label_col, onset_row, sep, no_header,
-             windows, features, acf_lags, out_dir, model_dir, detector, persistence, markdown,
-             **tkw) -> None:
-    """Train on normal data, then score each input (files, folders, globs) with the stream's
-    code. Metrics count only the rows after each file's training part; without --label-col
-    or --onset-row the files are scored and the alarm rate reported."""
+             windows, features, acf_lags, detector, rule, grid, persistence, markdown, out_dir,
+             model_dir, **tkw) -> None:
+    """Train on normal data, then score each input (files, folders, globs). Metrics count
+    only the rows after each file's training part; without --label-col or --onset-row the
+    files are scored and the alarm rate reported."""
     from tocsin.connectors.csv_import import CsvSpec
-    from tocsin.detectors.evaluation import pooled
     from tocsin.errors import DataError
     from tocsin.offline import table_eval as te
-    from tocsin.offline.plant_eval import eval_table, train_table, with_temp_root, write_rows
 
     if sum(v is not None for v in (train_file, train_rows, train_fraction)) != 1:
         raise click.UsageError("give exactly one of --train-file, --train-rows and "
@@ -171,7 +189,6 @@ def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_
     if label_col is not None and onset_row is not None:
         raise click.UsageError("give at most one of --label-col and --onset-row")
     say = progress_say(console())
-    cfg = train_config(**tkw)
     cs = CsvSpec(asset="csv", timestamp_col=timestamp_col, timestamp_unit=timestamp_unit,
                  period=period, sep=sep, header=not no_header,
                  sensor_cols=te.split_names(sensors), exclude_cols=te.split_names(exclude) or [],
@@ -180,24 +197,91 @@ def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_
         paths = te.expand_inputs(list(inputs), pattern)
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
-    names = te.output_names(paths)
     tables = [(p, _load(p, cs, label_col, onset_row, sep, timestamp_col)) for p in paths]
-    spec = _spec_from(windows, features, acf_lags, period, tables[0][1], say)
-    results = []
+    for path, table in tables:
+        for w in te.clock(table.ts).warnings(str(path)):
+            say(f"[yellow]{w}[/]")
+    try:
+        ks = {p: te.train_count(len(t.ts), train_rows, train_fraction, str(p))
+              for p, t in tables}
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    train = _load(Path(train_file), cs, None, None, sep, timestamp_col) if train_file else None
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
+    run = dict(tables=tables, ks=ks, train=train, out=out, names=te.output_names(paths),
+               say=say, markdown=markdown)
+    if detector in SUITE:
+        _eval_suite(detector, rule, grid, windows, features, acf_lags, period, **run)
+    else:
+        _eval_stream(detector, persistence, windows, features, acf_lags, period,
+                     train_config(**tkw), model_dir, train_file, **run)
+
+
+def _eval_suite(detector, rule, grid, windows, features, acf_lags, period, *, tables, ks,
+                train, out, names, say, markdown) -> None:
+    from tocsin.detectors.decision import RULES
+    from tocsin.detectors.evaluation import pooled
+    from tocsin.offline import plant_eval as pe
+    from tocsin.offline.table_eval import clock
+
+    step = period or clock(tables[0][1].ts).period_s or 1.0
+    if windows or features or acf_lags is not None:
+        spec = _spec_from(windows, features, acf_lags, period, tables[0][1], say)
+    else:
+        spec = pe.short_spec(step)
+        say(f"windows follow the data's period ({step:g} s): 1 and 10 rows, mean and sd "
+            "(override with --window/--features)")
+    names_run = SUITE if grid else [detector]
+    rules = RULES if grid else {rule: RULES[rule]}
+    train_x = None
+    if train is not None:
+        x, has = pe.row_ticks(train, spec)
+        train_x = x[has]
+    chosen, cells = [], {}
+    for path, table in tables:
+        res = pe.eval_table_suite(table, str(path), spec, names_run, rules, ks[path], train_x)
+        r = res[(detector, rule)]
+        say(_line(r))
+        chosen.append(r)
+        for key, v in res.items():
+            cells.setdefault(key, []).append(v.metrics)
+        if out:
+            pe.write_suite_rows(out / names[path], r, ks[path], table.labels)
+    labelled = [r.metrics for r in chosen if r.metrics.get("labelled")]
+    if len(labelled) > 1:
+        chosen.append(pe.EvalResult(f"total ({len(labelled)} files, pooled)", pooled(labelled)))
+    rd = RULES[rule]
+    _report(chosen, f"detector {detector}, rule {rule} ({rd.name}; clears at most "
+            f"{rd.clear_rows(12.0)} rows after the score falls back); metrics on the rows "
+            "after each file's training part", markdown)
+    if grid and all(m.get("labelled") for m in cells[(detector, rule)]):
+        from tocsin.offline.plant_eval import EvalResult
+
+        _report([EvalResult(f"{d} | {rn} ({RULES[rn].name})", pooled(ms))
+                 for (d, rn), ms in cells.items()],
+                "every detector x rule, pooled over files", None)
+
+
+def _eval_stream(detector, persistence, windows, features, acf_lags, period, cfg, model_dir,
+                 train_file, *, tables, ks, train, out, names, say, markdown) -> None:
+    from tocsin.detectors.evaluation import pooled
+    from tocsin.offline.plant_eval import (
+        EvalResult,
+        eval_table,
+        train_table,
+        with_temp_root,
+        write_rows,
+    )
+
+    spec = _spec_from(windows, features, acf_lags, period, tables[0][1], say)
+    results = []
     with with_temp_root(model_dir) as root:
-        if train_file:
-            train_table(_load(Path(train_file), cs, None, None, sep, timestamp_col), spec,
-                        cfg, Path(root), train_file, say)
+        if train is not None:
+            train_table(train, spec, cfg, Path(root), train_file, say)
         for path, table in tables:
-            for w in te.clock(table.ts).warnings(str(path)):
-                say(f"[yellow]{w}[/]")
-            try:
-                k = te.train_count(len(table.ts), train_rows, train_fraction, str(path))
-            except DataError as exc:
-                raise click.ClickException(str(exc)) from None
+            k = ks[path]
             if k:
                 train_table(table.head(k), spec, cfg, Path(root), f"{path} rows 1-{k}", say)
             res = eval_table(table, str(path), spec, Path(root), detector, persistence, k)
@@ -207,12 +291,10 @@ def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_
                 write_rows(out / names[path], res)
     labelled = [r.metrics for r in results if r.metrics.get("labelled")]
     if len(labelled) > 1:
-        from tocsin.offline.plant_eval import EvalResult
-
         results.append(EvalResult(f"total ({len(labelled)} files, pooled)", pooled(labelled)))
     _report(results, f"detector {detector}, persistence {persistence}"
             + (" (metrics on the rows after each file's training part)"
-               if train_rows or train_fraction else ""), markdown)
+               if any(ks.values()) else ""), markdown)
 
 
 def _load(path, cs, label_col, onset_row, sep, timestamp_col):
@@ -286,6 +368,46 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
         say("done")
     _report(results, f"Tennessee Eastman (simulated process data), detector {detector}, "
             f"persistence {persistence}", markdown)
+
+
+@eval_group.command("library")
+@click.option("--kinds", default="pump,motor,press,plant", show_default=True,
+              help="asset kinds (plant: all three assets in one 17-column table)")
+@click.option("--seeds", default="1,2", show_default=True)
+@click.option("--train-rows", default=400, show_default=True,
+              help="normal rows at the head of each scenario that train the detectors")
+@click.option("--write", "write_dir", type=click.Path(file_okay=False), default=None,
+              help="write the labelled CSVs here (KIND/CASE-sSEED.csv, scenarios.json), "
+              "for `tocsin eval csv DIR --timestamp-col timestamp --label-col label "
+              "--train-rows 400`")
+@click.option("--detector", type=click.Choice(SUITE), default="ensemble", show_default=True)
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="3of5",
+              show_default=True)
+@click.option("--grid", is_flag=True, help="also every detector x rule, pooled")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None)
+def eval_library(kinds, seeds, train_rows, write_dir, detector, rule, grid, markdown) -> None:
+    """The simulator's harder fault library (gradual onsets, drift, noise, stuck / flatline /
+    missing sensors, and mode changes that are not faults), one scenario per case and seed,
+    short training on each scenario's head; metrics after the training rows."""
+    from tocsin.connectors.model_sources import Table
+    from tocsin.connectors.simulator import hard
+
+    say = progress_say(console())
+    kinds_l = [k.strip() for k in kinds.split(",") if k.strip()]
+    seeds_l = [int(v) for v in seeds.split(",") if v.strip()]
+    if write_dir:
+        files = hard.write_library(write_dir, kinds_l, seeds_l, train_rows)
+        say(f"wrote {len(files)} scenarios under {write_dir}")
+    tables, ks = [], {}
+    for kind in kinds_l:
+        for case in hard.cases(kind):
+            for seed in seeds_l:
+                r = hard.run(hard.random_scenario(kind, case, seed, train_rows))
+                key = Path(f"{kind}/{case}-s{seed}")
+                tables.append((key, Table(r.columns, r.ts, r.values, r.labels)))
+                ks[key] = train_rows
+    _eval_suite(detector, rule, grid, (), None, None, 1.0, tables=tables, ks=ks, train=None,
+                out=None, names={}, say=say, markdown=markdown)
 
 
 @eval_group.command("sim")

@@ -30,8 +30,12 @@ class MahalanobisDetector(Standardized):
         self.method = "ledoit-wolf"
         est = None
         if self.robust and n >= 5 * d:
+            import warnings
+
             try:
-                est = MinCovDet(random_state=self.seed).fit(z)
+                with warnings.catch_warnings():  # "not full rank": handled by the pinv below
+                    warnings.simplefilter("ignore", UserWarning)
+                    est = MinCovDet(random_state=self.seed).fit(z)
                 self.method = "mcd"
             except ValueError:  # singular subsets (constant columns in the support)
                 est = None

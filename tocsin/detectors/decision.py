@@ -88,5 +88,7 @@ class DecisionRule:
 RULES = {
     "raw": DecisionRule(3.0),
     "2of3": DecisionRule(3.0, k=2, n=3),
+    "3of5": DecisionRule(3.0, k=3, n=5),
     "ewma": DecisionRule(2.0, alpha=0.3),
+    "s4": DecisionRule(4.0),
 }
