@@ -31,8 +31,8 @@ from tocsin.offline.plant_eval import eval_table_suite, short_spec
 RULES = {"s>3": DecisionRule(3.0), "s>4": DecisionRule(4.0),
          "s>2, 2/3": DecisionRule(2.0, k=2, n=3), "s>3, 3/5": DecisionRule(3.0, k=3, n=5),
          "ewma 0.3, s>2.5": DecisionRule(2.5, alpha=0.3)}
-NAMES = ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "pca_t2q", "q_missing", "ensemble",
-         "all"]
+NAMES = ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck", "pca_t2q", "q_quality",
+         "ensemble", "all"]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -56,15 +56,18 @@ def run(kinds: list[str], seeds: list[int], train_rows: int, lags: int = 0, say=
     return {"grid": grid, "cases": by_case}
 
 
+def _auc(p: dict, k: str) -> str:
+    return "" if p.get(k) is None else f"{p[k]:.3f}"
+
+
 def grid_table(grid: dict) -> list[str]:
     out = ["| detector | rule | recall % | false alarms % | events found | ROC AUC | PR AUC |",
            "|---|---|---|---|---|---|---|"]
     for key, p in grid.items():
         d, rn = key.split(" | ")
-        auc = lambda k: "" if p.get(k) is None else f"{p[k]:.3f}"  # noqa: E731
         out.append(f"| {d} | {rn} | {100 * p['recall']:.1f} | {100 * p['false_alarm_rate']:.2f}"
-                   f" | {p['events_detected']}/{p['events']} | {auc('roc_auc')} | "
-                   f"{auc('pr_auc')} |")
+                   f" | {p['events_detected']}/{p['events']} | {_auc(p, 'roc_auc')} | "
+                   f"{_auc(p, 'pr_auc')} |")
     return out
 
 

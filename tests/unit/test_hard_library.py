@@ -77,12 +77,14 @@ def test_library_csvs_round_trip_through_eval_csv(tmp_path):
     from tocsin.cli import main as cli
 
     res = CliRunner().invoke(cli, ["eval", "library", "--kinds", "press", "--seeds", "1",
-                                   "--write", str(tmp_path)])
+                                   "--cases", "flatline,mode_only", "--write", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert "total (9 files, pooled)" in res.output
+    assert "total (2 files, pooled)" in res.output
     assert (tmp_path / "scenarios.json").exists()
-    files = sorted((tmp_path / "press").glob("*.csv"))
-    assert len(files) == len(hard.cases("press"))
+    files = sorted(p.name for p in (tmp_path / "press").glob("*.csv"))
+    assert files == ["flatline-s1.csv", "mode_only-s1.csv"]
+    res = CliRunner().invoke(cli, ["eval", "library", "--kinds", "pump", "--cases", "wobble"])
+    assert res.exit_code != 0 and "wobble" in res.output
     res = CliRunner().invoke(cli, ["eval", "csv", str(tmp_path / "press" / "flatline-s1.csv"),
                                    "--timestamp-col", "timestamp", "--label-col", "label",
                                    "--train-rows", "400"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from tocsin.cli.common import console, progress_say, train_config, train_opts
+from tocsin.cli.eval_report import _line, _pct, _report, _spec_from
 
 RULE_NAMES = ("raw", "2of3", "3of5", "ewma", "s4")  # tocsin.detectors.decision.RULES
 
@@ -28,97 +29,14 @@ def _common_opts(f):
     return f
 
 
-def _pct(v) -> str:
-    return "" if v is None else f"{100 * v:.1f}"
-
-
-def _cells(m: dict) -> list[str]:
-    """precision, recall, F1, false alarms, missed, delay, events, event delay, ROC/PR AUC."""
-    if not m.get("labelled", True):
-        return ["–"] * 3 + [f"{_pct(m['alarm_rate'])} alarms"] + ["–"] * 6
-    fa = _pct(m["false_alarm_rate"])
-    if m["fault_rows"] == 0:
-        return ["–", "–", "–", fa] + ["–"] * 6
-    if m.get("delay_s") is not None:
-        delay = f"{m['delay_s']:.0f} s"
-    elif m.get("delay_s_median") is not None:
-        delay = f"{m['delay_s_median']:.0f} s (median)"
-    else:
-        delay = "" if m.get("delay_rows") is None else str(m["delay_rows"])
-    ev = "" if not m.get("events") else f"{m['events_detected']}/{m['events']}"
-    ed = "" if m.get("event_delay_s_median") is None else f"{m['event_delay_s_median']:.0f} s"
-    auc = lambda k: "" if m.get(k) is None else f"{m[k]:.3f}"  # noqa: E731
-    return [_pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), fa,
-            _pct(m["missed_alarm_rate"]), delay, ev, ed, auc("roc_auc"), auc("pr_auc")]
-
-
-def _report(results, title: str, markdown: str | None, extra_cols=()) -> None:
-    from rich.table import Table
-
-    cols = ["case", "precision %", "recall %", "F1 %", "false alarms %", "missed %",
-            "delay", "events found", "event delay", "ROC AUC", "PR AUC"]
-    cols += [c for c, _ in extra_cols]
-    rows = [[r.name] + _cells(r.metrics) + [str(fn(r.metrics)) for _, fn in extra_cols]
-            for r in results]
-    table = Table(title=title)
-    for c in cols:
-        table.add_column(c)
-    for row in rows:
-        table.add_row(*row)
-    console().print(table)
-    if markdown:
-        lines = [f"| {' | '.join(cols)} |", "|" + "---|" * len(cols)]
-        lines += [f"| {' | '.join(r)} |" for r in rows]
-        Path(markdown).write_text("\n".join(lines) + "\n")
-
-
-def _spec_from(windows: tuple[str, ...], features: str | None, acf: str | None, period,
-               table=None, say=None):
-    from tocsin.detectors.windows import FeatureSpec, ScaleSpec
-
-    kw = {}
-    step = period
-    if table is not None and not period:
-        from tocsin.offline.table_eval import clock, default_windows
-
-        step = clock(table.ts).period_s
-        if not windows and step and abs(step - 1.0) > 1e-9:
-            kw["scales"] = [ScaleSpec(name=n, size_s=sz, hop_s=hop)
-                            for n, sz, hop in default_windows(step)]
-            if say:
-                say(f"windows follow the data's period ({step:g} s): "
-                    + ", ".join(s.name for s in kw["scales"]) + " (override with --window)")
-    if windows:
-        scales = []
-        for w in windows:
-            try:
-                name, _, rest = w.partition("=")
-                size, _, hop = rest.partition("/")
-                scales.append(ScaleSpec(name=name, size_s=float(size),
-                                        hop_s=float(hop) if hop else None))
-            except ValueError:
-                raise click.BadParameter(f"{w!r}: use NAME=SIZE_S[/HOP_S], e.g. 10s=10/1",
-                                         param_hint="--window") from None
-        kw["scales"] = scales
-    if features:
-        kw["features"] = [f.strip() for f in features.split(",") if f.strip()]
-    if acf is not None:
-        kw["acf_lags"] = [int(x) for x in acf.split(",") if x.strip()]
-    if period:
-        kw["allowed_lateness_s"] = 0.0
-    try:
-        return FeatureSpec(**kw)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--window/--features") from None
-
-
 @click.group("eval")
 def eval_group() -> None:
     """Detection quality on labelled data (tables: precision, recall, F1, false and missed
     alarm rates, detection delay)."""
 
 
-SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "pca_t2q", "ensemble", "all"]
+SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck", "pca_t2q", "q_quality",
+         "ensemble", "all"]
 STREAM = ["any", "iforest", "lstm_ae", "pca"]
 
 
@@ -235,13 +153,9 @@ def _eval_suite(detector, rule, grid, windows, features, acf_lags, period, *, ta
             "(override with --window/--features)")
     names_run = SUITE if grid else [detector]
     rules = RULES if grid else {rule: RULES[rule]}
-    train_x = None
-    if train is not None:
-        x, has = pe.row_ticks(train, spec)
-        train_x = x[has]
     chosen, cells = [], {}
     for path, table in tables:
-        res = pe.eval_table_suite(table, str(path), spec, names_run, rules, ks[path], train_x)
+        res = pe.eval_table_suite(table, str(path), spec, names_run, rules, ks[path], train)
         r = res[(detector, rule)]
         say(_line(r))
         chosen.append(r)
@@ -309,14 +223,6 @@ def _load(path, cs, label_col, onset_row, sep, timestamp_col):
         raise click.ClickException(f"{exc}" + (f"\n{h}" if h else "")) from None
 
 
-def _line(res) -> str:
-    m = res.metrics
-    if not m.get("labelled"):
-        return f"{res.name}: {m['rows']} rows scored, {_pct(m['alarm_rate'])} % alarm (no labels)"
-    return (f"{res.name}: recall {_pct(m['recall'])} %, false alarms "
-            f"{_pct(m['false_alarm_rate'])} % on {m['rows']} rows after training")
-
-
 @eval_group.command("tep")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
@@ -330,11 +236,20 @@ def _line(res) -> str:
 @click.option("--threads", default=1, show_default=True)
 @click.option("--train-rows", type=int, default=None,
               help="train on the first N rows of d00.dat only (short-training protocol)")
-@_common_opts
+@click.option("--detector", type=click.Choice(SUITE + STREAM), default="pca", show_default=True,
+              help="the stream's trained models (pca, iforest, lstm_ae, any) or the pure "
+              "detectors and ensembles of `eval csv` (raw rows, see --rule)")
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="3of5",
+              show_default=True, help="decision rule of the pure detectors")
+@click.option("--grid", is_flag=True, help="pure detectors: every detector x rule, pooled")
+@click.option("--persistence", default=1, show_default=True,
+              help="stream models: alarm after this many consecutive anomalous ticks")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None)
 def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantile, seed,
-             threads, train_rows, detector, persistence, markdown) -> None:
+             threads, train_rows, detector, rule, grid, persistence, markdown) -> None:
     """The Tennessee Eastman protocol: train on d00.dat, test on every d*_te.dat (fault from
-    row 161; d00_te.dat is normal), 3-minute rows, windows of 1 and 10 rows."""
+    row 161; d00_te.dat is normal), 3-minute rows. Stream models: windows of 1 and 10 rows;
+    pure detectors: each row and the mean and sd of the last 10."""
     from tocsin.models.training import TrainConfig
     from tocsin.offline.plant_eval import (
         eval_table,
@@ -356,6 +271,14 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
+    if detector in SUITE:
+        from tocsin.offline.plant_eval import TEP_PERIOD_S
+
+        _eval_suite(detector, rule, grid, (), None, None, TEP_PERIOD_S,
+                    tables=[(Path(n), t) for n, t in tests], ks={Path(n): 0 for n, _ in tests},
+                    train=train, out=out, names={Path(n): f"{n}.scores.csv" for n, _ in tests},
+                    say=say, markdown=markdown)
+        return
     results = []
     with with_temp_root(model_dir) as root:
         train_table(train, spec, cfg, Path(root),
@@ -374,6 +297,8 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
 @click.option("--kinds", default="pump,motor,press,plant", show_default=True,
               help="asset kinds (plant: all three assets in one 17-column table)")
 @click.option("--seeds", default="1,2", show_default=True)
+@click.option("--cases", default=None, help="comma-separated cases (default: every case of "
+              "each kind: mode_only, drift, noise, stuck, flatline, missing, ramp_<fault>)")
 @click.option("--train-rows", default=400, show_default=True,
               help="normal rows at the head of each scenario that train the detectors")
 @click.option("--write", "write_dir", type=click.Path(file_okay=False), default=None,
@@ -385,7 +310,8 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
               show_default=True)
 @click.option("--grid", is_flag=True, help="also every detector x rule, pooled")
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None)
-def eval_library(kinds, seeds, train_rows, write_dir, detector, rule, grid, markdown) -> None:
+def eval_library(kinds, seeds, cases, train_rows, write_dir, detector, rule, grid,
+                 markdown) -> None:
     """The simulator's harder fault library (gradual onsets, drift, noise, stuck / flatline /
     missing sensors, and mode changes that are not faults), one scenario per case and seed,
     short training on each scenario's head; metrics after the training rows."""
@@ -395,12 +321,21 @@ def eval_library(kinds, seeds, train_rows, write_dir, detector, rule, grid, mark
     say = progress_say(console())
     kinds_l = [k.strip() for k in kinds.split(",") if k.strip()]
     seeds_l = [int(v) for v in seeds.split(",") if v.strip()]
+    only = [c.strip() for c in cases.split(",")] if cases else None
+    try:
+        for kind in kinds_l:
+            bad = sorted(set(only or []) - set(hard.cases(kind)))
+            if bad:
+                raise ValueError(f"cases {bad} do not apply to {kind}; its cases: "
+                                 f"{hard.cases(kind)}")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kinds/--cases") from None
     if write_dir:
-        files = hard.write_library(write_dir, kinds_l, seeds_l, train_rows)
+        files = hard.write_library(write_dir, kinds_l, seeds_l, train_rows, only=only)
         say(f"wrote {len(files)} scenarios under {write_dir}")
     tables, ks = [], {}
     for kind in kinds_l:
-        for case in hard.cases(kind):
+        for case in only or hard.cases(kind):
             for seed in seeds_l:
                 r = hard.run(hard.random_scenario(kind, case, seed, train_rows))
                 key = Path(f"{kind}/{case}-s{seed}")

@@ -4,9 +4,12 @@ run on short training data (a few hundred normal rows).
 
 Members (all fitted on the same normal rows, all on the surprise scale after calibration):
 ``pca_t2`` and ``pca_q`` (:mod:`pca`), ``mahalanobis`` (MCD / Ledoit-Wolf, :mod:`covariance`),
-``knn`` (:mod:`knn`) and ``missing``: the share of missing inputs in a row, "surprising" when
-it exceeds anything the training rows had (a sensor that stops reporting is a fault an
-operator must hear about, and every other member imputes it away).
+``knn`` (:mod:`knn`), and two data-quality checks on the raw rows (every other member imputes
+a missing value away and sees a frozen sensor only through its correlations):
+``missing``, the share of sensors without a value in a row, and ``stuck``, the longest run of
+identical consecutive values of any sensor; each is "surprising" (the cap, 12) only beyond
+anything the training rows had (the stuck check: beyond twice the longest training run, at
+least 5 rows, so quantised sensors that repeat values are fine).
 
 Ensembles (Bonferroni over members, :func:`~tocsin.detectors.calibration.combine`):
 ``pca_t2q`` = T² and Q; ``ensemble`` = T², Q, k-NN and missing; ``all`` = every member.
@@ -34,27 +37,49 @@ MEMBERS: dict[str, Callable[[], Detector]] = {
 }
 ENSEMBLES: dict[str, list[str]] = {
     "pca_t2q": ["pca_t2", "pca_q"],
-    "q_missing": ["pca_q", "missing"],
-    "ensemble": ["pca_t2", "pca_q", "knn", "missing"],
-    "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing"],
+    "q_quality": ["pca_q", "missing", "stuck"],
+    "ensemble": ["pca_t2", "pca_q", "knn", "missing", "stuck"],
+    "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck"],
 }
-NAMES = [*MEMBERS, "missing", *ENSEMBLES]
+QUALITY = ("missing", "stuck")
+NAMES = [*MEMBERS, *QUALITY, *ENSEMBLES]
 MAX_SURPRISE = -np.log10(SF_FLOOR)
 
 
-class MissingShare:
-    """Surprise of a row's share of missing inputs: 0 up to the largest share seen in the
-    training rows, the cap (12) above it."""
+def run_lengths(raw: np.ndarray) -> np.ndarray:
+    """Per row and sensor: how many consecutive rows (this one included) hold this value."""
+    raw = np.asarray(raw, dtype=np.float64)
+    out = np.ones(raw.shape, dtype=np.int64)
+    same = (raw[1:] == raw[:-1]) & np.isfinite(raw[1:])
+    for i in range(1, len(raw)):
+        out[i] = np.where(same[i - 1], out[i - 1] + 1, 1)
+    return out
 
-    name = "missing"
 
-    def fit(self, x: np.ndarray) -> "MissingShare":
-        self.limit = float(np.isnan(x).mean(axis=1).max()) if len(x) else 0.0
+class QualityCheck:
+    """``missing``: share of sensors without a value; ``stuck``: longest run of identical
+    values. Surprise 0 up to the training limit, the cap (12) above it. Fitted and applied
+    on the RAW rows (not on window features), so the check is exact."""
+
+    def __init__(self, name: str):
+        if name not in QUALITY:
+            raise ModelError(f"quality check must be one of {QUALITY}, got {name!r}")
+        self.name = name
+
+    def _stat(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.name == "missing":
+            return np.isnan(raw).mean(axis=1)
+        return run_lengths(raw).max(axis=1).astype(np.float64)
+
+    def fit(self, raw: np.ndarray) -> "QualityCheck":
+        st = self._stat(raw)
+        top = float(st.max()) if st.size else 0.0
+        self.limit = top if self.name == "missing" else max(5.0, 2.0 * top)
         return self
 
-    def surprise(self, x: np.ndarray) -> np.ndarray:
-        share = np.isnan(x).mean(axis=1)
-        return np.where(share > self.limit + 1e-9, MAX_SURPRISE, 0.0)
+    def surprise(self, raw: np.ndarray) -> np.ndarray:
+        return np.where(self._stat(raw) > self.limit + 1e-9, MAX_SURPRISE, 0.0)
 
 
 def needed(names: list[str]) -> list[str]:
@@ -69,22 +94,27 @@ def needed(names: list[str]) -> list[str]:
     return out
 
 
-def fit_suite(x: np.ndarray, names: list[str]) -> dict[str, Calibrated | MissingShare]:
-    """Fit and calibrate (out-of-fold) every member the names need, on normal rows ``x``.
-    Columns that are missing in every training row are dropped by the caller's imputation
-    (the training mean of an empty column is 0)."""
+Fitted = dict[str, Calibrated | QualityCheck]
+
+
+def fit_suite(x: np.ndarray, names: list[str], raw: np.ndarray | None = None) -> Fitted:
+    """Fit and calibrate (out-of-fold) every member the names need, on normal rows ``x``
+    (features); the quality checks on ``raw`` (the sensor rows; default ``x``)."""
     x = np.asarray(x, dtype=np.float64)
-    out: dict[str, Calibrated | MissingShare] = {}
+    out: Fitted = {}
     for m in needed(names):
-        out[m] = MissingShare().fit(x) if m == "missing" else fit_calibrated(MEMBERS[m], x)
+        out[m] = (QualityCheck(m).fit(x if raw is None else raw) if m in QUALITY
+                  else fit_calibrated(MEMBERS[m], x))
     return out
 
 
-def surprises(fitted: dict[str, Calibrated | MissingShare], x: np.ndarray,
-              names: list[str]) -> dict[str, np.ndarray]:
-    """Per name, the calibrated score (surprise) of every row of ``x``."""
+def surprises(fitted: Fitted, x: np.ndarray, names: list[str],
+              raw: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per name, the calibrated score (surprise) of every row of ``x`` (``raw``: the same
+    rows' sensor values, for the quality checks)."""
     x = np.asarray(x, dtype=np.float64)
-    each = {m: f.surprise(x) for m, f in fitted.items()}
+    each = {m: f.surprise(x if raw is None or m not in QUALITY else raw)
+            for m, f in fitted.items()}
     out = {}
     for n in names:
         members = ENSEMBLES.get(n, [n])

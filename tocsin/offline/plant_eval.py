@@ -264,21 +264,22 @@ def training_rows(x: np.ndarray) -> np.ndarray:
 
 
 def eval_table_suite(test: Table, name: str, spec: FeatureSpec, names: list[str], rules: dict,
-                     skip_rows: int = 0, train_x: np.ndarray | None = None, lags: int = 0,
+                     skip_rows: int = 0, train: Table | None = None, lags: int = 0,
                      ) -> dict[tuple[str, str], EvalResult]:
     """Every detector/ensemble in ``names`` under every decision rule, fitted on the first
-    ``skip_rows`` rows' ticks (or on ``train_x``) and evaluated on the rows after them."""
+    ``skip_rows`` rows (or on the ``train`` table) and evaluated on the rows after them."""
     from tocsin.detectors import suite
 
     x, has = row_ticks(test, spec)
     x = lagged(x, lags)
-    if train_x is None:
-        train_x = x[:skip_rows][has[:skip_rows]]
+    if train is None:
+        train_x, train_raw = x[:skip_rows][has[:skip_rows]], test.values[:skip_rows]
     else:
-        train_x = lagged(train_x, lags)
+        tx, th = row_ticks(train, spec)
+        train_x, train_raw = lagged(tx, lags)[th], train.values
     keep = ~np.all(np.isnan(train_x), axis=0)  # columns never seen in training
-    fitted = suite.fit_suite(training_rows(train_x[:, keep]), names)
-    sur = suite.surprises(fitted, np.where(has[:, None], x, 0.0)[:, keep], names)
+    fitted = suite.fit_suite(training_rows(train_x[:, keep]), names, train_raw)
+    sur = suite.surprises(fitted, np.where(has[:, None], x, 0.0)[:, keep], names, test.values)
     ev = slice(skip_rows, None)
     out = {}
     for det, s in sur.items():

@@ -239,7 +239,8 @@ def write_csv(path: str | Path, r: HardRun) -> None:
 
 
 def write_library(out: str | Path, kinds: list[str], seeds: list[int],
-                  train_rows: int = 400, test_rows: int = 1200) -> list[Path]:
+                  train_rows: int = 400, test_rows: int = 1200,
+                  only: list[str] | None = None) -> list[Path]:
     """Every case of every kind for every seed as labelled CSVs (``KIND/CASE-sSEED.csv``),
     with the scenarios and their episodes in ``scenarios.json``."""
     import json
@@ -248,7 +249,7 @@ def write_library(out: str | Path, kinds: list[str], seeds: list[int],
     written, docs = [], []
     for kind in kinds:
         (out / kind).mkdir(parents=True, exist_ok=True)
-        for case in cases(kind):
+        for case in only or cases(kind):
             for seed in seeds:
                 sc = random_scenario(kind, case, seed, train_rows, test_rows)
                 r = run(sc)
