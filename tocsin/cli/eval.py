@@ -9,7 +9,7 @@ import click
 from tocsin.cli.common import console, progress_say, train_config, train_opts
 from tocsin.cli.eval_report import _line, _pct, _report, _spec_from
 
-RULE_NAMES = ("raw", "2of3", "3of5", "ewma", "s4")  # tocsin.detectors.decision.RULES
+RULE_NAMES = ("raw", "s4", "2of3", "s2_2of3", "3of5", "ewma", "ewma25")  # decision.RULES
 
 _common = [
     click.option("--detector", type=click.Choice(["any", "iforest", "lstm_ae", "pca"]),
@@ -69,12 +69,14 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
               "of the data's sampling period (mean, sd); for the stream models 1, 10, 60 rows")
 @click.option("--features", default=None, help="comma-separated feature names")
 @click.option("--acf-lags", default=None, help="comma-separated autocorrelation lags")
-@click.option("--detector", type=click.Choice(SUITE + STREAM), default="ensemble",
+@click.option("--detector", type=click.Choice(SUITE + STREAM), default="q_quality",
               show_default=True, help="pure detectors, each calibrated out-of-fold on the "
-              "training rows: pca_t2, pca_q, mahalanobis, knn, missing; ensembles of their "
-              "calibrated scores: pca_t2q, ensemble (T², Q, k-NN, missing), all. Or the "
-              "stream's trained models: pca, iforest, lstm_ae, any")
-@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="3of5",
+              "training rows: pca_t2, pca_q, mahalanobis, knn, and the raw-row checks missing "
+              "and stuck; ensembles of their calibrated scores: pca_t2q, q_quality (Q, "
+              "missing, stuck: the best on the hard library, which has mode changes), "
+              "ensemble (T², Q, k-NN, missing, stuck), all. Or the stream's trained models: "
+              "pca, iforest, lstm_ae, any")
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
               show_default=True, help="decision rule of the pure detectors (surprise "
               "threshold, smoothing, k of n; see docs/detection.md)")
 @click.option("--grid", is_flag=True, help="also print every pure detector under every rule "
@@ -239,7 +241,7 @@ def _load(path, cs, label_col, onset_row, sep, timestamp_col):
 @click.option("--detector", type=click.Choice(SUITE + STREAM), default="pca", show_default=True,
               help="the stream's trained models (pca, iforest, lstm_ae, any) or the pure "
               "detectors and ensembles of `eval csv` (raw rows, see --rule)")
-@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="3of5",
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
               show_default=True, help="decision rule of the pure detectors")
 @click.option("--grid", is_flag=True, help="pure detectors: every detector x rule, pooled")
 @click.option("--persistence", default=1, show_default=True,
@@ -305,8 +307,8 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
               help="write the labelled CSVs here (KIND/CASE-sSEED.csv, scenarios.json), "
               "for `tocsin eval csv DIR --timestamp-col timestamp --label-col label "
               "--train-rows 400`")
-@click.option("--detector", type=click.Choice(SUITE), default="ensemble", show_default=True)
-@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="3of5",
+@click.option("--detector", type=click.Choice(SUITE), default="q_quality", show_default=True)
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
               show_default=True)
 @click.option("--grid", is_flag=True, help="also every detector x rule, pooled")
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None)
