@@ -155,9 +155,10 @@ def _eval_suite(detector, rule, grid, windows, features, acf_lags, period, *, ta
             "(override with --window/--features)")
     names_run = SUITE if grid else [detector]
     rules = RULES if grid else {rule: RULES[rule]}
-    chosen, cells = [], {}
+    chosen, cells, cache = [], {}, {}
     for path, table in tables:
-        res = pe.eval_table_suite(table, str(path), spec, names_run, rules, ks[path], train)
+        res = pe.eval_table_suite(table, str(path), spec, names_run, rules, ks[path], train,
+                                  cache=cache)
         r = res[(detector, rule)]
         say(_line(r))
         chosen.append(r)

@@ -265,20 +265,27 @@ def training_rows(x: np.ndarray) -> np.ndarray:
 
 def eval_table_suite(test: Table, name: str, spec: FeatureSpec, names: list[str], rules: dict,
                      skip_rows: int = 0, train: Table | None = None, lags: int = 0,
-                     ) -> dict[tuple[str, str], EvalResult]:
+                     cache: dict | None = None) -> dict[tuple[str, str], EvalResult]:
     """Every detector/ensemble in ``names`` under every decision rule, fitted on the first
-    ``skip_rows`` rows (or on the ``train`` table) and evaluated on the rows after them."""
+    ``skip_rows`` rows (or on the ``train`` table) and evaluated on the rows after them.
+    ``cache``: with a shared ``train`` table, pass one dict to every call and the detectors
+    are fitted once."""
     from tocsin.detectors import suite
 
     x, has = row_ticks(test, spec)
     x = lagged(x, lags)
-    if train is None:
-        train_x, train_raw = x[:skip_rows][has[:skip_rows]], test.values[:skip_rows]
+    if cache and train is not None:
+        keep, fitted = cache["keep"], cache["fitted"]
     else:
-        tx, th = row_ticks(train, spec)
-        train_x, train_raw = lagged(tx, lags)[th], train.values
-    keep = ~np.all(np.isnan(train_x), axis=0)  # columns never seen in training
-    fitted = suite.fit_suite(training_rows(train_x[:, keep]), names, train_raw)
+        if train is None:
+            train_x, train_raw = x[:skip_rows][has[:skip_rows]], test.values[:skip_rows]
+        else:
+            tx, th = row_ticks(train, spec)
+            train_x, train_raw = lagged(tx, lags)[th], train.values
+        keep = ~np.all(np.isnan(train_x), axis=0)  # columns never seen in training
+        fitted = suite.fit_suite(training_rows(train_x[:, keep]), names, train_raw)
+        if cache is not None and train is not None:
+            cache.update(keep=keep, fitted=fitted)
     sur = suite.surprises(fitted, np.where(has[:, None], x, 0.0)[:, keep], names, test.values)
     ev = slice(skip_rows, None)
     out = {}
