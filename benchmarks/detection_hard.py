@@ -102,7 +102,7 @@ def main() -> None:
     print(f"({time.perf_counter() - t0:.0f} s)")
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps({"kinds": a.kinds, "seeds": a.seeds,
-                                  "train_rows": a.train_rows, **res}, indent=1, default=float))
+                                  "train_rows": a.train_rows, **res}, separators=(",", ":"), default=float) + "\n")
     if a.markdown:
         a.markdown.write_text("\n".join(lines) + "\n")
 

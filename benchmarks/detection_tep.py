@@ -178,7 +178,7 @@ def main() -> None:
         print("\n".join(block))
         lines += block
     a.json.parent.mkdir(parents=True, exist_ok=True)
-    a.json.write_text(json.dumps(doc, indent=1, default=float))
+    a.json.write_text(json.dumps(doc, separators=(",", ":"), default=float) + "\n")
     if a.markdown:
         a.markdown.write_text("\n".join(lines) + "\n")
 
