@@ -256,14 +256,26 @@ def labels_group() -> None:
 @click.option("--map", "mapping", default=None, metavar="COL=NAME,...",
               help="rename the file's columns to txn_id, card_id, terminal_id, txn_ts, "
                    "reported_ts[, fraud, scenario]")
-def labels_import(broker, prefix, path, mapping) -> None:
-    """Validate a chargeback file (CSV or Parquet) and publish it to payments.labels."""
-    from tocsin.connectors.payments_data import parse_mapping, read_labels
-    from tocsin.connectors.payments_labels import publish_labels
-    from tocsin.contracts import topics
+@_dev
+def labels_import(broker, prefix, path, mapping, dev) -> None:
+    """Validate a chargeback file (CSV or Parquet) and publish it to payments.labels.
 
+    Card numbers in ``card_id`` are tokenised with the PAN key (TOCSIN_PAN_TOKEN_KEY), as the
+    ingest tokenises the transactions' PANs, so labels and transactions name the same card."""
+    from tocsin.config.ingest_security import load_pan_key
+    from tocsin.connectors.payments_data import parse_mapping, read_labels
+    from tocsin.connectors.payments_labels import protect_label, publish_labels
+    from tocsin.contracts import topics
+    from tocsin.errors import SchemaError
+
+    _set_dev(dev)
+    key = load_pan_key()  # refuse to go on without the key the transactions were tokenised with
     s = worker_settings(broker, prefix)
     labels = read_labels(path, parse_mapping(mapping))  # all rows valid, or nothing sent
+    try:
+        labels = [protect_label(lab, key) for lab in labels]
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
     _ensure(s)
     n = publish_labels(s.broker, s.topic(topics.PAY_LABELS), labels)
     click.echo(f"{path}: {n} labels -> {s.topic(topics.PAY_LABELS)}")

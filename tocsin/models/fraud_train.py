@@ -126,27 +126,41 @@ def _onnx_scores(path: Path, tab: np.ndarray) -> np.ndarray:
 
 
 def fit_gbdt(tr: Dataset, va: Dataset, const: np.ndarray, out: Path, *, seed: int,
-             log, **params) -> dict:
+             log, sequence: bool = True, **params) -> dict:
+    """Boosted trees on the tabular features, and with ``sequence`` also on the summary of
+    the card's last transactions (:mod:`tocsin.models.fraud_inputs`)."""
     from tocsin.models import fraud_gbdt as g
+    from tocsin.models import fraud_inputs as fi
 
-    cols = np.flatnonzero(~const)
-    model, best = g.fit(tr.tab[:, cols], tr.y, va.tab[:, cols], va.y, seed=seed, **params)
+    inputs = ["tab", fi.VERSION] if sequence else ["tab"]
+    x_tr = fi.model_input(tr.tab, tr.seq, tr.pad, inputs)
+    x_va = fi.model_input(va.tab, va.seq, va.pad, inputs)
+    drop = np.zeros(x_tr.shape[1], bool)
+    drop[:len(const)] = const
+    drop[len(const):] = np.ptp(x_tr[:, len(const):], axis=0) == 0.0 if len(x_tr) else True
+    cols = np.flatnonzero(~drop)
+    model, best = g.fit(x_tr[:, cols], tr.y, x_va[:, cols], va.y, seed=seed, **params)
     light_n = max(best // 4, 1)
-    log(f"boosted trees: {best} iterations best on validation (of {model.n_iter_}); light "
-        f"branch: the first {light_n}")
-    info = {"kind": "gbdt", "inputs": ["tab"], "columns": cols.tolist(),
+    log(f"boosted trees on {'tabular + sequence summary' if sequence else 'tabular'} inputs "
+        f"({len(cols)} columns): {best} iterations best on validation (of {model.n_iter_}); "
+        f"light branch: the first {light_n}")
+    info = {"kind": "gbdt", "inputs": inputs, "columns": cols.tolist(),
+            "input_names": list(FEATURES) + (list(fi.NAMES) if sequence else []),
             "iterations": {"full": best, "light": light_n}, "params": params, "calibration": {}}
     for name, n in (("full", best), ("light", light_n)):
-        a, b = g.platt(g.margin(model, va.tab[:, cols], n), va.y)
-        g.export_onnx(model, n, (a, b), len(FEATURES), out / f"{name}.onnx", cols)
-        err = g.check_export(out / f"{name}.onnx", model, n, (a, b), va.tab[:2000], cols)
+        a, b = g.platt(g.margin(model, x_va[:, cols], n), va.y)
+        g.export_onnx(model, n, (a, b), x_tr.shape[1], out / f"{name}.onnx", cols)
+        err = g.check_export(out / f"{name}.onnx", model, n, (a, b), x_va[:2000], cols)
         info["calibration"][name] = {"platt_a": a, "platt_b": b, "export_max_abs_err": err}
     return info
 
 
 def _score_graph(out: Path, info: dict, ds: Dataset, graph: str) -> np.ndarray:
     if info["kind"] == "gbdt":
-        return _onnx_scores(out / f"{graph}.onnx", ds.tab)
+        from tocsin.models.fraud_inputs import model_input
+
+        return _onnx_scores(out / f"{graph}.onnx",
+                            model_input(ds.tab, ds.seq, ds.pad, info["inputs"]))
     from tocsin.models.fraud_serving import OnnxBackend
 
     inputs = {"tab": ds.tab} if graph == "light" else {"tab": ds.tab, "seq": ds.seq,
@@ -167,7 +181,8 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
                 kind: str = "gbdt", periods: Periods | None = None, epochs: int = 4,
                 seed: int = 7, threads: int = 2, rf_trees: int = 100,
                 alerts_per_day: float = 100.0, decline_precision: float = 0.9,
-                data_note: str = "", log=print, **gbdt_params) -> dict:
+                data_note: str = "", log=print, sequence: bool = True,
+                **gbdt_params) -> dict:
     from tocsin.models import fraud_registry
 
     out = Path(out)
@@ -187,7 +202,8 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
     stats, const = training_stats(tr.tab, log)
     stage = fraud_registry.staging(out)
     if kind == "gbdt":
-        info = fit_gbdt(tr, va, const, stage, seed=seed, log=log, **gbdt_params)
+        info = fit_gbdt(tr, va, const, stage, seed=seed, log=log, sequence=sequence,
+                        **gbdt_params)
     elif kind == "hybrid":
         from tocsin.models.fraud_train_hybrid import fit_hybrid
 
