@@ -181,13 +181,19 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--customers", type=int, default=2000, show_default=True)
     @click.option("--terminals", type=int, default=400, show_default=True)
     @click.option("--seed", type=int, default=7, show_default=True)
-    def payments_simulate(output, days, customers, terminals, seed) -> None:
-        """Write simulated labeled transactions to a CSV (for `tocsin train fraud --csv`)."""
+    @click.option("--switch-columns", is_flag=True,
+                  help="a switch's own column names and ISO times (TX_DATETIME, CUSTOMER_ID, "
+                       "...), to try the `--map` path of the payments guide")
+    def payments_simulate(output, days, customers, terminals, seed, switch_columns) -> None:
+        """Write simulated labeled transactions to a CSV (for `tocsin train fraud --data`)."""
         from tocsin.connectors.payments_data import write_csv
         from tocsin.connectors.simulator.payswitch import PaymentSwitch
 
         sim = PaymentSwitch(customers=customers, terminals=terminals, seed=seed).generate(days)
-        write_csv(output, sim.transactions, sim.fraud, sim.labels)
+        if switch_columns:
+            _write_switch_export(output, sim)
+        else:
+            write_csv(output, sim.transactions, sim.fraud, sim.labels)
         click.echo(f"{output}: {len(sim.transactions)} simulated transactions, "
                    f"{int(sim.fraud.sum())} fraud")
 
@@ -220,6 +226,25 @@ def register(main: click.Group, train: click.Group) -> None:
 
     payments.add_command(payments_models)
     payments.add_command(labels_group)
+
+
+def _write_switch_export(path: str, sim) -> None:
+    """Simulated transactions as a switch might export them: its own names, ISO times."""
+    import csv
+    from datetime import datetime, timezone
+
+    def iso(ns: int) -> str:
+        return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    reported = {lab.txn_id: lab.reported_ts for lab in sim.labels}
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["TX_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "MCC",
+                    "ENTRY_MODE", "TX_FRAUD", "TX_FRAUD_REPORTED"])
+        for t, f in zip(sim.transactions, sim.fraud):
+            rep = reported.get(t.txn_id)
+            w.writerow([t.txn_id, iso(t.ts), t.customer_id, t.terminal_id, t.amount, t.mcc,
+                        t.pos_entry_mode, int(bool(f)), iso(rep) if rep else ""])
 
 
 @click.command("models")
