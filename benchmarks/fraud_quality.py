@@ -1,7 +1,8 @@
 """Fraud model quality on the simulated switch, several seeds, side by side with random forests.
 
-Per seed: ``tocsin train fraud``'s training function twice (the deployed default: boosted trees
-on the features + the card-sequence summary; and the trees on the 38 features alone), then
+Per seed: ``tocsin train fraud``'s training function (the deployed default: boosted trees on
+the features + the card-sequence summary; with ``--tab-only`` also the trees on the 38
+features alone), then
 ``tocsin eval fraud``'s evaluation (one replay of the stream's features, both protocols) with
 the deployed model's full and light branches, the tabular-only trees, and two random forests
 trained on the same training period: one on the same 38 features (the issue's peer), one also
@@ -24,7 +25,7 @@ from tocsin.connectors.payments_data import parse_time
 from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.detectors import fraud_metrics as fm
 from tocsin.models.fraud_serving import FraudModel
-from tocsin.models.fraud_train import Periods, train_fraud
+from tocsin.models.fraud_train import Periods, build_dataset, train_fraud
 from tocsin.offline.fraud_eval import evaluate_protocols
 
 PERIODS = ("2026-01-01", "2026-01-15", "2026-02-05", "2026-02-12")  # history/train/valid/test
@@ -46,20 +47,25 @@ def run_seed(seed: int, args, work: Path) -> dict:
                         seed=seed).generate(args.days)
     h, a, b, c = (parse_time(x) for x in PERIODS)
     pr = Periods(h, a, b, c)
+    # one replay of the stream's features, shared by training and evaluation (the same
+    # build_dataset call each would make)
+    ds = build_dataset(sim.transactions, sim.labels, sim.fraud, history_from=h)
     arts = {}
-    for name, seq in (("deployed", True), ("gbdt_tab", False)):
+    kinds = (("deployed", True), ("gbdt_tab", False)) if args.tab_only else (("deployed", True),)
+    for name, seq in kinds:
         out = work / f"s{seed}-{name}"
         train_fraud(sim.transactions, sim.labels, sim.fraud, out, periods=pr, seed=7,
-                    threads=args.threads, log=lambda m: None, sequence=seq,
-                    data_note=f"simulated, seed {seed}")
+                    threads=args.threads, log=lambda m: None, sequence=seq, rf_trees=0,
+                    dataset=ds, data_note=f"simulated, seed {seed}")
         arts[name] = FraudModel(out)
     models = {"deployed (trees, features + sequence)": arts["deployed"],
-              "deployed, light branch": _Light(arts["deployed"]),
-              "trees, 38 features only": arts["gbdt_tab"]}
+              "deployed, light branch": _Light(arts["deployed"])}
+    if args.tab_only:
+        models["trees, 38 features only"] = arts["gbdt_tab"]
     res = evaluate_protocols(sim.transactions, sim.labels, sim.fraud, models,
                              protocols=("plain", "known_compromised"), history_from=h,
                              test_from=c, k=100, fpr=args.fpr, peer_sequence=True,
-                             threads=args.threads, log=lambda m: None)
+                             threads=args.threads, log=lambda m: None, dataset=ds)
     out = {"seed": seed, "iterations": arts["deployed"].meta["iterations"]}
     for proto, r in res.items():
         rows = {}
@@ -113,6 +119,8 @@ def main() -> None:
     ap.add_argument("--terminals", type=int, default=150)
     ap.add_argument("--fpr", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tab-only", action="store_true",
+                    help="also train and show the trees on the 38 features alone")
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()

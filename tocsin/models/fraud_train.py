@@ -182,7 +182,10 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
                 seed: int = 7, threads: int = 2, rf_trees: int = 100,
                 alerts_per_day: float = 100.0, decline_precision: float = 0.9,
                 data_note: str = "", log=print, sequence: bool = True,
-                **gbdt_params) -> dict:
+                dataset: Dataset | None = None, **gbdt_params) -> dict:
+    """Train, calibrate, choose thresholds, deploy to ``out``. ``dataset``: the features of
+    ``txns`` already replayed by :func:`build_dataset` from ``periods.history_from`` (a caller
+    that also evaluates saves a replay); ``rf_trees=0`` leaves the forest out of the table."""
     from tocsin.models import fraud_registry
 
     out = Path(out)
@@ -190,7 +193,8 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
         raise ModelError("no transactions to train on")
     t0 = time.perf_counter()
     pr = periods or Periods.default(txns[0].ts, txns[-1].ts)
-    ds = build_dataset(txns, labels, y, history_from=pr.history_from)
+    ds = dataset if dataset is not None else \
+        build_dataset(txns, labels, y, history_from=pr.history_from)
     log(f"features: {len(ds.y)} transactions in {time.perf_counter() - t0:.1f}s")
     parts = [ds.part(m) for m in pr.masks(ds.ts)]
     tr, va, te = parts
@@ -215,10 +219,11 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
                                decline_precision=decline_precision)
     quality = {"validation": {g: metrics(va.y, p) for g, p in p_va.items()}}
     if len(te.y) and te.y.min() != te.y.max():
-        rf = random_forest(tr, trees=rf_trees, seed=seed, threads=threads)
         quality["test"] = {g: metrics(te.y, _score_graph(stage, info, te, g))
                            for g in ("full", "light")}
-        quality["test"]["random_forest"] = metrics(te.y, rf.predict_proba(te.tab)[:, 1])
+        if rf_trees > 0:
+            rf = random_forest(tr, trees=rf_trees, seed=seed, threads=threads)
+            quality["test"]["random_forest"] = metrics(te.y, rf.predict_proba(te.tab)[:, 1])
     meta = {
         "model": f"tocsin.fraud-{info['kind']}", "features": list(FEATURES),
         "seq_len": SEQ_LEN, "token_dim": TOKEN_DIM, **info, "thresholds": thr,

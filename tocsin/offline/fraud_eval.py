@@ -48,9 +48,10 @@ def evaluate_protocols(txns: list[Transaction], labels: list[FraudLabel], y, mod
                        test_from: int | None = None, test_until: int | None = None,
                        k: int = 100, fpr: float = 0.01, random_forest: bool = True,
                        peer_sequence: bool = False, branch: str = "full", rf_trees: int = 100,
-                       threads: int = 2, log=print) -> dict[str, EvalResult]:
+                       threads: int = 2, log=print, dataset=None) -> dict[str, EvalResult]:
     """Each protocol (``plain``, ``known_compromised``) from one replay of the features and
-    one peer: protocol -> :class:`EvalResult`."""
+    one peer: protocol -> :class:`EvalResult`. ``dataset``: that replay, when the caller has
+    it already (:func:`~tocsin.models.fraud_train.build_dataset` of the same arguments)."""
     from tocsin.models.fraud_train import build_dataset
 
     if not models:
@@ -59,7 +60,8 @@ def evaluate_protocols(txns: list[Transaction], labels: list[FraudLabel], y, mod
     periods = first.meta.get("periods_ns", {})
     if test_from is None:
         test_from = (periods.get("test") or [None])[0] or periods.get("valid", [0, 0])[1]
-    ds = build_dataset(txns, labels, y, history_from=history_from, until=test_until)
+    ds = dataset if dataset is not None else \
+        build_dataset(txns, labels, y, history_from=history_from, until=test_until)
     if not len(ds.ts):
         raise DataError("no transactions in the evaluated period")
     test_until = test_until or int(ds.ts.max()) + 1
