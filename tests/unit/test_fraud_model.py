@@ -172,3 +172,19 @@ def test_missing_or_foreign_model_is_refused(tmp_path, tiny):
     (other / "meta.json").write_bytes(orjson.dumps(meta))
     with pytest.raises(ModelError, match="retrain"):
         FraudModel(other)
+
+
+def test_stacked_trees_and_forest_export_exactly(tmp_path):
+    from tests.fraud_helpers import tiny_data
+    from tocsin.models.fraud_train import train_fraud
+
+    sim = tiny_data()
+    meta = train_fraud(sim.transactions, sim.labels, sim.fraud, tmp_path / "s", stack=True,
+                       threads=1, rf_trees=0, log=lambda m: None, max_iter=40)
+    st = meta["stack"]
+    assert st["export_max_abs_err"] < 1e-4 and st["w_trees"] != 0 and st["w_forest"] != 0
+    m = FraudModel(tmp_path / "s")
+    tab, seq, pad, _ = _batch()
+    full, _ = m.score(tab, seq, pad, "full")
+    light, _ = m.score(tab, seq, pad, "light")
+    assert ((0 <= full) & (full <= 1)).all() and not np.allclose(full, light)

@@ -126,9 +126,11 @@ def _onnx_scores(path: Path, tab: np.ndarray) -> np.ndarray:
 
 
 def fit_gbdt(tr: Dataset, va: Dataset, const: np.ndarray, out: Path, *, seed: int,
-             log, sequence: bool = True, **params) -> dict:
+             log, sequence: bool = True, stack: bool = False, stack_trees: int = 100,
+             threads: int = 2, **params) -> dict:
     """Boosted trees on the tabular features, and with ``sequence`` also on the summary of
-    the card's last transactions (:mod:`tocsin.models.fraud_inputs`)."""
+    the card's last transactions (:mod:`tocsin.models.fraud_inputs`); with ``stack`` the
+    full branch is the trees stacked with a forest (:mod:`tocsin.models.fraud_stack`)."""
     from tocsin.models import fraud_gbdt as g
     from tocsin.models import fraud_inputs as fi
 
@@ -152,6 +154,19 @@ def fit_gbdt(tr: Dataset, va: Dataset, const: np.ndarray, out: Path, *, seed: in
         g.export_onnx(model, n, (a, b), x_tr.shape[1], out / f"{name}.onnx", cols)
         err = g.check_export(out / f"{name}.onnx", model, n, (a, b), x_va[:2000], cols)
         info["calibration"][name] = {"platt_a": a, "platt_b": b, "export_max_abs_err": err}
+    if stack:
+        from tocsin.models import fraud_stack as fs
+
+        rf = fs.fit_forest(x_tr[:, cols], tr.y, trees=stack_trees, seed=seed, threads=threads)
+        w = fs.fit_stacker(g.margin(model, x_va[:, cols], best),
+                           rf.predict_proba(x_va[:, cols])[:, 1], va.y)
+        fs.export_stack(model, best, rf, w, x_tr.shape[1], out / "full.onnx", cols)
+        err = fs.check_stack(out / "full.onnx", model, best, rf, w, x_va[:2000], cols)
+        log(f"full branch: the trees stacked with a {stack_trees}-tree forest on the same "
+            f"inputs and period, weights {w[0]:.3f} (trees) / {w[1]:.3f} (forest) fitted on "
+            "validation")
+        info["stack"] = {"forest_trees": stack_trees, "w_trees": w[0], "w_forest": w[1],
+                         "intercept": w[2], "export_max_abs_err": err}
     return info
 
 
@@ -181,7 +196,7 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
                 kind: str = "gbdt", periods: Periods | None = None, epochs: int = 4,
                 seed: int = 7, threads: int = 2, rf_trees: int = 100,
                 alerts_per_day: float = 100.0, decline_precision: float = 0.9,
-                data_note: str = "", log=print, sequence: bool = True,
+                data_note: str = "", log=print, sequence: bool = True, stack: bool = False,
                 dataset: Dataset | None = None, **gbdt_params) -> dict:
     """Train, calibrate, choose thresholds, deploy to ``out``. ``dataset``: the features of
     ``txns`` already replayed by :func:`build_dataset` from ``periods.history_from`` (a caller
@@ -207,7 +222,7 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
     stage = fraud_registry.staging(out)
     if kind == "gbdt":
         info = fit_gbdt(tr, va, const, stage, seed=seed, log=log, sequence=sequence,
-                        **gbdt_params)
+                        stack=stack, threads=threads, **gbdt_params)
     elif kind == "hybrid":
         from tocsin.models.fraud_train_hybrid import fit_hybrid
 
