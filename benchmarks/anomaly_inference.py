@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import Report, add_arguments
 from tocsin.models import artifacts
 from tocsin.models.scoring import AnomalyModel
 
@@ -44,7 +45,7 @@ def main() -> None:
     ap.add_argument("--assets", type=int, default=64)
     ap.add_argument("--ticks", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
     art = artifact_for_bench()
     m = AnomalyModel(art)
     rng = np.random.default_rng(0)
@@ -82,17 +83,22 @@ def main() -> None:
                 fn()
                 lat.append(time.perf_counter() - t0)
             res[k].append(np.array(lat))
-    print(f"{args.assets} assets per tick, IF on {d_all} inputs + LSTM-AE on "
-          f"{m.seq_len}x{m.d_step} (model {m.version}), medians over {args.rounds} rounds:")
-    base = None
+    rep = Report("anomaly_inference", vars(args))
+    rep.note(f"{args.assets} assets per tick, IF on {d_all} inputs + LSTM-AE on "
+             f"{m.seq_len}x{m.d_step} (model {m.version})")
     for k, runs in res.items():
-        tput = float(np.median([args.assets / r.mean() for r in runs]))
-        p50 = float(np.median([np.percentile(r, 50) for r in runs])) * 1e3
-        p99 = float(np.median([np.percentile(r, 99) for r in runs])) * 1e3
-        base = base or tput
-        print(f"  {k:<24} {tput:10,.0f} asset-scores/s   tick p50 {p50:7.2f} ms   "
-              f"p99 {p99:7.2f} ms   ({tput / base:.2f}x batched)")
-
+        for r in runs:
+            rep.add(k, asset_scores_per_s=args.assets / r.mean(),
+                    tick_p50_ms=float(np.percentile(r, 50)) * 1e3,
+                    tick_p99_ms=float(np.percentile(r, 99)) * 1e3)
+    rep.check("batched vs per-asset calls", "asset_scores_per_s", "batched", peer="per-asset",
+              op=">=", target=5.0)
+    rep.check("batched tick p99 not worse than per-asset", "tick_p99_ms", "batched",
+              peer="per-asset", op="<=", target=1.0)
+    if mt is not None:
+        rep.check("torch backend vs ONNX batched", "asset_scores_per_s",
+                  "batched, torch backend", peer="batched")
+    rep.finish(args)
 
 if __name__ == "__main__":
     main()
