@@ -24,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.report import Report, add_arguments
 from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.services.kafka import KafkaBroker, free_port
 
@@ -179,8 +180,8 @@ def run_bare(kind: str, port: int, seconds: float, warm: float, out) -> None:
     out.put((rate, None, 0))
 
 
-def measure(kind: str, broker: str, port: int, seconds: float, warm: float, rounds: int):
-    res = {"bare": [], "tocsin": []}
+def measure(kind: str, broker: str, port: int, seconds: float, warm: float, rounds: int,
+            rep: Report) -> None:
     for r in range(rounds):
         for name in (["bare", "tocsin"] if r % 2 == 0 else ["tocsin", "bare"]):
             q = mp.Queue()
@@ -193,21 +194,19 @@ def measure(kind: str, broker: str, port: int, seconds: float, warm: float, roun
             p.start()
             rate, delivered, left = q.get(timeout=seconds + warm + 300)
             p.join()
-            res[name].append(rate)
+            rep.add(f"{kind} {name}", samples_per_s=rate)
             extra = "" if delivered is None else f" ({delivered:,} frames acked, {left} left)"
             print(f"{kind} round {r + 1} {name:>6}: {rate:,.0f} samples/s{extra}", flush=True)
-    return res
 
 
 def main() -> None:
-    import statistics
-
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--only", choices=["modbus", "opcua"])
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
+    rep = Report("connectors", vars(args))
     work = Path(tempfile.mkdtemp(prefix="tocsin-conn-bench-"))
     broker_obj = None
     broker = args.broker
@@ -215,7 +214,6 @@ def main() -> None:
         broker_obj = KafkaBroker(work / "kafka", port=free_port(),
                                  controller_port=free_port()).start()
         broker = broker_obj.bootstrap
-    summary = []
     try:
         for kind in [args.only] if args.only else ["modbus", "opcua"]:
             ready = mp.Event()
@@ -230,18 +228,19 @@ def main() -> None:
             srv.start()
             ready.wait(120)
             try:
-                res = measure(kind, broker, port, args.seconds, warm, args.rounds)
+                measure(kind, broker, port, args.seconds, warm, args.rounds, rep)
             finally:
                 srv.terminate()
-            b, t = statistics.median(res["bare"]), statistics.median(res["tocsin"])
-            summary.append(f"{kind}: bare {b:,.0f} samples/s, tocsin {t:,.0f} samples/s "
-                           f"(with Kafka), ratio {t / b:.2f}x")
     finally:
         if broker_obj:
             broker_obj.stop()
-    print("\nmedians over", args.rounds, "rounds:")
-    for line in summary:
-        print(" ", line)
+    if args.only != "opcua":
+        rep.check("Modbus connector (Kafka included) vs bare pymodbus loop", "samples_per_s",
+                  "modbus tocsin", peer="modbus bare", op=">=", target=0.8)
+    if args.only != "modbus":
+        rep.check("OPC UA connector vs bare asyncua subscription", "samples_per_s",
+                  "opcua tocsin", peer="opcua bare")
+    rep.finish(args)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from benchmarks.report import Report, add_arguments
 from tocsin.config.plant import load_plant
 from tocsin.connectors.model_sources import simulated_frames
 from tocsin.contracts import topics
@@ -99,9 +100,9 @@ class Straightforward:
                 d.popleft()
 
 
-def part_a(frames: list[ReadingsFrame], spec: FeatureSpec, rounds: int) -> dict:
+def part_a(frames: list[ReadingsFrame], spec: FeatureSpec, rounds: int, rep: Report) -> dict:
     n = sum(len(f) for f in frames)
-    res = {"tocsin": [], "straightforward": []}
+    res: dict[str, list[float]] = {"tocsin": [], "straightforward": []}
     for _ in range(rounds):
         eng = WindowEngine(spec)
         t0 = time.process_time()
@@ -116,6 +117,8 @@ def part_a(frames: list[ReadingsFrame], spec: FeatureSpec, rounds: int) -> dict:
         for f in sub:
             sf.add(f)
         res["straightforward"].append(sum(len(f) for f in sub) / (time.process_time() - t0))
+        rep.add("A tocsin WindowEngine", samples_per_cpu_s=res["tocsin"][-1])
+        rep.add("A straightforward", samples_per_cpu_s=res["straightforward"][-1])
     return {k: float(np.median(v)) for k, v in res.items()}
 
 
@@ -237,7 +240,8 @@ def main() -> None:
     ap.add_argument("--peer-limit", type=float, default=40.0,
                     help="seconds the (slow) Faust table peer is measured for")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: a,b,c")
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
+    rep = Report("features", vars(args))
     skip = set(args.skip.split(","))
     spec = load_plant(None).features
     frames = make_frames(args.assets, args.seconds, args.rate)
@@ -245,7 +249,7 @@ def main() -> None:
     print(f"data: {args.assets} simulated pumps x {args.seconds} s at {args.rate:g} Hz x 5 tags = "
           f"{sum(len(f) for f in frames):,} samples in {len(frames):,} frames")
     if "a" not in skip:
-        a = part_a(frames, spec, args.rounds)
+        a = part_a(frames, spec, args.rounds, rep)
         print(f"A in-process, one core (median of {args.rounds}): tocsin "
               f"{a['tocsin']:,.0f} samples/s, straightforward {a['straightforward']:,.0f} "
               f"samples/s -> {a['tocsin'] / a['straightforward']:.1f}x")
@@ -279,16 +283,26 @@ def main() -> None:
                                            sum(len(f) for f in frames))
             finally:
                 stop(p)
+            rep.add("B tocsin features worker", samples_per_s=t_rate, per_cpu_s=t_cpu)
+            rep.add("B faust hopping tables", samples_per_s=f_rate, per_cpu_s=f_cpu)
             print(f"B round {r + 1}: tocsin features worker {t_rate:,.0f} samples/s wall, "
                   f"{t_cpu:,.0f} per CPU-second ({t_frac:.0%} of the topic); "
                   f"Faust hopping tables (mean/std) "
                   f"{f_rate:,.0f} samples/s wall, {f_cpu:,.0f} per CPU-second ({f_frac:.0%}) "
                   f"-> {t_rate / f_rate:.1f}x wall, {t_cpu / f_cpu:.1f}x per CPU-second")
     if "c" not in skip:
-        part_c(args, frames, spm, work, env0)
+        part_c(args, frames, spm, work, env0, rep)
+    rep.check("A WindowEngine vs per-sample Python", "samples_per_cpu_s",
+              "A tocsin WindowEngine", peer="A straightforward")
+    rep.check("B features worker vs stock Faust tables", "samples_per_s",
+              "B tocsin features worker", peer="B faust hopping tables")
+    frame = f"{spm:.0f}-sample frames"
+    rep.check(f"C features -> scores per worker, {frame}", "samples_per_s", "C worker",
+              op=">=" if round(spm) == 50 else None, target=150_000 if round(spm) == 50 else None)
+    rep.finish(args)
 
 
-def part_c(args, frames, spm, work: Path, env0: dict) -> None:
+def part_c(args, frames, spm, work: Path, env0: dict, rep: Report) -> None:
     from tocsin.models.training import TrainConfig, collect_ticks, train_asset_type
 
     plant = load_plant(None)
@@ -349,6 +363,7 @@ def part_c(args, frames, spm, work: Path, env0: dict) -> None:
         raise RuntimeError("no commit seen")
     n = (sum(ends) - c_first) * spm
     rate = n / (t_end - t_first)
+    rep.add("C worker", samples_per_s=rate, per_cpu_s=n / max(1e-9, cpu1 - cpu0))
     print(f"C frames -> features -> scores, one worker process: {rate:,.0f} samples/s wall, "
           f"{n / max(1e-9, cpu1 - cpu0):,.0f} per CPU-second "
           f"({n_scores:,} scores, {len(done_assets)}/{args.assets} assets complete, "

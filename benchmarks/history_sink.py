@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import statistics
 import tempfile
 import time
 import uuid
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
+from benchmarks.report import Report, add_arguments
 from benchmarks.threshold_path import ASSETS, FrameMaker
 from tocsin.connectors.influx_lines import readings_lines
 from tocsin.connectors.kafka_admin import ensure_topics
@@ -110,11 +110,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=5000)
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=2)
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
+    rep = Report("history_sink", vars(args))
     work = Path(tempfile.mkdtemp(prefix="tocsin-history-bench-"))
     kafka = KafkaBroker(work / "kafka", port=free_port(), controller_port=free_port()).start()
     influx = InfluxServer(work / "influx", port=free_port()).start()
-    res = {"tocsin": [], "default": []}
     try:
         topic = "hb.plant.readings"
         ensure_topics(kafka.bootstrap, [topic], 4)
@@ -131,21 +131,19 @@ def main() -> None:
                 wall, cpu, n = q.get(timeout=900)
                 p.join()
                 stored = count_points(influx.url, influx.token, influx.org, bucket)
-                res[name].append((points / wall, cpu / points * 100_000))
+                rep.add(name, points_per_s=points / wall,
+                        cpu_s_per_100k=cpu / points * 100_000, stored=stored)
                 print(f"round {r + 1} {name:>7}: {points / wall:,.0f} points/s, "
                       f"{cpu / points * 100_000:.2f} CPU s per 100k points, {stored:,} stored",
                       flush=True)
     finally:
         influx.stop()
         kafka.stop()
-    t = statistics.median(x[0] for x in res["tocsin"])
-    d = statistics.median(x[0] for x in res["default"])
-    tc = statistics.median(x[1] for x in res["tocsin"])
-    dc = statistics.median(x[1] for x in res["default"])
-    print(f"\nmedians: tocsin {t:,.0f} points/s at {tc:.2f} CPU s/100k; default {d:,.0f} "
-          f"points/s at {dc:.2f} CPU s/100k; throughput ratio {t / d:.2f}x, CPU ratio "
-          f"{tc / dc:.2f}x")
-
+    rep.check("history sink vs influxdb-client defaults, points/s", "points_per_s", "tocsin",
+              peer="default", op=">=", target=2.0)
+    rep.check("history sink CPU per point vs the defaults' (no more)", "cpu_s_per_100k",
+              "tocsin", peer="default", op="<=", target=1.0)
+    rep.finish(args)
 
 if __name__ == "__main__":
     main()

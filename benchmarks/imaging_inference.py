@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import Report, add_arguments
 from tocsin.models.imaging import quality
 from tocsin.models.imaging.artifacts import ImagingArtifact, default_dir
 from tocsin.models.imaging.backend import OrtBackend, load_backend
@@ -48,7 +49,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0, help="per contender per round")
     ap.add_argument("--tensorrt", action="store_true", help="add TensorRT engines (GPU)")
-    a = ap.parse_args()
+    a = add_arguments(ap).parse_args()
+    rep = Report("imaging_inference", vars(a))
     art = ImagingArtifact.load(a.model_dir or default_dir())
     k = art.roi_candidates
     cs = paired_crops(simulate_cases(64, seed=4242), art.table, k, "both")
@@ -70,6 +72,9 @@ def main() -> None:
             t, l_ = run_one(models[c[0]], x, c[1], a.seconds)
             thr[c].append(t)
             lat[c].extend(l_)
+            ms_r = np.array(l_) * 1e3
+            rep.add(f"{c[0]} b{c[1]}", crops_per_s=t, p50_ms=float(np.percentile(ms_r, 50)),
+                    p99_ms=float(np.percentile(ms_r, 99)))
     base = statistics.median(thr[("teacher", a.batch)])
     print(f"model {art.version}; {len(x)} simulated crops; ONNX Runtime "
           f"{__import__('onnxruntime').__version__}, intra-op threads {a.threads}; "
@@ -85,10 +90,18 @@ def main() -> None:
         q = art.meta["quality"].get(m.replace(" TensorRT", ""), {}).get("paired", {})
         print(f"| {m} | {b} | {t:,.0f} | {t / k:,.0f} | {np.percentile(ms, 50):.2f} | "
               f"{np.percentile(ms, 99):.2f} | {t / base:.2f}x | {q.get('auc', float('nan')):.3f} |")
-    reader_path(art, a.threads, a.batch, a.seconds * a.rounds)
+    reader_path(art, a.threads, a.batch, a.seconds * a.rounds, rep)
+    rep.note("no #20 target for imaging; ratios are information")
+    for m, b in contenders:
+        if (m, b) != ("teacher", a.batch):
+            rep.check(f"{m} batch {b} vs teacher batched", "crops_per_s", f"{m} b{b}",
+                      peer=f"teacher b{a.batch}")
+    rep.check("served path (student-int8)", "slices_per_s", "served path")
+    rep.finish(a)
 
 
-def reader_path(art: ImagingArtifact, threads: int, batch: int, seconds: float) -> None:
+def reader_path(art: ImagingArtifact, threads: int, batch: int, seconds: float,
+                rep: Report) -> None:
     """The served path per slice: decode pixels, preprocess, ROI search, crops, then one
     student-int8 call per batch of slices (what the worker does between Kafka calls)."""
     from tocsin.contracts.imaging import StudyImage
@@ -115,6 +128,8 @@ def reader_path(art: ImagingArtifact, threads: int, batch: int, seconds: float) 
         reader.read(ready)
         n += len(part)
     rate = n / (time.perf_counter() - t0)
+    rep.add("served path", slices_per_s=rate, prep_p50_ms=float(np.percentile(prep_ms, 50)),
+            prep_p99_ms=float(np.percentile(prep_ms, 99)))
     print(f"\nServed path (decode + preprocess + ROI + student-int8, batches of {batch} "
           f"simulated CT and MR slices): {rate:,.0f} slices/s; preprocessing p50 "
           f"{np.percentile(prep_ms, 50):.2f} ms, p99 {np.percentile(prep_ms, 99):.2f} ms per "

@@ -13,7 +13,6 @@ Usage: python benchmarks/replay_throughput.py [--broker HOST:PORT] [--frames 500
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from benchmarks.report import Report, add_arguments
 from benchmarks.threshold_path import ASSETS, FrameMaker
 from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.connectors.recording import Message, RecordingReader, RecordingWriter
@@ -65,7 +65,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=50000)
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
+    rep = Report("replay_throughput", vars(args))
     work = Path(tempfile.mkdtemp(prefix="tocsin-replay-bench-"))
     rec = work / "bench.rec"
     make_recording(rec, args.frames, args.samples)
@@ -79,7 +80,6 @@ def main() -> None:
         msgs = list(r)
     print(f"recording: {len(msgs):,} frames x {args.samples} samples, "
           f"{rec.stat().st_size / 1e6:.1f} MB on disk", flush=True)
-    res = {"bare": [], "tocsin": []}
     try:
         for i in range(args.rounds):
             order = ["bare", "tocsin"] if i % 2 == 0 else ["tocsin", "bare"]
@@ -91,16 +91,17 @@ def main() -> None:
                     secs = bare(broker, msgs, topic)
                 else:
                     secs = replay(rec, broker, ReplaySpec(speed=0, prefix=prefix)).seconds
-                res[name].append(len(msgs) / secs)
+                rep.add(name, messages_per_s=len(msgs) / secs,
+                        samples_per_s=len(msgs) * args.samples / secs)
                 print(f"round {i + 1} {name:>6}: {len(msgs) / secs:,.0f} messages/s "
                       f"({len(msgs) * args.samples / secs:,.0f} samples/s)", flush=True)
     finally:
         if broker_obj:
             broker_obj.stop()
-    b, t = statistics.median(res["bare"]), statistics.median(res["tocsin"])
-    print(f"\nmedians over {args.rounds} rounds: bare {b:,.0f} msg/s, tocsin {t:,.0f} msg/s "
-          f"({t * args.samples:,.0f} samples/s); ratio tocsin/bare {t / b:.2f}x")
-
+    rep.note("no #20 target for replay; the ratio is information")
+    rep.check("tocsin replay --speed max vs bare produce loop", "messages_per_s", "tocsin",
+              peer="bare")
+    rep.finish(args)
 
 if __name__ == "__main__":
     main()
