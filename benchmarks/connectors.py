@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.report import Report, add_arguments
+from benchmarks.report import OUT, Report, add_arguments, run_in_tree
 from tocsin.connectors.kafka_admin import ensure_topics
 from tocsin.services.kafka import KafkaBroker, free_port
 
@@ -180,12 +180,22 @@ def run_bare(kind: str, port: int, seconds: float, warm: float, out) -> None:
     out.put((rate, None, 0))
 
 
+def run_baseline(out, tree: Path, *args) -> None:
+    out.put(run_in_tree(tree, "benchmarks.connectors", "run_tocsin", *args[:-1], OUT,
+                        args[-1]))
+
+
 def measure(kind: str, broker: str, port: int, seconds: float, warm: float, rounds: int,
-            rep: Report) -> None:
+            rep: Report, base: Path | None = None) -> None:
+    names = ["bare", "tocsin"] + (["tocsin@baseline"] if base else [])
     for r in range(rounds):
-        for name in (["bare", "tocsin"] if r % 2 == 0 else ["tocsin", "bare"]):
+        for name in names[r % len(names):] + names[:r % len(names)]:
             q = mp.Queue()
-            if name == "bare":
+            if name == "tocsin@baseline":
+                spool = tempfile.mkdtemp(prefix="tocsin-bench-spool-")
+                p = mp.Process(target=run_baseline, args=(
+                    q, base, kind, broker, port, seconds, warm, spool))
+            elif name == "bare":
                 p = mp.Process(target=run_bare, args=(kind, port, seconds, warm, q))
             else:
                 spool = tempfile.mkdtemp(prefix="tocsin-bench-spool-")
@@ -196,7 +206,7 @@ def measure(kind: str, broker: str, port: int, seconds: float, warm: float, roun
             p.join()
             rep.add(f"{kind} {name}", samples_per_s=rate)
             extra = "" if delivered is None else f" ({delivered:,} frames acked, {left} left)"
-            print(f"{kind} round {r + 1} {name:>6}: {rate:,.0f} samples/s{extra}", flush=True)
+            print(f"{kind} round {r + 1} {name:>15}: {rate:,.0f} samples/s{extra}", flush=True)
 
 
 def main() -> None:
@@ -228,7 +238,8 @@ def main() -> None:
             srv.start()
             ready.wait(120)
             try:
-                measure(kind, broker, port, args.seconds, warm, args.rounds, rep)
+                measure(kind, broker, port, args.seconds, warm, args.rounds, rep,
+                        args.baseline_tree)
             finally:
                 srv.terminate()
     finally:
@@ -237,6 +248,9 @@ def main() -> None:
     if args.only != "opcua":
         rep.check("Modbus connector (Kafka included) vs bare pymodbus loop", "samples_per_s",
                   "modbus tocsin", peer="modbus bare", op=">=", target=0.8)
+        if args.baseline_tree:
+            rep.check("Modbus connector, this tree vs the baseline tree", "samples_per_s",
+                      "modbus tocsin", peer="modbus tocsin@baseline")
     if args.only != "modbus":
         rep.check("OPC UA connector vs bare asyncua subscription", "samples_per_s",
                   "opcua tocsin", peer="opcua bare")

@@ -34,6 +34,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
+OUT = "<result queue>"
 OPS = {">=": lambda v, t: v >= t, "<=": lambda v, t: v <= t}
 
 
@@ -44,6 +45,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ap.add_argument("--json", type=Path, metavar="PATH",
                     help="where to write the JSON result (default benchmarks/results/NAME.json)")
     ap.add_argument("--no-json", action="store_true", help="do not write a JSON result")
+    ap.add_argument("--baseline-tree", type=Path, metavar="DIR",
+                    help="also run Tocsin's contender from this source tree (an earlier "
+                         "commit, e.g. `git archive main | tar -x -C DIR`), where supported")
     return ap
 
 
@@ -73,7 +77,7 @@ class Report:
 
     def __post_init__(self) -> None:
         self.params = {k: _jsonable(v) for k, v in self.params.items()
-                       if k not in ("compare", "json", "no_json")}
+                       if k not in ("compare", "json", "no_json", "baseline_tree")}
 
     # ------------------------------------------------------------------ recording
     def add(self, contender: str, **figures: float) -> None:
@@ -182,6 +186,26 @@ class Report:
             p = self.write(getattr(args, "json", None) if args is not None else None)
             print(f"result written to {p}")
         return data
+
+
+def run_in_tree(tree: Path, module: str, func: str, *args: Any, timeout: float = 900) -> Any:
+    """Run ``module.func(*args)`` from another source tree (for instance ``git archive
+    main | tar -x -C /tmp/base``) in a fresh interpreter and return what it put on its
+    result queue, passed where `args` holds :data:`OUT` (else last): the before/after of a
+    change measured side by side in one invocation. Arguments and result travel as JSON."""
+    if OUT not in args:
+        args = (*args, OUT)
+    code = ("import json, queue, sys\n"
+            f"from {module} import {func} as f\n"
+            "q = queue.Queue()\n"
+            f"f(*[q if a == {OUT!r} else a for a in json.loads(sys.argv[1])])\n"
+            "print('\\nRESULT ' + json.dumps(q.get()))\n")
+    p = subprocess.run([sys.executable, "-c", code, json.dumps(list(args))], cwd=tree,
+                       capture_output=True, text=True, timeout=timeout)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode or not lines:
+        raise RuntimeError(f"baseline in {tree} failed ({p.returncode}): {p.stderr[-2000:]}")
+    return json.loads(lines[-1][7:])
 
 
 def compare(old: dict[str, Any], new: dict[str, Any]) -> str:

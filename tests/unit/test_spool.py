@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tocsin.connectors.spool import DiskSpool, SpoolFull
 
@@ -47,3 +49,42 @@ def test_full_spool_drops_oldest_visibly_or_rejects(tmp_path):
     with pytest.raises(SpoolFull, match="full"):
         for _ in range(40):
             r.append(b"y" * 50)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["append", "take", "ack", "rewind", "reopen"]),
+                          st.integers(1, 7)), max_size=60))
+def test_memory_tail_and_files_agree_with_a_plain_fifo(tmp_path_factory, ops):
+    """Whether a record is handed out from memory or read back from the files (after a
+    restart, a rewind or when the memory bound is passed), order and acknowledgement behave
+    like a plain FIFO."""
+    d = tmp_path_factory.mktemp("spool")
+    opts = {"segment_bytes": 120, "memory_bytes": 40}
+    s = DiskSpool(d, **opts)
+    recs: list[bytes] = []
+    acked = sent = 0
+    for op, k in ops:
+        if op == "append":
+            for _ in range(k):
+                recs.append(b"r%04d" % len(recs))
+                s.append(recs[-1])
+        elif op == "take":
+            assert s.take(k) == recs[sent:sent + k]
+            sent = min(len(recs), sent + k)
+        elif op == "ack":
+            k = min(k, sent - acked)
+            s.ack(k)
+            acked += k
+        elif op == "rewind":
+            s.rewind()
+            sent = acked
+        else:
+            s.close()
+            s = DiskSpool(d, **opts)
+            sent = acked
+        assert s.pending == len(recs) - acked
+    assert s.take(10_000) == recs[sent:]
+    s.ack(len(recs) - acked)
+    assert s.pending == 0
+    s.close()
+    assert DiskSpool(d, **opts).pending == 0

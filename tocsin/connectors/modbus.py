@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -34,21 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from tocsin.config.yamlfile import load_model
 from tocsin.connectors.backoff import Backoff
-from tocsin.connectors.modbus_codec import (
-    BIT_TABLES,
-    ReadRequest,
-    Span,
-    compile_decoder,
-    decode,
-    plan_reads,
-    width,
-)
+from tocsin.connectors.modbus_block import BlockDecoder, PollLayout, TagCodec, is_block_tag
+from tocsin.connectors.modbus_codec import BIT_TABLES, ReadRequest, Span, plan_reads, width
 from tocsin.contracts.readings import ReadingsFrame
 
 log = logging.getLogger(__name__)
@@ -148,6 +143,13 @@ def _count(st: DeviceStats, req: ReadRequest) -> bool:
     return n < 10 and n == 1 or str(n).rstrip("0") == "1"
 
 
+@dataclass
+class _Read:
+    req: ReadRequest
+    decode: BlockDecoder
+    slots: np.ndarray  # where its numeric tags go in the poll's value vector
+
+
 _READERS = {"holding": "read_holding_registers", "input": "read_input_registers",
             "coil": "read_coils", "discrete": "read_discrete_inputs"}
 
@@ -164,7 +166,6 @@ class ModbusSource:
         self._clients: dict[str, AsyncModbusTcpClient] = {}
         self._seq = 0
         self._closing = False
-        self._decoders: dict[int, object] = {}
 
     async def start(self) -> None:
         for dev in self.config.devices:
@@ -212,80 +213,85 @@ class ModbusSource:
                 client.close()
                 await asyncio.sleep(1.0)
 
+    def _compile(self, dev: DeviceConfig, tags: dict[str, TagMap], req: ReadRequest,
+                 layout: PollLayout) -> _Read:
+        """One read's decoder and the slots its numeric tags fill (strings are skipped)."""
+        codecs, slots = [], []
+        for span in req.tags:
+            t = tags[span.name]
+            if not is_block_tag(t.table, t.type):
+                continue
+            plain = t.type == "bit"  # a bit is 0 or 1, never scaled
+            codecs.append(TagCodec(span.address - req.address, t.type, t.order, t.bit,
+                                   1.0 if plain else t.scale, 0.0 if plain else t.offset))
+            slots.append(layout.slot[span.name])
+        return _Read(req, BlockDecoder(codecs, bits=req.table in BIT_TABLES),
+                     np.array(slots, dtype=np.intp))
+
     async def _poll_loop(self, dev: DeviceConfig, client, group: PollGroup,
                          tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:
         period = group.interval_ms / 1000.0
         st = self.stats[dev.name]
+        layout = PollLayout([(s.name, tags[s.name].asset or dev.asset) for r in plan
+                             for s in r.tags if is_block_tag(tags[s.name].table,
+                                                              tags[s.name].type)])
+        reads = [self._compile(dev, tags, r, layout) for r in plan]
+        source = f"modbus://{dev.host}:{dev.port}/{dev.unit_id}"
         nxt = time.monotonic()
         while not self._closing:
             if not client.connected:
                 await self._connect(dev, client)
             ts = time.time_ns()
-            samples: dict[str, list] = {}
-            for req in list(plan):
-                values = await self._read(dev, client, req, st)
-                if values is None and len(req.tags) > 1 and client.connected:
+            values, quality = layout.new_poll()
+            i = 0
+            while i < len(reads):
+                rd = reads[i]
+                raw = await self._read(dev, client, rd.req, st)
+                if raw is None and len(rd.req.tags) > 1 and client.connected:
                     # one bad address must not take its neighbours down: read this
                     # request's tags one by one from now on, so only the bad one fails
                     log.warning("modbus device %s: splitting the read of %s into single-tag "
                                 "reads to find the bad address", dev.name,
-                                ", ".join(t.name for t in req.tags))
-                    i = plan.index(req)
-                    singles = [ReadRequest(s.table, s.address, s.count, (s,)) for s in req.tags]
-                    plan[i:i + 1] = singles
+                                ", ".join(t.name for t in rd.req.tags))
+                    singles = [self._compile(dev, tags, ReadRequest(
+                        s.table, s.address, s.count, (s,)), layout) for s in rd.req.tags]
+                    reads[i:i + 1] = singles
+                    plan[:] = [r.req for r in reads]  # kept if the loop restarts
                     for one in singles:
-                        vals = await self._read(dev, client, one, st)
-                        self._collect(dev, tags, one, vals, ts, samples)
+                        self._fill(dev, one, await self._read(dev, client, one.req, st),
+                                   values, quality)
+                    i += len(singles)
                     continue
-                self._collect(dev, tags, req, values, ts, samples)
+                self._fill(dev, rd, raw, values, quality)
+                i += 1
             st.polls += 1
-            for asset, s in samples.items():
+            for asset, names, ts_a, v, q in layout.split(values, quality, ts):
                 self._seq += 1
-                await self._queue.put(ReadingsFrame.from_samples(
-                    asset, s, source=f"modbus://{dev.host}:{dev.port}/{dev.unit_id}",
-                    seq=self._seq))
+                await self._queue.put(ReadingsFrame(asset, list(names), ts_a, v, q,
+                                                    source=source, seq=self._seq))
             nxt += period
             now = time.monotonic()
-            if nxt < now:  # overran: skip the missed cycles rather than burst
-                nxt = now + period
+            if nxt < now:  # overran: skip the missed cycles (to the next tick) rather than burst
+                nxt += period * math.ceil((now - nxt) / period)
             await asyncio.sleep(nxt - now)
 
-    def _collect(self, dev: DeviceConfig, tags: dict[str, TagMap], req: ReadRequest,
-                 values: list | None, ts: int, samples: dict[str, list]) -> None:
-        raw = None
-        if values is not None and req.table not in BIT_TABLES:
-            raw = struct.pack(f">{len(values)}H", *values)  # the whole read, once
-        for span in req.tags:
-            t = tags[span.name]
-            asset = t.asset or dev.asset
-            if values is None:
-                samples.setdefault(asset, []).append((t.name, ts, None, 2))
-                continue
-            rel = span.address - req.address
+    def _fill(self, dev: DeviceConfig, rd: _Read, raw, values: np.ndarray,
+              quality: np.ndarray) -> None:
+        """Put one read's values into the poll's vectors; a failed read leaves its tags NaN
+        with bad quality."""
+        if raw is not None:
             try:
-                if t.table in BIT_TABLES:
-                    v = float(values[rel])
-                elif t.type == "string":
-                    v = decode(values[rel:rel + span.count], t.type, t.order)
-                else:
-                    v = self._decoder(t)(raw, 2 * rel)
-            except Exception as exc:
-                log.error("modbus device %s tag %s: cannot decode %s as %s: %s", dev.name,
-                          t.name, values[rel:rel + span.count], t.type, exc)
-                v = None
-            if isinstance(v, str):
-                continue  # strings are identity data (serial, model), not readings
-            samples.setdefault(asset, []).append((t.name, ts, v, 0 if v is not None else 2))
-
-    def _decoder(self, t: TagMap):
-        dec = self._decoders.get(id(t))
-        if dec is None:
-            dec = self._decoders[id(t)] = compile_decoder(t.type, t.order, bit=t.bit,
-                                                          scale=t.scale, offset=t.offset)
-        return dec
+                values[rd.slots] = rd.decode(raw)
+                return
+            except (ValueError, IndexError) as exc:
+                log.error("modbus device %s: cannot decode %s %d+%d (tags %s): %s", dev.name,
+                          rd.req.table, rd.req.address, rd.req.count,
+                          ", ".join(s.name for s in rd.req.tags), exc)
+        quality[rd.slots] = 2
 
     async def _read(self, dev: DeviceConfig, client, req: ReadRequest,
-                    st: DeviceStats) -> list | None:
+                    st: DeviceStats) -> bytes | list | None:
+        """The raw big-endian bytes of the registers read (bits: a list), or None."""
         names = ", ".join(s.name for s in req.tags)
         try:
             rr = await getattr(client, _READERS[req.table])(req.address, count=req.count,
@@ -304,8 +310,9 @@ class ModbusSource:
                             rr, st.by_tag[req.tags[0].name])
             return None
         if req.table in BIT_TABLES:
-            return [int(b) for b in rr.bits[:req.count]]
-        return list(rr.registers)
+            return rr.bits[:req.count]
+        regs = rr.registers
+        return struct.pack(f">{len(regs)}H", *regs)  # the whole read, once
 
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
         while True:
