@@ -111,15 +111,16 @@ def run_tocsin(kind: str, broker: str, port: int, seconds: float, warm: float, o
             sink.publish(f)
             now = time.monotonic()
             if t_start is None and now >= t_end - seconds:
-                t_start, counted = now, 0
+                t_start, counted, c0 = now, 0, time.process_time()
             elif t_start is not None:
                 counted += len(f)
             if now >= t_end:
                 break
+        t_stop, cpu = time.monotonic(), time.process_time() - c0
         drain.cancel()
         await src.close()
         left = sink.flush(30)
-        out.put((counted / (time.monotonic() - t_start), sink.delivered, left))
+        out.put((counted / (t_stop - t_start), sink.delivered, left, cpu / counted))
 
     asyncio.run(go())
 
@@ -149,13 +150,16 @@ def run_bare(kind: str, port: int, seconds: float, warm: float, out) -> None:
 
         async def clock():
             nonlocal t_start
+            nonlocal c0
             await asyncio.sleep(warm)
-            t_start = time.monotonic()
+            t_start, c0 = time.monotonic(), time.process_time()
 
+        c0 = 0.0
         await asyncio.gather(clock(), *(dev_loop(c) for c in clients))
+        rate, cpu = counted / (time.monotonic() - t_start), time.process_time() - c0
         for c in clients:
             c.close()
-        return counted / (time.monotonic() - t_start)
+        return rate, cpu / counted
 
     async def opcua():
         from asyncua import Client
@@ -174,10 +178,10 @@ def run_bare(kind: str, port: int, seconds: float, warm: float, out) -> None:
             counted[0] = 0
             t0 = time.monotonic()
             await asyncio.sleep(seconds)
-            return counted[0] / (time.monotonic() - t0)
+            return counted[0] / (time.monotonic() - t0), None
 
-    rate = asyncio.run(modbus() if kind == "modbus" else opcua())
-    out.put((rate, None, 0))
+    rate, cpu = asyncio.run(modbus() if kind == "modbus" else opcua())
+    out.put((rate, None, 0, cpu))
 
 
 def run_baseline(out, tree: Path, *args) -> None:
@@ -202,9 +206,12 @@ def measure(kind: str, broker: str, port: int, seconds: float, warm: float, roun
                 p = mp.Process(target=run_tocsin,
                                args=(kind, broker, port, seconds, warm, q, spool))
             p.start()
-            rate, delivered, left = q.get(timeout=seconds + warm + 300)
+            rate, delivered, left, *cpu = q.get(timeout=seconds + warm + 300)
             p.join()
-            rep.add(f"{kind} {name}", samples_per_s=rate)
+            fig = {"samples_per_s": rate}
+            if cpu and cpu[0] is not None:  # CPU seconds of the whole contender process
+                fig["cpu_us_per_sample"] = cpu[0] * 1e6
+            rep.add(f"{kind} {name}", **fig)
             extra = "" if delivered is None else f" ({delivered:,} frames acked, {left} left)"
             print(f"{kind} round {r + 1} {name:>15}: {rate:,.0f} samples/s{extra}", flush=True)
 
@@ -248,6 +255,8 @@ def main() -> None:
     if args.only != "opcua":
         rep.check("Modbus connector (Kafka included) vs bare pymodbus loop", "samples_per_s",
                   "modbus tocsin", peer="modbus bare", op=">=", target=0.8)
+        rep.check("Modbus CPU per sample vs bare (information)", "cpu_us_per_sample",
+                  "modbus tocsin", peer="modbus bare")
         if args.baseline_tree:
             rep.check("Modbus connector, this tree vs the baseline tree", "samples_per_s",
                       "modbus tocsin", peer="modbus tocsin@baseline")

@@ -106,3 +106,42 @@ def test_deadletter_keeps_payload_whole():
     jsonschema.validate(orjson.loads(data), DL_SCHEMA)
     back = DeadLetter.decode(data)
     assert back == d and back.raw_payload() == payload
+
+
+_odd = st.one_of(st.none(), st.booleans(), st.integers(-2**64, 2**64), st.floats(
+    allow_nan=False, allow_infinity=False), st.text(max_size=3), st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 3), st.dictionaries(st.sampled_from(
+    ["schema", "asset", "tag", "ts", "value", "quality", "seq", "source"]), _odd, max_size=2),
+    st.data())
+def test_readings_fast_path_agrees_with_the_checked_decoder(n, patch, data):
+    """msgspec's fast path accepts exactly what the field-by-field decoder accepts, with the
+    same frame; what it refuses gets the checked decoder's message."""
+    obj = {"schema": "tocsin.readings/1", "asset": "p", "seq": 3, "source": "s",
+           "tag": [f"t{i}" for i in range(n)], "ts": list(range(n)),
+           "value": [1.5] * n, "quality": [0] * n}
+    for k, v in patch.items():
+        if k in ("tag", "ts", "value", "quality") and n and data.draw(st.booleans()):
+            obj[k] = list(obj[k])
+            obj[k][data.draw(st.integers(0, n - 1))] = v  # one bad item
+        else:
+            obj[k] = v
+    try:
+        raw = orjson.dumps(obj)
+    except TypeError:  # integers beyond 64 bits
+        return
+    try:
+        want = ReadingsFrame.decode_checked(raw)
+    except SchemaError as exc:
+        with pytest.raises(SchemaError) as got:
+            ReadingsFrame.decode(raw)
+        assert str(got.value) == str(exc)
+        return
+    got = ReadingsFrame.decode(raw)
+    assert (got.asset, got.tags, got.seq, got.source) == (want.asset, want.tags, want.seq,
+                                                          want.source)
+    for a, b in [(got.ts, want.ts), (got.values, want.values), (got.quality, want.quality)]:
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)

@@ -42,7 +42,13 @@ from pymodbus.exceptions import ModbusException
 
 from tocsin.config.yamlfile import load_model
 from tocsin.connectors.backoff import Backoff
-from tocsin.connectors.modbus_block import BlockDecoder, PollLayout, TagCodec, is_block_tag
+from tocsin.connectors.modbus_block import (
+    BlockDecoder,
+    PollLayout,
+    TagCodec,
+    as_slots,
+    is_block_tag,
+)
 from tocsin.connectors.modbus_codec import BIT_TABLES, ReadRequest, Span, plan_reads, width
 from tocsin.contracts.readings import ReadingsFrame
 
@@ -147,7 +153,11 @@ def _count(st: DeviceStats, req: ReadRequest) -> bool:
 class _Read:
     req: ReadRequest
     decode: BlockDecoder
-    slots: np.ndarray  # where its numeric tags go in the poll's value vector
+    slots: np.ndarray | slice  # where its numeric tags go in the poll's value vector
+
+
+def _names(req: ReadRequest) -> str:
+    return ", ".join(s.name for s in req.tags)
 
 
 _READERS = {"holding": "read_holding_registers", "input": "read_input_registers",
@@ -225,8 +235,7 @@ class ModbusSource:
             codecs.append(TagCodec(span.address - req.address, t.type, t.order, t.bit,
                                    1.0 if plain else t.scale, 0.0 if plain else t.offset))
             slots.append(layout.slot[span.name])
-        return _Read(req, BlockDecoder(codecs, bits=req.table in BIT_TABLES),
-                     np.array(slots, dtype=np.intp))
+        return _Read(req, BlockDecoder(codecs, bits=req.table in BIT_TABLES), as_slots(slots))
 
     async def _poll_loop(self, dev: DeviceConfig, client, group: PollGroup,
                          tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:
@@ -286,13 +295,12 @@ class ModbusSource:
             except (ValueError, IndexError) as exc:
                 log.error("modbus device %s: cannot decode %s %d+%d (tags %s): %s", dev.name,
                           rd.req.table, rd.req.address, rd.req.count,
-                          ", ".join(s.name for s in rd.req.tags), exc)
+                          _names(rd.req), exc)
         quality[rd.slots] = 2
 
     async def _read(self, dev: DeviceConfig, client, req: ReadRequest,
                     st: DeviceStats) -> bytes | list | None:
         """The raw big-endian bytes of the registers read (bits: a list), or None."""
-        names = ", ".join(s.name for s in req.tags)
         try:
             rr = await getattr(client, _READERS[req.table])(req.address, count=req.count,
                                                             device_id=dev.unit_id)
@@ -300,13 +308,14 @@ class ModbusSource:
             if _count(st, req):
                 log.warning("modbus device %s: reading %s %d+%d (tags %s) failed: %s (%d "
                             "failures of these tags so far)", dev.name, req.table, req.address,
-                            req.count, names, exc, st.by_tag[req.tags[0].name])
+                            req.count, _names(req), exc, st.by_tag[req.tags[0].name])
             return None
         st.reads += 1
         if rr.isError():
             if _count(st, req):
                 log.warning("modbus device %s: exception response for %s %d+%d (tags %s): %s "
-                            "(%d so far)", dev.name, req.table, req.address, req.count, names,
+                            "(%d so far)", dev.name, req.table, req.address, req.count,
+                            _names(req),
                             rr, st.by_tag[req.tags[0].name])
             return None
         if req.table in BIT_TABLES:

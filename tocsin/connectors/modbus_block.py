@@ -69,13 +69,24 @@ class BlockDecoder:
         offset = np.array([t.offset for t in tags], dtype=np.float64)
         plain = bool(np.all(scale == 1.0) and np.all(offset == 0.0))
         self._scale, self._offset = (None, None) if plain else (scale, offset)
+        # the common case, tags of one type packed back to back in wire order: one frombuffer
+        self._packed: tuple[str, int] | None = None
+        if len(self._groups) == 1 and self._groups[0][3] is None:
+            idx, gather, dtype, _ = self._groups[0]
+            flat = gather.ravel()
+            if (np.array_equal(idx, np.arange(self.n))
+                    and np.array_equal(flat, np.arange(flat[0], flat[0] + len(flat)))):
+                self._packed = (dtype, int(flat[0]))
 
     def __call__(self, raw) -> np.ndarray:
         if self.bits:
             return np.asarray(raw, dtype=np.float64)[self._rel]
+        if len(raw) < self.need:
+            raise ValueError(f"read returned {len(raw)} bytes, {self.need} needed")
+        if self._packed is not None:
+            out = np.frombuffer(raw, self._packed[0], self.n, self._packed[1]).astype(np.float64)
+            return out if self._scale is None else out * self._scale + self._offset
         buf = np.frombuffer(raw, dtype=np.uint8)
-        if len(buf) < self.need:
-            raise ValueError(f"read returned {len(buf)} bytes, {self.need} needed")
         out = np.empty(self.n, dtype=np.float64)
         for idx, gather, dtype, shift in self._groups:
             v = np.ascontiguousarray(buf[gather]).view(dtype).ravel()
@@ -91,7 +102,14 @@ class BlockDecoder:
 class AssetSlots:
     asset: str
     tags: list[str]
-    slots: np.ndarray  # positions in the poll's value vector
+    slots: np.ndarray | slice  # positions in the poll's value vector
+
+
+def as_slots(ix: list[int]) -> np.ndarray | slice:
+    """Positions as a slice when they are a run (a view instead of a gather), else an array."""
+    if ix and ix == list(range(ix[0], ix[0] + len(ix))):
+        return slice(ix[0], ix[0] + len(ix))
+    return np.array(ix, dtype=np.intp)
 
 
 class PollLayout:
@@ -107,7 +125,7 @@ class PollLayout:
         by: dict[str, list[int]] = {}
         for i, (_, asset) in enumerate(tags):
             by.setdefault(asset, []).append(i)
-        self.assets = [AssetSlots(a, [tags[i][0] for i in ix], np.array(ix, dtype=np.intp))
+        self.assets = [AssetSlots(a, [tags[i][0] for i in ix], as_slots(ix))
                        for a, ix in by.items()]
 
     def new_poll(self) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +136,7 @@ class PollLayout:
         infinite float register) is marked bad, which is what the readings schema asks."""
         quality[~np.isfinite(values)] = 2
         for a in self.assets:
-            n = len(a.slots)
+            n = len(a.tags)
             yield (a.asset, a.tags, np.full(n, ts, dtype=np.int64), values[a.slots],
                    quality[a.slots])
 

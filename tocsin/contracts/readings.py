@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Annotated, Any, Literal
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -57,25 +59,50 @@ class ReadingsFrame:
         return cls(asset, tags, ts, vals, q, source=source, seq=seq)
 
     def encode(self) -> bytes:
-        vals = self.values
-        if np.isnan(vals).any():
-            value_list: list = [None if v != v else v for v in vals.tolist()]
-        else:
-            value_list = vals.tolist()
+        """The JSON document; orjson writes the numpy arrays itself (NaN as null), which is
+        about three times faster than going through Python lists."""
         return orjson.dumps({
             "schema": f"{NAME}/{VERSION}",
             "asset": self.asset,
             "source": self.source,
             "seq": self.seq,
             "tag": self.tags,
-            "ts": self.ts.tolist(),
-            "value": value_list,
-            "quality": self.quality.tolist(),
-        })
+            "ts": np.ascontiguousarray(self.ts, dtype=np.int64),
+            "value": np.ascontiguousarray(self.values, dtype=np.float64),
+            "quality": np.ascontiguousarray(self.quality, dtype=np.uint8),
+        }, option=orjson.OPT_SERIALIZE_NUMPY)
 
     @classmethod
     def decode(cls, data: bytes) -> "ReadingsFrame":
         """Parse and validate; raise :class:`SchemaError` naming the offending field.
+
+        The fast path parses and type-checks in one msgspec pass, then applies the checks a
+        type cannot state (ids, lengths, null only when bad); whatever msgspec refuses goes
+        through :meth:`decode_checked`, which names the field (and the tag) at fault."""
+        try:
+            w = _WIRE.decode(data)
+        except msgspec.MsgspecError:
+            return cls.decode_checked(data)
+        check_schema({"schema": w.schema}, NAME, VERSION)
+        asset = check_id(w.asset, "asset", NAME)
+        tags, n = w.tag, len(w.tag)
+        if not (len(w.ts) == len(w.value) == n) or (w.quality is not None
+                                                     and len(w.quality) != n):
+            return cls.decode_checked(data)  # the message says which array
+        where = f" (asset {asset!r})"
+        check_ids(tags, "tag", NAME, where=where)
+        quality = (np.zeros(n, dtype=np.uint8) if w.quality is None
+                   else np.array(w.quality, dtype=np.uint8))
+        values = np.array(w.value, dtype=np.float64)  # None -> nan; JSON has no NaN/inf
+        if None in w.value and (np.isnan(values) & (quality != Quality.BAD)).any():
+            return cls.decode_checked(data)
+        source = check_text("" if w.source is None else w.source, "source", NAME, where=where)
+        return cls(asset, tags, np.array(w.ts, dtype=np.int64), values, quality,
+                   source=source, seq=w.seq)
+
+    @classmethod
+    def decode_checked(cls, data: bytes) -> "ReadingsFrame":
+        """The field-by-field decoder (orjson): slower, with the most precise errors.
 
         Strict: booleans are not numbers, ``seq`` is an integer, ids are non-empty printable
         strings, arrays are flat and of equal length (numpy's own errors on ragged input used
@@ -89,26 +116,16 @@ class ReadingsFrame:
         val_l = get_field(obj, "value", list, NAME)
         q_l = obj.get("quality")
         n = len(tags)
-        if q_l is None:
-            q_l = [0] * n
-        elif not isinstance(q_l, list):
+        if q_l is not None and not isinstance(q_l, list):
             raise SchemaError(f"{NAME}: field 'quality' must be list")
-        if not (len(ts_l) == len(val_l) == len(q_l) == n):
+        if not (len(ts_l) == len(val_l) == n) or (q_l is not None and len(q_l) != n):
             raise SchemaError(
-                f"{NAME}: arrays differ in length (tag {n}, ts {len(ts_l)}, "
-                f"value {len(val_l)}, quality {len(q_l)}) for asset {asset!r}")
+                f"{NAME}: arrays differ in length (tag {n}, ts {len(ts_l)}, value "
+                f"{len(val_l)}, quality {n if q_l is None else len(q_l)}) for asset {asset!r}")
         check_ids(tags, "tag", NAME, where=where)
         ts = _int_array(ts_l, "ts", asset)
-        values = _float_array(val_l, asset, tags)
-        quality = _int_array(q_l, "quality", asset)
-        if n and (quality.min() < 0 or quality.max() > 2):
-            raise SchemaError(f"{NAME}: field 'quality' must hold 0, 1 or 2 (asset {asset!r})")
-        quality = quality.astype(np.uint8)
-        missing = np.isnan(values) & (quality != Quality.BAD)
-        if missing.any():
-            i = int(np.flatnonzero(missing)[0])
-            raise SchemaError(f"{NAME}: field 'value[{i}]' (tag {tags[i]!r}, asset {asset!r}) "
-                              "is null or NaN but its quality is not bad")
+        quality = _quality_array(q_l, asset, n)
+        values = _float_array(val_l, asset, tags, quality)
         seq = obj.get("seq", 0)
         seq = check_int(seq, "seq", NAME, lo=0, where=where)
         source = obj.get("source", "")
@@ -130,18 +147,51 @@ def _int_array(items: list, key: str, asset: str) -> np.ndarray:
                       f"{items[bad]!r:.60} (asset {asset!r})")
 
 
-def _float_array(items: list, asset: str, tags: list[str]) -> np.ndarray:
+class _Wire(msgspec.Struct):
+    """The wire document as msgspec types: what a type can say (bools are not numbers,
+    integers within int64, qualities 0-2) it checks while parsing."""
+
+    asset: str
+    tag: list[str]
+    ts: list[Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]]
+    value: list[float | None]
+    schema: Any = None
+    quality: list[Literal[0, 1, 2]] | None = None
+    seq: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
+    source: str | None = ""
+
+
+_WIRE = msgspec.json.Decoder(_Wire)
+_QUALITIES = frozenset((0, 1, 2))
+_NUMBER_TYPES = frozenset((float, int))
+
+
+def _quality_array(items: list | None, asset: str, n: int) -> np.ndarray:
+    if items is None:
+        return np.zeros(n, dtype=np.uint8)
+    if set(map(type, items)) <= {int} and set(items) <= _QUALITIES:
+        return np.array(items, dtype=np.uint8)
+    _int_array(items, "quality", asset)  # names the first item that is not an integer
+    raise SchemaError(f"{NAME}: field 'quality' must hold 0, 1 or 2 (asset {asset!r})")
+
+
+def _float_array(items: list, asset: str, tags: list[str], quality: np.ndarray) -> np.ndarray:
+    """Values as float64, NaN where null. orjson parses no NaN, no infinity and no integer
+    beyond 64 bits (it refuses the first two and turns the last into a float), so numbers
+    are finite once their types are right: the common case is one type check and one copy."""
     if not items:
         return np.zeros(0, dtype=np.float64)
     types = set(map(type, items))
+    if types <= _NUMBER_TYPES:
+        return np.array(items, dtype=np.float64)
     if types <= {float, int, type(None)}:
-        try:
-            arr = np.array(items, dtype=np.float64)  # None -> nan
-            if np.isfinite(arr[~np.isnan(arr)]).all() and (
-                    type(None) in types or not np.isnan(arr).any()):
-                return arr
-        except (OverflowError, TypeError):
-            pass
+        arr = np.array(items, dtype=np.float64)  # None -> nan
+        missing = np.isnan(arr) & (quality != Quality.BAD)
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise SchemaError(f"{NAME}: field 'value[{i}]' (tag {tags[i]!r}, asset {asset!r}) "
+                              "is null or NaN but its quality is not bad")
+        return arr
     for i, x in enumerate(items):
         if x is None:
             continue
