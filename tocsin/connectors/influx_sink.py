@@ -14,6 +14,13 @@ it", and that is explicit in this loop:
    isolated by bisecting the batch and dead-lettered with InfluxDB's reason;
 4. commit the offsets of everything in the batch.
 
+Consuming and writing overlap: a writer thread writes one batch (steps 2-4) while the loop
+consumes and encodes the next; at most one batch waits for it. A batch is handed over at
+`batch_lines` when the writer is free, and grows up to `max_batch_lines` while it is busy
+(batches sized by load); when even that waits, the partitions are paused until the writer
+takes it. The writer commits the offsets of its batches in order, after InfluxDB
+acknowledged them.
+
 Points are idempotent by series and timestamp, so a crash between 2 and 4 re-writes the same
 points and never doubles them.
 """
@@ -21,12 +28,14 @@ points and never doubles them.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import urllib3
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
@@ -79,6 +88,7 @@ class _Item:
 class InfluxHistorySink:
     def __init__(self, broker: str, prefix: str, url: str, token: str, org: str, bucket: str,
                  *, group: str | None = None, batch_lines: int = 5000, flush_s: float = 1.0,
+                 max_batch_lines: int | None = None,
                  backoff_max_s: float = 30.0, worker: str = "history-sink",
                  guard: TimeGuard = TimeGuard(), deadletter_max_payload: int = PAYLOAD_LIMIT,
                  report_interval_s: float = 60.0):
@@ -101,6 +111,10 @@ class InfluxHistorySink:
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
         self.bucket, self.org = bucket, org
         self.batch_lines, self.flush_s, self.backoff_max_s = batch_lines, flush_s, backoff_max_s
+        self.max_batch_lines = max_batch_lines or 4 * batch_lines
+        self._batches: queue.Queue[list[_Item] | None] = queue.Queue(maxsize=1)
+        self._writer_error: BaseException | None = None
+        self._written: queue.Queue[list[TopicPartition]] = queue.Queue()
         self.worker = worker
         self.stats = SinkStats()
 
@@ -128,42 +142,111 @@ class InfluxHistorySink:
         n_lines = 0
         started = time.monotonic()
         self._watch_health()
+        writer = threading.Thread(target=self._writer, args=(stop,), name="history-writer",
+                                  daemon=True)
+        writer.start()
+        self._carry: list = []  # messages polled while handing over a batch
         next_lag = 0.0
         try:
             while not stop():
                 HEALTH.beat()
+                self._check_writer()
+                self._commit_written()
                 if time.monotonic() >= next_lag:
                     self._update_lag()
                     next_lag = time.monotonic() + 2.0
-                for msg in self.consumer.consume(2000, 0.2):
-                    if msg.error():
-                        continue
-                    _, ts_ms = msg.timestamp()
-                    item = _Item(msg.topic(), msg.partition(), msg.offset(), msg.key(),
-                                 msg.value() or b"", ts_ms=max(ts_ms, 0))
-                    try:  # the poison rule: any failure on one record is a dead letter
-                        item.lines = self.topics[item.topic](item.value)
-                    except _Refused as exc:
-                        item.lines = exc.lines
-                        self._deadletter(item, exc.reason, "guard")
-                    except Exception as exc:
-                        self._deadletter(item, str(exc) if isinstance(exc, SchemaError)
-                                         else f"{type(exc).__name__}: {exc}", "decode")
-                    self.stats.messages += 1
-                    batch.append(item)
-                    n_lines += len(item.lines)
-                if batch and (n_lines >= self.batch_lines
-                              or time.monotonic() - started >= self.flush_s):
-                    self._write_batch(batch, stop)
-                    batch, n_lines, started = [], 0, time.monotonic()
-                elif not batch:
+                msgs, self._carry = self._carry + self.consumer.consume(2000, 0.2), []
+                for msg in msgs:
+                    n_lines += self._take(msg, batch)
+                if not batch:
                     started = time.monotonic()
-            if batch:
-                self._write_batch(batch, stop)
+                elif n_lines >= self.batch_lines or time.monotonic() - started >= self.flush_s:
+                    # the writer free: hand over now; busy: let the batch grow to the limit
+                    if self._hand(batch, wait=n_lines >= self.max_batch_lines
+                                  or time.monotonic() - started >= 4 * self.flush_s, stop=stop):
+                        batch, n_lines, started = [], 0, time.monotonic()
+            if batch:  # stopping: the writer still tries it once, as a flush
+                self._batches.put(batch, timeout=120)
         finally:
+            try:
+                self._batches.put(None, timeout=120)
+            except queue.Full:
+                log.error("history sink writer did not finish its batch; not committed")
+            writer.join(120)
+            self._commit_written()
             self.dlq.flush(10)
             self.consumer.close()
             self.client.close()
+        self._check_writer()
+
+    def _take(self, msg, batch: list[_Item]) -> int:
+        """Decode one message into the batch; return its line count."""
+        if msg.error():
+            return 0
+        _, ts_ms = msg.timestamp()
+        item = _Item(msg.topic(), msg.partition(), msg.offset(), msg.key(),
+                     msg.value() or b"", ts_ms=max(ts_ms, 0))
+        try:  # the poison rule: any failure on one record is a dead letter
+            item.lines = self.topics[item.topic](item.value)
+        except _Refused as exc:
+            item.lines = exc.lines
+            self._deadletter(item, exc.reason, "guard")
+        except Exception as exc:
+            self._deadletter(item, str(exc) if isinstance(exc, SchemaError)
+                             else f"{type(exc).__name__}: {exc}", "decode")
+        self.stats.messages += 1
+        batch.append(item)
+        return len(item.lines)
+
+    def _hand(self, batch: list[_Item], *, wait: bool, stop: Callable[[], bool]) -> bool:
+        """Give the batch to the writer; with `wait`, pause the partitions until it takes it
+        (still polling, to stay in the group)."""
+        try:
+            self._batches.put_nowait(batch)
+            return True
+        except queue.Full:
+            if not wait:
+                return False
+        paused = self.consumer.assignment()
+        self.consumer.pause(paused)
+        try:
+            while not stop():
+                self._check_writer()
+                self._commit_written()
+                try:
+                    self._batches.put(batch, timeout=0.1)
+                    return True
+                except queue.Full:
+                    m = self.consumer.poll(0)  # a partition assigned since is not paused
+                    if m is not None:
+                        self._carry.append(m)
+            return False
+        finally:
+            self.consumer.resume(paused)
+
+    def _writer(self, stop: Callable[[], bool]) -> None:
+        try:
+            while (batch := self._batches.get()) is not None:
+                self._write_batch(batch, stop)
+        except BaseException as exc:  # handed to the consuming loop, which raises it
+            self._writer_error = exc
+
+    def _commit_written(self) -> None:
+        """Commit the offsets of the batches the writer has written, oldest first."""
+        while True:
+            try:
+                offsets = self._written.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:  # revoked meanwhile: the new owner writes them again
+                log.warning("offsets of a written batch not committed (%s); its records will "
+                            "be written again (idempotent points)", exc)
+
+    def _check_writer(self) -> None:
+        if self._writer_error is not None:
+            raise ConnectorError("history sink writer failed") from self._writer_error
 
     # -- writing ------------------------------------------------------------------------
     def _write_batch(self, batch: list[_Item], stop: Callable[[], bool]) -> None:
@@ -175,20 +258,20 @@ class InfluxHistorySink:
                 rejected = self._write(lines)
                 break
             except _Transient as exc:
+                # the consuming loop fills the next batch, then pauses the partitions (and
+                # keeps polling, to stay in the group) until this one is written
                 self.stats.retries += 1
                 if not paused:
-                    self.consumer.pause(self.consumer.assignment())
                     paused = self._paused = True
                     log.warning("InfluxDB unavailable (%s); holding %d points, retrying with "
                                 "backoff; Kafka offsets wait", exc, len(lines))
-                if stop():
-                    return  # nothing committed: the batch is consumed again next start
                 t_end = time.monotonic() + backoff.next_delay()
                 while time.monotonic() < t_end:
-                    self.consumer.poll(0.1)  # stay in the group while paused
+                    if stop():
+                        return  # nothing committed: the batch is consumed again next start
+                    time.sleep(0.1)
         if paused:
             self._paused = False
-            self.consumer.resume(self.consumer.assignment())
             log.info("InfluxDB back: wrote the held batch of %d points", len(lines))
         by_msg: dict[int, list[tuple[str, str]]] = {}
         for idx, line, reason in rejected:
@@ -205,8 +288,8 @@ class InfluxHistorySink:
         last: dict[tuple[str, int], int] = {}
         for item in batch:
             last[(item.topic, item.partition)] = item.offset + 1
-        self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in last.items()],
-                             asynchronous=False)
+        # the consuming thread commits (the client's calls are not made from two threads)
+        self._written.put([TopicPartition(t, p, o) for (t, p), o in last.items()])
         newest = max((t for i in batch if i.lines and i.topic == self.prefix + topics.READINGS
                       if (t := _line_ts(i.lines[-1])) is not None), default=None)
         if newest is not None:
