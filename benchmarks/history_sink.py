@@ -25,7 +25,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from benchmarks.report import Report, add_arguments
+from benchmarks.report import Report, add_arguments, run_in_tree
 from benchmarks.threshold_path import ASSETS, FrameMaker
 from tocsin.connectors.influx_lines import readings_lines
 from tocsin.connectors.kafka_admin import ensure_topics
@@ -82,6 +82,11 @@ def run_tocsin(broker, topic, url, token, org, bucket, expected, out) -> None:
     out.put((time.perf_counter() - t0, time.process_time() - c0, sk.stats.points))
 
 
+def run_baseline(tree, *args) -> None:
+    out = args[-1]
+    out.put(run_in_tree(tree, "benchmarks.history_sink", "run_tocsin", *args[:-1]))
+
+
 def run_default(broker, topic, url, token, org, bucket, expected, out) -> None:
     from influxdb_client import InfluxDBClient, WriteOptions
 
@@ -121,11 +126,14 @@ def main() -> None:
         points = fill(kafka.bootstrap, topic, args.frames, args.samples)
         print(f"{points:,} points waiting in Kafka", flush=True)
         for r in range(args.rounds):
-            for name in (["tocsin", "default"] if r % 2 == 0 else ["default", "tocsin"]):
+            names = ["tocsin", "default"] + (["tocsin@baseline"] if args.baseline_tree else [])
+            for name in names[r % len(names):] + names[:r % len(names)]:
                 bucket = create_bucket(influx.url, influx.token, influx.org)
                 q = mp.Queue()
-                target = run_tocsin if name == "tocsin" else run_default
-                p = mp.Process(target=target, args=(kafka.bootstrap, topic, influx.url,
+                target = {"tocsin": run_tocsin, "default": run_default,
+                          "tocsin@baseline": run_baseline}[name]
+                pre = (args.baseline_tree,) if name == "tocsin@baseline" else ()
+                p = mp.Process(target=target, args=(*pre, kafka.bootstrap, topic, influx.url,
                                                     influx.token, influx.org, bucket, points, q))
                 p.start()
                 wall, cpu, n = q.get(timeout=900)
@@ -133,7 +141,7 @@ def main() -> None:
                 stored = count_points(influx.url, influx.token, influx.org, bucket)
                 rep.add(name, points_per_s=points / wall,
                         cpu_s_per_100k=cpu / points * 100_000, stored=stored)
-                print(f"round {r + 1} {name:>7}: {points / wall:,.0f} points/s, "
+                print(f"round {r + 1} {name:>15}: {points / wall:,.0f} points/s, "
                       f"{cpu / points * 100_000:.2f} CPU s per 100k points, {stored:,} stored",
                       flush=True)
     finally:
@@ -143,6 +151,9 @@ def main() -> None:
               peer="default", op=">=", target=2.0)
     rep.check("history sink CPU per point vs the defaults' (no more)", "cpu_s_per_100k",
               "tocsin", peer="default", op="<=", target=1.0)
+    if args.baseline_tree:
+        rep.check("history sink, this tree vs the baseline tree", "points_per_s", "tocsin",
+                  peer="tocsin@baseline")
     rep.finish(args)
 
 if __name__ == "__main__":

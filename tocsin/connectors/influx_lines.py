@@ -15,8 +15,6 @@ A point is identified by measurement, tag set and timestamp, so writing the same
 
 from __future__ import annotations
 
-import math
-
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.contracts.scores import Scores
@@ -32,13 +30,29 @@ def _str_field(v: str) -> str:
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_SERIES: dict[tuple[str, str], str] = {}  # "readings,asset=..,tag=.. value=": escaped once
+_SERIES_MAX = 200_000
+
+
+def _series(asset: str, tag: str) -> str:
+    key = (asset, tag)
+    s = _SERIES.get(key)
+    if s is None:
+        if len(_SERIES) >= _SERIES_MAX:  # bounded: unknown keys cannot grow it for ever
+            _SERIES.clear()
+        s = _SERIES[key] = f"readings,asset={_tag(asset)},tag={_tag(tag)} "
+    return s
+
+
 def readings_lines(frame: ReadingsFrame) -> list[str]:
-    asset = _tag(frame.asset)
+    asset = frame.asset
     out = []
     for tag, ts, v, q in zip(frame.tags, frame.ts.tolist(), frame.values.tolist(),
                              frame.quality.tolist()):
-        fields = f"quality={q}i" if math.isnan(v) else f"value={v!r},quality={q}i"
-        out.append(f"readings,asset={asset},tag={_tag(tag)} {fields} {ts}")
+        if v != v:  # NaN: no value field
+            out.append(f"{_series(asset, tag)}quality={q}i {ts}")
+        else:
+            out.append(f"{_series(asset, tag)}value={v!r},quality={q}i {ts}")
     return out
 
 
