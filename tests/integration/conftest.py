@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.cluster_helpers import (  # noqa: F401 - opt-in 3-node cluster
+    kafka_cluster,
+    kafka_cluster_session,
+)
 from tests.waiting import wait_for
 from tocsin.connectors import kafka_admin
 from tocsin.contracts import topics

@@ -1,7 +1,8 @@
 """`tocsin eval fraud` and the stream agree: the same simulated transactions scored by the
 worker on a real broker and offline give the same score for every transaction (1e-4), with
 chargebacks sent through both ways in (POST /v1/labels and `tocsin payments labels import`),
-counted only from their report time on in both."""
+counted only from their report time on in both. A chargeback that carries a card number (a
+PAN) reaches payments.labels with the card's token, by either way in."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from confluent_kafka import Producer
 
 from tests.fraud_helpers import train_tiny
 from tests.integration.kafka_helpers import collect
+from tocsin.config.ingest_security import DEV_PAN_KEY
 from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.contracts import topics
-from tocsin.contracts.payments import FraudScore
+from tocsin.contracts.pan import tokenize
+from tocsin.contracts.payments import FraudLabel, FraudScore
 from tocsin.models.fraud_serving import FraudModel
 from tocsin.models.fraud_train import build_dataset
 from tocsin.offline.fraud_eval import evaluate
@@ -61,17 +64,28 @@ def test_stream_and_offline_eval_agree_with_chargebacks(kafka, prefix, spawn, tm
     code, err = _post(url, orjson.dumps(body[:1] + [bad]))
     assert code == 422 and err["field"] == "reported_ts" and err["index"] == 1
     assert _post(url, orjson.dumps(body)) == (202, {"accepted": half})
+    # card numbers in chargebacks: on a terminal no transaction uses, so scores are unchanged
+    pan_http, pan_file = "4111111111111111", "5500 0000 0000 0004"
+    one = {"txn_id": "pan-http", "pan": pan_http, "terminal_id": "TPAN",
+           "txn_ts": txns[0].ts, "reported_ts": txns[0].ts + 1}
+    assert _post(url, orjson.dumps(one)) == (202, {"accepted": 1})
     path = tmp_path / "chargebacks.csv"
     with open(path, "w", newline="") as fh:
         wr = csv.writer(fh)
         wr.writerow(["txn_id", "card_id", "terminal_id", "txn_ts", "reported_ts"])
         for lab in labels[half:]:
             wr.writerow([lab.txn_id, lab.card_id, lab.terminal_id, lab.txn_ts, lab.reported_ts])
+        wr.writerow(["pan-file", pan_file, "TPAN", txns[0].ts, txns[0].ts + 1])
     out = subprocess.run([sys.executable, "-m", "tocsin.cli", "payments", "labels", "import",
                           str(path)], env=w_env(kafka, prefix), capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert f"{len(labels) - half} labels" in out.stdout
+    assert f"{len(labels) - half + 1} labels" in out.stdout
+    on_topic = {lab.txn_id: lab for _, lab in collect(
+        kafka, prefix + topics.PAY_LABELS, lambda it: len(it) >= len(labels) + 2, timeout=60,
+        decode=FraudLabel.decode)}
+    assert on_topic["pan-http"].card_id == tokenize(pan_http, DEV_PAN_KEY)
+    assert on_topic["pan-file"].card_id == tokenize(pan_file.replace(" ", ""), DEV_PAN_KEY)
     time.sleep(4)  # the worker has read the labels (in wall time) before any transaction
 
     # one partition, in event-time order: the order the offline replay uses
@@ -100,4 +114,4 @@ def test_stream_and_offline_eval_agree_with_chargebacks(kafka, prefix, spawn, tm
 def w_env(kafka: str, prefix: str) -> dict:
     import os
 
-    return dict(os.environ, TOCSIN_BROKER=kafka, TOCSIN_TOPIC_PREFIX=prefix)
+    return dict(os.environ, TOCSIN_BROKER=kafka, TOCSIN_TOPIC_PREFIX=prefix, TOCSIN_DEV="1")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tocsin.detectors.covariance  # noqa: F401  (registers)
+import tocsin.detectors.knn  # noqa: F401  (registers)
 import tocsin.detectors.pca  # noqa: F401  (registers)
 from tocsin.detectors.protocol import REGISTRY, Detector, ModelError, out_of_fold_scores
 from tocsin.models.detectors import REGISTRY as MODEL_REGISTRY
@@ -19,7 +20,7 @@ ALL = {**REGISTRY, **MODEL_REGISTRY}
 # detectors that model the correlation between sensors, so a sensor stuck inside its normal
 # range is visible to them. Measured: the Isolation Forest cannot see it (each split looks
 # at one sensor) and neither does the LSTM-AE (a stuck-at-mean sensor LOWERS its error).
-CORRELATION = {"pca", "mahalanobis"}
+CORRELATION = {"pca", "mahalanobis", "knn"}
 
 
 def _normal(n: int, d: int = 6, seed: int = 0) -> np.ndarray:
@@ -37,7 +38,7 @@ def fitted():
 
 
 def test_every_detector_is_listed():
-    assert {"pca", "mahalanobis", "iforest", "lstm_ae"} <= set(ALL)
+    assert {"pca", "mahalanobis", "knn", "iforest", "lstm_ae"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", sorted(ALL))

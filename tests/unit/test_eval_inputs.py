@@ -142,7 +142,7 @@ def test_eval_csv_end_to_end_metrics_after_training_only(tmp_path):
     args = ["eval", "csv", str(tmp_path / "a"), str(tmp_path / "b" / "*.csv"),
             "--train-rows", "150", "--timestamp-col", "time", "--label-col", "label",
             "--sensors", "s1, s2, s3", "--epochs", "1", "--seq-len", "5", "--score-steps",
-            "1", "--out-dir", str(out)]
+            "1", "--out-dir", str(out), "--detector", "pca"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     assert "total (2 files, pooled)" in res.output and "ROC AUC" in res.output
@@ -166,6 +166,29 @@ def test_eval_csv_end_to_end_metrics_after_training_only(tmp_path):
     res = CliRunner().invoke(cli, ["eval", "csv", str(tmp_path / "semi.csv"),
                                    "--train-rows", "1", "--timestamp-col", "time"])
     assert res.exit_code != 0 and "--sep" in res.output
+
+
+def test_eval_csv_default_pure_detectors_grid_and_rows(tmp_path):
+    """The default (calibrated pure detectors, no training of the stream models): metrics
+    after the training rows, the detector x rule grid, per-row surprise and alarm files."""
+    from tocsin.cli import main as cli
+
+    _csv(tmp_path / "0.csv", fault=(200, 260))
+    _csv(tmp_path / "1.csv", fault=(220, 280), seed=1)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["eval", "csv", str(tmp_path / "*.csv"), "--train-rows",
+                                   "150", "--timestamp-col", "time", "--label-col", "label",
+                                   "--grid", "--out-dir", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "detector q_quality, rule s2_2of3" in res.output
+    assert "total (2 files, pooled)" in res.output and "knn | ewma" in res.output
+    lines = (out / "0.csv.scores.csv").read_text().splitlines()
+    assert lines[0] == "row,ts,evaluated,label,surprise,pred"
+    rows = [ln.split(",") for ln in lines[1:]]
+    assert {r[2] for r in rows[:150]} == {"0"} and {r[2] for r in rows[150:]} == {"1"}
+    fault = [int(r[5]) for r in rows[200:260]]
+    normal = [int(r[5]) for r in rows[150:200]]
+    assert sum(fault) > 0.8 * len(fault) and sum(normal) <= 2  # a 6-sigma step is found
 
 
 def test_eval_sim_refuses_pca_on_models_trained_before_it(tmp_path):

@@ -73,11 +73,16 @@ def test_artifact_quality_thresholds_and_branches(tiny):
     tab, seq, pad, errors = _batch()
     assert not errors
     full, gate = m.score(tab, seq, pad, "full")
-    light, none = m.score(tab, None, None, "light")
+    light, none = m.score(tab, seq, pad, "light")
     assert full.shape == light.shape == (50,) and gate is None and none is None
     assert ((0 <= full) & (full <= 1)).all() and not np.allclose(full, light)
-    one, _ = m.score(tab[7:8], None, None, "full")  # a row's score does not depend on the batch
+    # a row's score does not depend on the batch it comes in
+    one, _ = m.score(tab[7:8], seq[7:8], pad[7:8], "full")
     assert one[0] == pytest.approx(full[7], abs=1e-6)
+    # the deployed default reads the card's sequence (a summary appended to the features)
+    assert meta["inputs"] == ["tab", "seqsum/1"] and len(meta["input_names"]) > len(FEATURES)
+    with pytest.raises(ModelError, match="sequence"):
+        m.score(tab, None, None, "full")
 
 
 def test_constant_training_features_are_named_and_dropped(tmp_path):
@@ -167,3 +172,19 @@ def test_missing_or_foreign_model_is_refused(tmp_path, tiny):
     (other / "meta.json").write_bytes(orjson.dumps(meta))
     with pytest.raises(ModelError, match="retrain"):
         FraudModel(other)
+
+
+def test_stacked_trees_and_forest_export_exactly(tmp_path):
+    from tests.fraud_helpers import tiny_data
+    from tocsin.models.fraud_train import train_fraud
+
+    sim = tiny_data()
+    meta = train_fraud(sim.transactions, sim.labels, sim.fraud, tmp_path / "s", stack=True,
+                       threads=1, rf_trees=0, log=lambda m: None, max_iter=40)
+    st = meta["stack"]
+    assert st["export_max_abs_err"] < 1e-4 and st["w_trees"] != 0 and st["w_forest"] != 0
+    m = FraudModel(tmp_path / "s")
+    tab, seq, pad, _ = _batch()
+    full, _ = m.score(tab, seq, pad, "full")
+    light, _ = m.score(tab, seq, pad, "light")
+    assert ((0 <= full) & (full <= 1)).all() and not np.allclose(full, light)

@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from tocsin.cli.common import console, progress_say, train_config, train_opts
+from tocsin.cli.eval_report import _line, _pct, _report, _spec_from
+
+RULE_NAMES = ("raw", "s4", "2of3", "s2_2of3", "3of5", "ewma", "ewma25")  # decision.RULES
 
 _common = [
     click.option("--detector", type=click.Choice(["any", "iforest", "lstm_ae", "pca"]),
@@ -26,94 +29,15 @@ def _common_opts(f):
     return f
 
 
-def _pct(v) -> str:
-    return "" if v is None else f"{100 * v:.1f}"
-
-
-def _cells(m: dict) -> list[str]:
-    """precision, recall, F1, false alarms, missed, delay, events, event delay, ROC/PR AUC."""
-    if not m.get("labelled", True):
-        return ["–"] * 3 + [f"{_pct(m['alarm_rate'])} alarms"] + ["–"] * 6
-    fa = _pct(m["false_alarm_rate"])
-    if m["fault_rows"] == 0:
-        return ["–", "–", "–", fa] + ["–"] * 6
-    if m.get("delay_s") is not None:
-        delay = f"{m['delay_s']:.0f} s"
-    elif m.get("delay_s_median") is not None:
-        delay = f"{m['delay_s_median']:.0f} s (median)"
-    else:
-        delay = "" if m.get("delay_rows") is None else str(m["delay_rows"])
-    ev = "" if not m.get("events") else f"{m['events_detected']}/{m['events']}"
-    ed = "" if m.get("event_delay_s_median") is None else f"{m['event_delay_s_median']:.0f} s"
-    auc = lambda k: "" if m.get(k) is None else f"{m[k]:.3f}"  # noqa: E731
-    return [_pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), fa,
-            _pct(m["missed_alarm_rate"]), delay, ev, ed, auc("roc_auc"), auc("pr_auc")]
-
-
-def _report(results, title: str, markdown: str | None, extra_cols=()) -> None:
-    from rich.table import Table
-
-    cols = ["case", "precision %", "recall %", "F1 %", "false alarms %", "missed %",
-            "delay", "events found", "event delay", "ROC AUC", "PR AUC"]
-    cols += [c for c, _ in extra_cols]
-    rows = [[r.name] + _cells(r.metrics) + [str(fn(r.metrics)) for _, fn in extra_cols]
-            for r in results]
-    table = Table(title=title)
-    for c in cols:
-        table.add_column(c)
-    for row in rows:
-        table.add_row(*row)
-    console().print(table)
-    if markdown:
-        lines = [f"| {' | '.join(cols)} |", "|" + "---|" * len(cols)]
-        lines += [f"| {' | '.join(r)} |" for r in rows]
-        Path(markdown).write_text("\n".join(lines) + "\n")
-
-
-def _spec_from(windows: tuple[str, ...], features: str | None, acf: str | None, period,
-               table=None, say=None):
-    from tocsin.detectors.windows import FeatureSpec, ScaleSpec
-
-    kw = {}
-    step = period
-    if table is not None and not period:
-        from tocsin.offline.table_eval import clock, default_windows
-
-        step = clock(table.ts).period_s
-        if not windows and step and abs(step - 1.0) > 1e-9:
-            kw["scales"] = [ScaleSpec(name=n, size_s=sz, hop_s=hop)
-                            for n, sz, hop in default_windows(step)]
-            if say:
-                say(f"windows follow the data's period ({step:g} s): "
-                    + ", ".join(s.name for s in kw["scales"]) + " (override with --window)")
-    if windows:
-        scales = []
-        for w in windows:
-            try:
-                name, _, rest = w.partition("=")
-                size, _, hop = rest.partition("/")
-                scales.append(ScaleSpec(name=name, size_s=float(size),
-                                        hop_s=float(hop) if hop else None))
-            except ValueError:
-                raise click.BadParameter(f"{w!r}: use NAME=SIZE_S[/HOP_S], e.g. 10s=10/1",
-                                         param_hint="--window") from None
-        kw["scales"] = scales
-    if features:
-        kw["features"] = [f.strip() for f in features.split(",") if f.strip()]
-    if acf is not None:
-        kw["acf_lags"] = [int(x) for x in acf.split(",") if x.strip()]
-    if period:
-        kw["allowed_lateness_s"] = 0.0
-    try:
-        return FeatureSpec(**kw)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--window/--features") from None
-
-
 @click.group("eval")
 def eval_group() -> None:
     """Detection quality on labelled data (tables: precision, recall, F1, false and missed
     alarm rates, detection delay)."""
+
+
+SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck", "pca_t2q", "q_quality",
+         "ensemble", "all"]
+STREAM = ["any", "iforest", "lstm_ae", "pca"]
 
 
 @eval_group.command("csv")
@@ -141,29 +65,43 @@ def eval_group() -> None:
 @click.option("--sep", default=",", show_default=True, help="separator, or 'whitespace'")
 @click.option("--no-header", is_flag=True, help="the files have no header row")
 @click.option("--window", "windows", multiple=True, metavar="NAME=SIZE_S[/HOP_S]",
-              help="feature window (repeat); default 1, 10 and 60 rows of the data's "
-              "sampling period")
+              help="feature window (repeat); default for the pure detectors: 1 and 10 rows "
+              "of the data's sampling period (mean, sd); for the stream models 1, 10, 60 rows")
 @click.option("--features", default=None, help="comma-separated feature names")
 @click.option("--acf-lags", default=None, help="comma-separated autocorrelation lags")
+@click.option("--detector", type=click.Choice(SUITE + STREAM), default="q_quality",
+              show_default=True, help="pure detectors, each calibrated out-of-fold on the "
+              "training rows: pca_t2, pca_q, mahalanobis, knn, and the raw-row checks missing "
+              "and stuck; ensembles of their calibrated scores: pca_t2q, q_quality (Q, "
+              "missing, stuck: the best on the hard library, which has mode changes), "
+              "ensemble (T², Q, k-NN, missing, stuck), all. Or the stream's trained models: "
+              "pca, iforest, lstm_ae, any")
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
+              show_default=True, help="decision rule of the pure detectors (surprise "
+              "threshold, smoothing, k of n; see docs/detection.md)")
+@click.option("--grid", is_flag=True, help="also print every pure detector under every rule "
+              "(pooled totals)")
+@click.option("--persistence", default=1, show_default=True,
+              help="stream models only: alarm after this many consecutive anomalous ticks")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None,
+              help="also write the table as Markdown")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="write per-row scores and predictions here, one file per input named "
               "by its path (a/0.csv -> a__0.csv.scores.csv)")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
-              help="keep the trained artifact here (default: a temporary folder)")
-@_common_opts
+              help="stream models: keep the trained artifact here (default: a temporary "
+              "folder)")
 @train_opts
 def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_col,
              timestamp_unit, period, sensors, exclude, label_col, onset_row, sep, no_header,
-             windows, features, acf_lags, out_dir, model_dir, detector, persistence, markdown,
-             **tkw) -> None:
-    """Train on normal data, then score each input (files, folders, globs) with the stream's
-    code. Metrics count only the rows after each file's training part; without --label-col
-    or --onset-row the files are scored and the alarm rate reported."""
+             windows, features, acf_lags, detector, rule, grid, persistence, markdown, out_dir,
+             model_dir, **tkw) -> None:
+    """Train on normal data, then score each input (files, folders, globs). Metrics count
+    only the rows after each file's training part; without --label-col or --onset-row the
+    files are scored and the alarm rate reported."""
     from tocsin.connectors.csv_import import CsvSpec
-    from tocsin.detectors.evaluation import pooled
     from tocsin.errors import DataError
     from tocsin.offline import table_eval as te
-    from tocsin.offline.plant_eval import eval_table, train_table, with_temp_root, write_rows
 
     if sum(v is not None for v in (train_file, train_rows, train_fraction)) != 1:
         raise click.UsageError("give exactly one of --train-file, --train-rows and "
@@ -171,7 +109,6 @@ def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_
     if label_col is not None and onset_row is not None:
         raise click.UsageError("give at most one of --label-col and --onset-row")
     say = progress_say(console())
-    cfg = train_config(**tkw)
     cs = CsvSpec(asset="csv", timestamp_col=timestamp_col, timestamp_unit=timestamp_unit,
                  period=period, sep=sep, header=not no_header,
                  sensor_cols=te.split_names(sensors), exclude_cols=te.split_names(exclude) or [],
@@ -180,24 +117,88 @@ def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_
         paths = te.expand_inputs(list(inputs), pattern)
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
-    names = te.output_names(paths)
     tables = [(p, _load(p, cs, label_col, onset_row, sep, timestamp_col)) for p in paths]
-    spec = _spec_from(windows, features, acf_lags, period, tables[0][1], say)
-    results = []
+    for path, table in tables:
+        for w in te.clock(table.ts).warnings(str(path)):
+            say(f"[yellow]{w}[/]")
+    try:
+        ks = {p: te.train_count(len(t.ts), train_rows, train_fraction, str(p))
+              for p, t in tables}
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    train = _load(Path(train_file), cs, None, None, sep, timestamp_col) if train_file else None
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
+    run = dict(tables=tables, ks=ks, train=train, out=out, names=te.output_names(paths),
+               say=say, markdown=markdown)
+    if detector in SUITE:
+        _eval_suite(detector, rule, grid, windows, features, acf_lags, period, **run)
+    else:
+        _eval_stream(detector, persistence, windows, features, acf_lags, period,
+                     train_config(**tkw), model_dir, train_file, **run)
+
+
+def _eval_suite(detector, rule, grid, windows, features, acf_lags, period, *, tables, ks,
+                train, out, names, say, markdown) -> None:
+    from tocsin.detectors.decision import RULES
+    from tocsin.detectors.evaluation import pooled
+    from tocsin.offline import plant_eval as pe
+    from tocsin.offline.table_eval import clock
+
+    step = period or clock(tables[0][1].ts).period_s or 1.0
+    if windows or features or acf_lags is not None:
+        spec = _spec_from(windows, features, acf_lags, period, tables[0][1], say)
+    else:
+        spec = pe.short_spec(step)
+        say(f"windows follow the data's period ({step:g} s): 1 and 10 rows, mean and sd "
+            "(override with --window/--features)")
+    names_run = SUITE if grid else [detector]
+    rules = RULES if grid else {rule: RULES[rule]}
+    chosen, cells, cache = [], {}, {}
+    for path, table in tables:
+        res = pe.eval_table_suite(table, str(path), spec, names_run, rules, ks[path], train,
+                                  cache=cache)
+        r = res[(detector, rule)]
+        say(_line(r))
+        chosen.append(r)
+        for key, v in res.items():
+            cells.setdefault(key, []).append(v.metrics)
+        if out:
+            pe.write_suite_rows(out / names[path], r, ks[path], table.labels)
+    labelled = [r.metrics for r in chosen if r.metrics.get("labelled")]
+    if len(labelled) > 1:
+        chosen.append(pe.EvalResult(f"total ({len(labelled)} files, pooled)", pooled(labelled)))
+    rd = RULES[rule]
+    _report(chosen, f"detector {detector}, rule {rule} ({rd.name}; clears at most "
+            f"{rd.clear_rows(12.0)} rows after the score falls back); metrics on the rows "
+            "after each file's training part", markdown)
+    if grid and all(m.get("labelled") for m in cells[(detector, rule)]):
+        from tocsin.offline.plant_eval import EvalResult
+
+        _report([EvalResult(f"{d} | {rn} ({RULES[rn].name})", pooled(ms))
+                 for (d, rn), ms in cells.items()],
+                "every detector x rule, pooled over files", None)
+
+
+def _eval_stream(detector, persistence, windows, features, acf_lags, period, cfg, model_dir,
+                 train_file, *, tables, ks, train, out, names, say, markdown) -> None:
+    from tocsin.detectors.evaluation import pooled
+    from tocsin.offline.plant_eval import (
+        EvalResult,
+        eval_table,
+        train_table,
+        with_temp_root,
+        write_rows,
+    )
+
+    spec = _spec_from(windows, features, acf_lags, period, tables[0][1], say)
+    results = []
     with with_temp_root(model_dir) as root:
-        if train_file:
-            train_table(_load(Path(train_file), cs, None, None, sep, timestamp_col), spec,
-                        cfg, Path(root), train_file, say)
+        if train is not None:
+            train_table(train, spec, cfg, Path(root), train_file, say)
         for path, table in tables:
-            for w in te.clock(table.ts).warnings(str(path)):
-                say(f"[yellow]{w}[/]")
-            try:
-                k = te.train_count(len(table.ts), train_rows, train_fraction, str(path))
-            except DataError as exc:
-                raise click.ClickException(str(exc)) from None
+            k = ks[path]
             if k:
                 train_table(table.head(k), spec, cfg, Path(root), f"{path} rows 1-{k}", say)
             res = eval_table(table, str(path), spec, Path(root), detector, persistence, k)
@@ -207,12 +208,10 @@ def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_
                 write_rows(out / names[path], res)
     labelled = [r.metrics for r in results if r.metrics.get("labelled")]
     if len(labelled) > 1:
-        from tocsin.offline.plant_eval import EvalResult
-
         results.append(EvalResult(f"total ({len(labelled)} files, pooled)", pooled(labelled)))
     _report(results, f"detector {detector}, persistence {persistence}"
             + (" (metrics on the rows after each file's training part)"
-               if train_rows or train_fraction else ""), markdown)
+               if any(ks.values()) else ""), markdown)
 
 
 def _load(path, cs, label_col, onset_row, sep, timestamp_col):
@@ -225,14 +224,6 @@ def _load(path, cs, label_col, onset_row, sep, timestamp_col):
     except DataError as exc:
         h = hint(exc, sep, timestamp_col)
         raise click.ClickException(f"{exc}" + (f"\n{h}" if h else "")) from None
-
-
-def _line(res) -> str:
-    m = res.metrics
-    if not m.get("labelled"):
-        return f"{res.name}: {m['rows']} rows scored, {_pct(m['alarm_rate'])} % alarm (no labels)"
-    return (f"{res.name}: recall {_pct(m['recall'])} %, false alarms "
-            f"{_pct(m['false_alarm_rate'])} % on {m['rows']} rows after training")
 
 
 @eval_group.command("tep")
@@ -248,11 +239,20 @@ def _line(res) -> str:
 @click.option("--threads", default=1, show_default=True)
 @click.option("--train-rows", type=int, default=None,
               help="train on the first N rows of d00.dat only (short-training protocol)")
-@_common_opts
+@click.option("--detector", type=click.Choice(SUITE + STREAM), default="pca", show_default=True,
+              help="the stream's trained models (pca, iforest, lstm_ae, any) or the pure "
+              "detectors and ensembles of `eval csv` (raw rows, see --rule)")
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
+              show_default=True, help="decision rule of the pure detectors")
+@click.option("--grid", is_flag=True, help="pure detectors: every detector x rule, pooled")
+@click.option("--persistence", default=1, show_default=True,
+              help="stream models: alarm after this many consecutive anomalous ticks")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None)
 def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantile, seed,
-             threads, train_rows, detector, persistence, markdown) -> None:
+             threads, train_rows, detector, rule, grid, persistence, markdown) -> None:
     """The Tennessee Eastman protocol: train on d00.dat, test on every d*_te.dat (fault from
-    row 161; d00_te.dat is normal), 3-minute rows, windows of 1 and 10 rows."""
+    row 161; d00_te.dat is normal), 3-minute rows. Stream models: windows of 1 and 10 rows;
+    pure detectors: each row and the mean and sd of the last 10."""
     from tocsin.models.training import TrainConfig
     from tocsin.offline.plant_eval import (
         eval_table,
@@ -274,6 +274,14 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
     out = Path(out_dir) if out_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
+    if detector in SUITE:
+        from tocsin.offline.plant_eval import TEP_PERIOD_S
+
+        _eval_suite(detector, rule, grid, (), None, None, TEP_PERIOD_S,
+                    tables=[(Path(n), t) for n, t in tests], ks={Path(n): 0 for n, _ in tests},
+                    train=train, out=out, names={Path(n): f"{n}.scores.csv" for n, _ in tests},
+                    say=say, markdown=markdown)
+        return
     results = []
     with with_temp_root(model_dir) as root:
         train_table(train, spec, cfg, Path(root),
@@ -286,6 +294,58 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
         say("done")
     _report(results, f"Tennessee Eastman (simulated process data), detector {detector}, "
             f"persistence {persistence}", markdown)
+
+
+@eval_group.command("library")
+@click.option("--kinds", default="pump,motor,press,plant", show_default=True,
+              help="asset kinds (plant: all three assets in one 17-column table)")
+@click.option("--seeds", default="1,2", show_default=True)
+@click.option("--cases", default=None, help="comma-separated cases (default: every case of "
+              "each kind: mode_only, drift, noise, stuck, flatline, missing, ramp_<fault>)")
+@click.option("--train-rows", default=400, show_default=True,
+              help="normal rows at the head of each scenario that train the detectors")
+@click.option("--write", "write_dir", type=click.Path(file_okay=False), default=None,
+              help="write the labelled CSVs here (KIND/CASE-sSEED.csv, scenarios.json), "
+              "for `tocsin eval csv DIR --timestamp-col timestamp --label-col label "
+              "--train-rows 400`")
+@click.option("--detector", type=click.Choice(SUITE), default="q_quality", show_default=True)
+@click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
+              show_default=True)
+@click.option("--grid", is_flag=True, help="also every detector x rule, pooled")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None)
+def eval_library(kinds, seeds, cases, train_rows, write_dir, detector, rule, grid,
+                 markdown) -> None:
+    """The simulator's harder fault library (gradual onsets, drift, noise, stuck / flatline /
+    missing sensors, and mode changes that are not faults), one scenario per case and seed,
+    short training on each scenario's head; metrics after the training rows."""
+    from tocsin.connectors.model_sources import Table
+    from tocsin.connectors.simulator import hard
+
+    say = progress_say(console())
+    kinds_l = [k.strip() for k in kinds.split(",") if k.strip()]
+    seeds_l = [int(v) for v in seeds.split(",") if v.strip()]
+    only = [c.strip() for c in cases.split(",")] if cases else None
+    try:
+        for kind in kinds_l:
+            bad = sorted(set(only or []) - set(hard.cases(kind)))
+            if bad:
+                raise ValueError(f"cases {bad} do not apply to {kind}; its cases: "
+                                 f"{hard.cases(kind)}")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kinds/--cases") from None
+    if write_dir:
+        files = hard.write_library(write_dir, kinds_l, seeds_l, train_rows, only=only)
+        say(f"wrote {len(files)} scenarios under {write_dir}")
+    tables, ks = [], {}
+    for kind in kinds_l:
+        for case in only or hard.cases(kind):
+            for seed in seeds_l:
+                r = hard.run(hard.random_scenario(kind, case, seed, train_rows))
+                key = Path(f"{kind}/{case}-s{seed}")
+                tables.append((key, Table(r.columns, r.ts, r.values, r.labels)))
+                ks[key] = train_rows
+    _eval_suite(detector, rule, grid, (), None, None, 1.0, tables=tables, ks=ks, train=None,
+                out=None, names={}, say=say, markdown=markdown)
 
 
 @eval_group.command("sim")

@@ -83,6 +83,11 @@ def _load(simulate, data_path, recording, mapping, label_delay_days, days, custo
 @click.option("-o", "--output", type=click.Path(file_okay=False), default=None,
               help="artifact folder the worker loads (default: TOCSIN_FRAUD_MODEL_DIR); the "
                    "one it replaces moves to <folder>.history/")
+@click.option("--sequence/--no-sequence", default=True, show_default=True,
+              help="gbdt: also read a summary of the card's last 16 transactions")
+@click.option("--stack/--no-stack", default=False, show_default=True,
+              help="gbdt: full branch = the trees stacked with a random forest on the same "
+                   "inputs (weights fitted on the validation period)")
 @click.option("--max-iter", type=int, default=400, show_default=True, help="gbdt: trees")
 @click.option("--learning-rate", type=float, default=0.05, show_default=True)
 @click.option("--epochs", type=int, default=4, show_default=True, help="hybrid: epochs")
@@ -90,8 +95,8 @@ def _load(simulate, data_path, recording, mapping, label_delay_days, days, custo
 @click.option("--threads", type=int, default=2, show_default=True)
 def train_fraud(simulate, data_path, recording, mapping, label_delay_days, days, customers,
                 terminals, sim_seed, history_from, train_from, train_until, valid_until, kind,
-                alerts_per_day, decline_precision, output, max_iter, learning_rate, epochs,
-                seed, threads) -> None:
+                alerts_per_day, decline_precision, output, sequence, stack, max_iter,
+                learning_rate, epochs, seed, threads) -> None:
     """Train the fraud model on the stream's own features, calibrate it, choose thresholds."""
     from tocsin.config.payments import load_fraud_settings
     from tocsin.models.fraud_train import Periods
@@ -106,7 +111,8 @@ def train_fraud(simulate, data_path, recording, mapping, label_delay_days, days,
                               _time(train_until, "--train-until"),
                               _time(valid_until, "--valid-until"))
     out = Path(output) if output else load_fraud_settings().model_dir
-    kw = {"max_iter": max_iter, "learning_rate": learning_rate} if kind == "gbdt" else {}
+    kw = {"max_iter": max_iter, "learning_rate": learning_rate,
+          "sequence": sequence, "stack": stack} if kind == "gbdt" else {}
     meta = fit(txns, labels, y, out, kind=kind, periods=periods, epochs=epochs, seed=seed,
                threads=threads, alerts_per_day=alerts_per_day,
                decline_precision=decline_precision, data_note=note,
@@ -146,8 +152,13 @@ def quality_table(meta: dict) -> str:
               help="recall at this false-positive rate")
 @click.option("--known-compromised", "exclude_known", is_flag=True,
               help="leave out, each day, cards with a fraud reported before that day")
+@click.option("--both-protocols", is_flag=True,
+              help="two tables from one replay: all test transactions, and known-compromised "
+                   "cards left out")
 @click.option("--peer/--no-peer", default=True, show_default=True,
               help="a random forest on the same features of the first model's training period")
+@click.option("--peer-sequence", is_flag=True,
+              help="a second random forest that also reads the card-sequence summary")
 @click.option("--branch", type=click.Choice(["full", "light"]), default="full",
               show_default=True)
 @click.option("--scores-out", type=click.Path(dir_okay=False), default=None,
@@ -156,11 +167,12 @@ def quality_table(meta: dict) -> str:
 @click.option("--threads", type=int, default=2, show_default=True)
 def eval_fraud(simulate, data_path, recording, mapping, label_delay_days, days, customers,
                terminals, sim_seed, history_from, models, test_from, test_until, k, fpr,
-               exclude_known, peer, branch, scores_out, markdown, threads) -> None:
+               exclude_known, both_protocols, peer, peer_sequence, branch, scores_out, markdown,
+               threads) -> None:
     """Score a labelled file with the stream's features and models; compare side by side."""
     from tocsin.config.payments import load_fraud_settings
     from tocsin.models.fraud_serving import FraudModel
-    from tocsin.offline.fraud_eval import evaluate, table
+    from tocsin.offline.fraud_eval import evaluate_protocols, table
 
     txns, labels, y, _ = _load(simulate, data_path, recording, mapping, label_delay_days, days,
                                customers, terminals, sim_seed)
@@ -169,23 +181,36 @@ def eval_fraud(simulate, data_path, recording, mapping, label_delay_days, days, 
     for f in folders:
         m = FraudModel(f)
         loaded[f"{Path(f).name} ({m.kind}, {m.version})"] = m
-    res = evaluate(txns, labels, y, loaded, history_from=_time(history_from, "--history-from"),
-                   test_from=_time(test_from, "--from"), test_until=_time(test_until, "--until"),
-                   k=k, fpr=fpr, exclude_known=exclude_known, random_forest=peer,
-                   branch=branch, threads=threads, log=lambda msg: click.echo(msg, err=True))
-    text = table(res, k, fpr)
+    protocols = ("plain", "known_compromised") if both_protocols else \
+        ("known_compromised",) if exclude_known else ("plain",)
+    results = evaluate_protocols(
+        txns, labels, y, loaded, protocols=protocols,
+        history_from=_time(history_from, "--history-from"),
+        test_from=_time(test_from, "--from"), test_until=_time(test_until, "--until"), k=k,
+        fpr=fpr, random_forest=peer, peer_sequence=peer_sequence, branch=branch,
+        threads=threads, log=lambda msg: click.echo(msg, err=True))
+    texts = []
+    for proto, res in results.items():
+        head = "" if len(results) == 1 else \
+            f"{'all test transactions' if proto == 'plain' else 'known-compromised cards left out'}:\n\n"
+        texts.append(head + table(res, k, fpr))
+    text = "\n\n".join(texts)
     click.echo(text)
     if markdown:
         Path(markdown).write_text(text + "\n")
     if scores_out:
-        import csv
+        _write_scores(scores_out, results[protocols[0]])
 
-        names = list(res.scores)
-        with open(scores_out, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["txn_id", "label", *names])
-            for i, tid in enumerate(res.txn_ids):
-                w.writerow([tid, int(res.y[i]), *(f"{res.scores[n][i]:.7f}" for n in names)])
+
+def _write_scores(path: str, res) -> None:
+    import csv
+
+    names = list(res.scores)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["txn_id", "label", *names])
+        for i, tid in enumerate(res.txn_ids):
+            w.writerow([tid, int(res.y[i]), *(f"{res.scores[n][i]:.7f}" for n in names)])
 
 
 def register(main: click.Group, train: click.Group) -> None:

@@ -35,7 +35,7 @@ def _publisher(settings, worker: str):
     from tocsin.contracts import topics
 
     kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.IMAGING],
-                         settings.partitions)
+                              settings.partitions, replication=settings.replication)
     return ImagePublisher(settings.broker, settings.topic(topics.IMAGING_STUDIES),
                           settings.topic(topics.DEADLETTER), worker,
                           failed_dir=settings.data_dir / "imaging-failed",
@@ -73,7 +73,7 @@ def register(main: click.Group, train: click.Group) -> None:
         im = load_imaging_settings(model_dir=model_dir, model=model, backend=backend,
                                    max_batch=max_batch, max_wait_ms=max_wait_ms)
         kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.IMAGING],
-                             settings.partitions)
+                                  settings.partitions, replication=settings.replication)
         app = create_imaging_app(settings, im)
         metrics.serve(settings.metrics_port, settings.metrics_host, "imaging")
         launch_worker(app, settings.log_level)

@@ -23,7 +23,8 @@ def _ensure(s) -> None:
     from tocsin.connectors import kafka_admin
     from tocsin.contracts import topics
 
-    kafka_admin.ensure_topics(s.broker, [s.topic(t) for t in topics.PAYMENTS], s.partitions)
+    kafka_admin.ensure_topics(s.broker, [s.topic(t) for t in topics.PAYMENTS], s.partitions,
+                              replication=s.replication)
 
 
 
@@ -180,13 +181,19 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--customers", type=int, default=2000, show_default=True)
     @click.option("--terminals", type=int, default=400, show_default=True)
     @click.option("--seed", type=int, default=7, show_default=True)
-    def payments_simulate(output, days, customers, terminals, seed) -> None:
-        """Write simulated labeled transactions to a CSV (for `tocsin train fraud --csv`)."""
+    @click.option("--switch-columns", is_flag=True,
+                  help="a switch's own column names and ISO times (TX_DATETIME, CUSTOMER_ID, "
+                       "...), to try the `--map` path of the payments guide")
+    def payments_simulate(output, days, customers, terminals, seed, switch_columns) -> None:
+        """Write simulated labeled transactions to a CSV (for `tocsin train fraud --data`)."""
         from tocsin.connectors.payments_data import write_csv
         from tocsin.connectors.simulator.payswitch import PaymentSwitch
 
         sim = PaymentSwitch(customers=customers, terminals=terminals, seed=seed).generate(days)
-        write_csv(output, sim.transactions, sim.fraud, sim.labels)
+        if switch_columns:
+            _write_switch_export(output, sim)
+        else:
+            write_csv(output, sim.transactions, sim.fraud, sim.labels)
         click.echo(f"{output}: {len(sim.transactions)} simulated transactions, "
                    f"{int(sim.fraud.sum())} fraud")
 
@@ -219,6 +226,25 @@ def register(main: click.Group, train: click.Group) -> None:
 
     payments.add_command(payments_models)
     payments.add_command(labels_group)
+
+
+def _write_switch_export(path: str, sim) -> None:
+    """Simulated transactions as a switch might export them: its own names, ISO times."""
+    import csv
+    from datetime import datetime, timezone
+
+    def iso(ns: int) -> str:
+        return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    reported = {lab.txn_id: lab.reported_ts for lab in sim.labels}
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["TX_ID", "TX_DATETIME", "CUSTOMER_ID", "TERMINAL_ID", "TX_AMOUNT", "MCC",
+                    "ENTRY_MODE", "TX_FRAUD", "TX_FRAUD_REPORTED"])
+        for t, f in zip(sim.transactions, sim.fraud):
+            rep = reported.get(t.txn_id)
+            w.writerow([t.txn_id, iso(t.ts), t.customer_id, t.terminal_id, t.amount, t.mcc,
+                        t.pos_entry_mode, int(bool(f)), iso(rep) if rep else ""])
 
 
 @click.command("models")
@@ -255,14 +281,26 @@ def labels_group() -> None:
 @click.option("--map", "mapping", default=None, metavar="COL=NAME,...",
               help="rename the file's columns to txn_id, card_id, terminal_id, txn_ts, "
                    "reported_ts[, fraud, scenario]")
-def labels_import(broker, prefix, path, mapping) -> None:
-    """Validate a chargeback file (CSV or Parquet) and publish it to payments.labels."""
-    from tocsin.connectors.payments_data import parse_mapping, read_labels
-    from tocsin.connectors.payments_labels import publish_labels
-    from tocsin.contracts import topics
+@_dev
+def labels_import(broker, prefix, path, mapping, dev) -> None:
+    """Validate a chargeback file (CSV or Parquet) and publish it to payments.labels.
 
+    Card numbers in ``card_id`` are tokenised with the PAN key (TOCSIN_PAN_TOKEN_KEY), as the
+    ingest tokenises the transactions' PANs, so labels and transactions name the same card."""
+    from tocsin.config.ingest_security import load_pan_key
+    from tocsin.connectors.payments_data import parse_mapping, read_labels
+    from tocsin.connectors.payments_labels import protect_label, publish_labels
+    from tocsin.contracts import topics
+    from tocsin.errors import SchemaError
+
+    _set_dev(dev)
+    key = load_pan_key()  # refuse to go on without the key the transactions were tokenised with
     s = worker_settings(broker, prefix)
     labels = read_labels(path, parse_mapping(mapping))  # all rows valid, or nothing sent
+    try:
+        labels = [protect_label(lab, key) for lab in labels]
+    except SchemaError as exc:
+        raise SchemaError(f"{path}: {exc}") from None
     _ensure(s)
     n = publish_labels(s.broker, s.topic(topics.PAY_LABELS), labels)
     click.echo(f"{path}: {n} labels -> {s.topic(topics.PAY_LABELS)}")

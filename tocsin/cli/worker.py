@@ -48,7 +48,7 @@ def worker(broker, prefix, plant_config, agents, model_dir, backend, worker_name
                               "an NVIDIA GPU (pip install onnxruntime-gpu tensorrt); this machine "
                               f"offers {ort.get_available_providers()}")
     kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
-                         settings.partitions)
+                              settings.partitions, replication=settings.replication)
     metrics.serve(settings.metrics_port, settings.metrics_host, "worker")
     plant_worker.run(settings, launch_worker)
 
@@ -68,7 +68,7 @@ def topics_create(broker, prefix) -> None:
 
     s = worker_settings(broker, prefix, None)
     names = [s.topic(n) for n in t.ALL]
-    kafka_admin.ensure_topics(s.broker, names, s.partitions)
+    kafka_admin.ensure_topics(s.broker, names, s.partitions, replication=s.replication)
     click.echo("topics: " + ", ".join(names))
 
 

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port[,host:port]")
     topic_prefix: str = Field("", description="prepended to every topic name (isolated runs)")
     partitions: int = Field(4, ge=1, description="partitions of the topics Tocsin creates")
+    replication: int | str = Field("auto", description="replicas of the topics Tocsin "
+                                   "creates (changelogs too): 1-7, or auto = min(3, brokers "
+                                   "in the cluster)")
     plant_config: Path | None = Field(None, description="plant YAML (assets, tags, limits)")
     app_id: str = "tocsin"
     worker_name: str = "worker-1"
@@ -69,6 +72,19 @@ class Settings(BaseSettings):
                                        "for the first record of a batch (ticks run between)")
     changelog_replication: int = Field(0, ge=0, le=5, description="replication of changelog "
                                        "topics; 0 = min(3, brokers)")
+
+    @field_validator("replication", mode="before")
+    @classmethod
+    def _replication(cls, v: object) -> int | str:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        try:
+            n = int(str(v).strip())
+        except ValueError:
+            raise ValueError(f"{v!r} is neither 'auto' nor a number of replicas") from None
+        if not 1 <= n <= 7:
+            raise ValueError(f"{n} replicas: choose 1 to 7, or 'auto'")
+        return n
 
     @field_validator("agents")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -9,19 +11,26 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tocsin.config.kafka_security import client_conf
 from tocsin.errors import ServiceError
 
+log = logging.getLogger(__name__)
+MAX_AUTO_REPLICATION = 3
+_brokers_seen: dict[str, int] = {}  # bootstrap -> brokers in its metadata (last look)
+
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int,
-                  timeout: float = 30.0) -> None:
-    """Create missing topics (replication factor 1 on the local broker); idempotent."""
+                  timeout: float = 30.0, replication: int | str = "auto") -> None:
+    """Create missing topics with `replication` replicas ("auto": as many as the cluster
+    holds, at most 3; see :func:`replication_factor`); idempotent."""
     admin = AdminClient(client_conf(bootstrap))
     try:
-        existing = set(admin.list_topics(timeout=timeout).topics)
+        md = admin.list_topics(timeout=timeout)
     except Exception as exc:
         raise ServiceError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    missing = [n for n in names if n not in existing]
+    _brokers_seen[bootstrap] = len(md.brokers)
+    missing = [n for n in names if n not in md.topics]
     if not missing:
         return
-    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in missing],
+    rf = replication_factor(bootstrap, replication)
+    futures = admin.create_topics([NewTopic(n, partitions, rf) for n in missing],
                                   operation_timeout=timeout)
     for name, fut in futures.items():
         try:
@@ -30,6 +39,43 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int,
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise ServiceError(f"cannot create topic {name}: {exc}") from exc
     wait_visible(admin, missing, timeout)
+
+
+def replication_factor(bootstrap: str, wanted: int | str = "auto",
+                       timeout: float = 10.0) -> int:
+    """The replication factor for topics Tocsin creates (its own and the Faust changelogs):
+    `wanted`, or for "auto" min(3, brokers in the cluster's metadata), so one broker gives 1
+    and a cluster of three gives 3 (with the cluster's min.insync.replicas 2).
+
+    The broker count comes from the last :func:`ensure_topics` on `bootstrap` in this
+    process, else from the broker itself; when no broker answers at all (an app built for a
+    unit test), "auto" is 1.
+    """
+    if wanted != "auto":
+        rf = int(wanted)
+        if rf < 1:
+            raise ServiceError(f"replication factor must be at least 1, not {rf}")
+        return rf
+    if bootstrap not in _brokers_seen:
+        if not any(_reachable(h) for h in bootstrap.split(",") if h.strip()):
+            log.warning("no Kafka broker answers at %s: replication factor 1 for its topics",
+                        bootstrap)
+            return 1
+        try:
+            md = AdminClient(client_conf(bootstrap)).list_topics(timeout=timeout)
+        except Exception as exc:
+            raise ServiceError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+        _brokers_seen[bootstrap] = len(md.brokers)
+    return max(1, min(MAX_AUTO_REPLICATION, _brokers_seen[bootstrap]))
+
+
+def _reachable(hostport: str, timeout: float = 0.5) -> bool:
+    host, _, port = hostport.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:

@@ -294,7 +294,7 @@ async def run_ingest(bootstrap: str, txn_topic: str, dl_topic: str, *, host: str
         if label_topic:  # chargebacks: POST /v1/labels (tocsin/connectors/payments_labels.py)
             from tocsin.connectors.payments_labels import add_label_route
 
-            add_label_route(app, pub, label_topic)
+            add_label_route(app, pub, label_topic, key)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, http_port, ssl_context=tls).start()

@@ -11,6 +11,12 @@ txn_ts``) plus bounds: non-empty ids, times after 2000-01-01, and ``reported_ts`
 than :data:`MAX_FUTURE_NS` ahead of this clock. HTTP answers like the transaction endpoint:
 202, or 400 (not JSON) / 422 (``{"error", "field", "index"}``; all or nothing), and the
 rejected input goes to the dead-letter topic (source ``ingest.http.labels``).
+
+Card numbers: a label's ``card_id`` must name the card as the transactions do, and those carry
+a token (:func:`tocsin.contracts.pan.tokenize`, keyed with the PAN key), so a PAN sent as
+``pan`` or as ``card_id`` is tokenised with the same key here (:func:`protect_label`) before
+anything is published -- over HTTP and in the file import. A card number in another text
+field is refused (422), as for transactions.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 
 import orjson
 
+from tocsin.contracts.pan import looks_like_pan, tokenize
 from tocsin.contracts.payments import LABEL, VERSION, FraudLabel
 from tocsin.errors import SchemaError
 
@@ -29,10 +36,49 @@ _FIELD = re.compile(r"field '([^']+)'")
 SOURCE = "ingest.http.labels"
 
 
-def label_from_obj(obj, now_ns: int) -> FraudLabel:
-    """One label from a JSON object, validated; :class:`SchemaError` names the field."""
+def _digits(pan: str) -> str:
+    return pan.replace(" ", "").replace("-", "")
+
+
+def protect_obj(obj: dict, key: bytes) -> dict:
+    """A copy of ``obj`` with a PAN in ``pan``/``card_id`` replaced by its token (the
+    transactions' rule, :func:`tocsin.connectors.payments_ingest._protect_card`)."""
+    obj = dict(obj)
+    pan = obj.pop("pan", None)
+    if isinstance(pan, str) and pan:
+        if not looks_like_pan(pan):
+            raise SchemaError(f"{LABEL}: field 'pan' is not a card number (12-19 digits)")
+        obj["card_id"] = tokenize(_digits(pan), key)
+    card = obj.get("card_id")
+    if isinstance(card, str) and looks_like_pan(card):
+        obj["card_id"] = tokenize(_digits(card), key)
+    for f in ("txn_id", "terminal_id", "scenario"):
+        v = obj.get(f)
+        if isinstance(v, str) and looks_like_pan(v):
+            raise SchemaError(f"{LABEL}: field '{f}' looks like a card number; send card "
+                              "numbers only as 'pan' or 'card_id' (they are tokenised)")
+    return obj
+
+
+def protect_label(lab: FraudLabel, key: bytes) -> FraudLabel:
+    """``lab`` with a PAN in ``card_id`` tokenised (a file's chargebacks)."""
+    if looks_like_pan(lab.card_id):
+        lab.card_id = tokenize(_digits(lab.card_id), key)
+    for f in ("txn_id", "terminal_id", "scenario"):
+        if looks_like_pan(getattr(lab, f) or ""):
+            raise SchemaError(f"{LABEL}: field '{f}' looks like a card number (txn "
+                              f"{lab.txn_id if f != 'txn_id' else '?'}); card numbers "
+                              "belong in 'card_id' only")
+    return lab
+
+
+def label_from_obj(obj, now_ns: int, key: bytes | None = None) -> FraudLabel:
+    """One label from a JSON object, validated; :class:`SchemaError` names the field.
+    With ``key`` a PAN in ``pan``/``card_id`` becomes the card's token."""
     if not isinstance(obj, dict):
         raise SchemaError(f"{LABEL}: expected a JSON object, got {type(obj).__name__}")
+    if key is not None:
+        obj = protect_obj(obj, key)
     obj = {"schema": f"{LABEL}/{VERSION}", "fraud": True, **obj}
     lab = FraudLabel.decode(orjson.dumps(obj))
     for key in ("txn_id", "card_id", "terminal_id"):
@@ -48,8 +94,9 @@ def label_from_obj(obj, now_ns: int) -> FraudLabel:
     return lab
 
 
-def add_label_route(app, pub, label_topic: str) -> None:
-    """``POST /v1/labels`` on the ingest's aiohttp app, publishing through ``pub``."""
+def add_label_route(app, pub, label_topic: str, key: bytes) -> None:
+    """``POST /v1/labels`` on the ingest's aiohttp app, publishing through ``pub``; PANs are
+    tokenised with ``key``, the transactions' PAN key."""
     from aiohttp import web
 
     from tocsin.connectors.http_replies import json_error
@@ -66,7 +113,7 @@ def add_label_route(app, pub, label_topic: str) -> None:
         labels = []
         for i, obj in enumerate(items):
             try:
-                labels.append(label_from_obj(obj, now))
+                labels.append(label_from_obj(obj, now, key))
             except SchemaError as exc:
                 m = _FIELD.search(str(exc))
                 await pub.dead_letter(SOURCE, orjson.dumps(obj), str(exc))

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tocsin.detectors.protocol import ModelError, as_rows, register, standardizer, zscore
+from tocsin.detectors.protocol import ModelError, Standardized, register
 
 
 @register("mahalanobis")
-class MahalanobisDetector:
+class MahalanobisDetector(Standardized):
     def __init__(self, robust: bool = True, seed: int = 0):
         self.robust, self.seed = robust, seed
         self.name = "mahalanobis"
@@ -25,17 +25,17 @@ class MahalanobisDetector:
     def fit(self, x: np.ndarray) -> "MahalanobisDetector":
         from sklearn.covariance import LedoitWolf, MinCovDet
 
-        x = as_rows(x, who=self.name)
-        n, d = x.shape
-        if n < 3:
-            raise ModelError(f"{self.name}: need at least 3 training rows, got {n}")
-        self.mean, self.std = standardizer(x)
-        z = zscore(x, self.mean, self.std)
+        z = self._fit_z(x)
+        n, d = z.shape
         self.method = "ledoit-wolf"
         est = None
         if self.robust and n >= 5 * d:
+            import warnings
+
             try:
-                est = MinCovDet(random_state=self.seed).fit(z)
+                with warnings.catch_warnings():  # "not full rank": handled by the pinv below
+                    warnings.simplefilter("ignore", UserWarning)
+                    est = MinCovDet(random_state=self.seed).fit(z)
                 self.method = "mcd"
             except ValueError:  # singular subsets (constant columns in the support)
                 est = None
@@ -44,14 +44,11 @@ class MahalanobisDetector:
         self.location = np.asarray(est.location_, dtype=np.float64)
         cov = np.asarray(est.covariance_, dtype=np.float64)
         self.precision = np.linalg.pinv(cov + 1e-9 * np.eye(d), hermitian=True)
-        self.d = d
         return self
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        if self.d is None:
-            raise ModelError(f"{self.name}: score before fit")
-        z = zscore(as_rows(x, self.d, self.name), self.mean, self.std) - self.location
-        return np.einsum("ij,jk,ik->i", z, self.precision, z) / self.d
+        z = self._score_z(x) - self.location
+        return np.einsum("ij,jk,ik->i", z, self.precision, z) / z.shape[1]
 
     def to_dict(self) -> dict:
         return {"kind": "mahalanobis", "method": self.method, "mean": self.mean.tolist(),

@@ -85,8 +85,14 @@ class DecisionRule:
         return decay + self.n - self.k + 1
 
 
+# the named rules `tocsin eval` offers (--rule) and the benchmarks tabulate; all fixed before
+# any test data was seen, none fitted to labels
 RULES = {
     "raw": DecisionRule(3.0),
+    "s4": DecisionRule(4.0),
     "2of3": DecisionRule(3.0, k=2, n=3),
+    "s2_2of3": DecisionRule(2.0, k=2, n=3),
+    "3of5": DecisionRule(3.0, k=3, n=5),
     "ewma": DecisionRule(2.0, alpha=0.3),
+    "ewma25": DecisionRule(2.5, alpha=0.3),
 }

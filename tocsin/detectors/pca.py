@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tocsin.detectors.protocol import ModelError, as_rows, register, standardizer, zscore
+from tocsin.detectors.protocol import ModelError, Standardized, register
 
 STATS = ("combined", "t2", "q")
 
@@ -63,7 +63,7 @@ def q_limit(resid_eig: np.ndarray, alpha: float) -> float:
 
 
 @register("pca")
-class PCADetector:
+class PCADetector(Standardized):
     """T²/Q monitor; ``stat`` picks combined (max of the two ratios), t2 or q."""
 
     def __init__(self, variance: float = 0.9, alpha: float = 0.99, stat: str = "combined",
@@ -78,12 +78,8 @@ class PCADetector:
         self.d: int | None = None
 
     def fit(self, x: np.ndarray) -> "PCADetector":
-        x = as_rows(x, who=self.name)
-        n, d = x.shape
-        if n < 3:
-            raise ModelError(f"{self.name}: need at least 3 training rows, got {n}")
-        self.mean, self.std = standardizer(x)
-        z = zscore(x, self.mean, self.std)
+        z = self._fit_z(x)
+        n, d = z.shape
         _, s, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
         eig = s ** 2 / (n - 1)
         total = eig.sum()
@@ -98,14 +94,11 @@ class PCADetector:
         self.resid_eig = eig[k:]
         self.t2_lim = t2_limit(k, n, self.alpha)
         self.q_lim = max(q_limit(self.resid_eig, self.alpha), 1e-12)
-        self.d = d
         return self
 
     def statistics(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Per row: T², Q and their ratios to the ``alpha`` limits."""
-        if self.d is None:
-            raise ModelError(f"{self.name}: score before fit")
-        z = zscore(as_rows(x, self.d, self.name), self.mean, self.std)
+        z = self._score_z(x)
         t = rowdot(z, self.components)
         t2 = ((t * t) / self.eig).sum(axis=1)
         r = z - rowdot(t, self.components.T)
@@ -123,7 +116,7 @@ class PCADetector:
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per row and column, the share of Q from that column (sums to 1): which sensors
         broke the normal correlation structure."""
-        z = zscore(as_rows(x, self.d, self.name), self.mean, self.std)
+        z = self._score_z(x)
         r = z - rowdot(rowdot(z, self.components), self.components.T)
         r2 = r * r
         tot = r2.sum(axis=1, keepdims=True)

@@ -60,6 +60,31 @@ def zscore(x: np.ndarray, mean: np.ndarray, std: np.ndarray, clip: float = 1e6) 
     return np.clip(np.where(np.isfinite(z), z, 0.0), -clip, clip)
 
 
+class Standardized:
+    """The input checks and scaling that every pure detector shares (one place, not a copy
+    per detector): ``_fit_z`` checks a training matrix, learns the column scaling and returns
+    the z-scores; ``_score_z`` checks that the detector is fitted and the width matches, and
+    returns the z-scores of new rows. Subclasses set ``name``."""
+
+    name = "detector"
+    d: int | None = None
+    min_rows = 3
+
+    def _fit_z(self, x: np.ndarray) -> np.ndarray:
+        a = as_rows(x, who=self.name)
+        if a.shape[0] < self.min_rows:
+            raise ModelError(f"{self.name}: need at least {self.min_rows} training rows, got "
+                             f"{a.shape[0]}")
+        self.mean, self.std = standardizer(a)
+        self.d = a.shape[1]
+        return zscore(a, self.mean, self.std)
+
+    def _score_z(self, x: np.ndarray) -> np.ndarray:
+        if self.d is None:
+            raise ModelError(f"{self.name}: score before fit")
+        return zscore(as_rows(x, self.d, self.name), self.mean, self.std)
+
+
 def out_of_fold_scores(make: Callable[[], Detector], x: np.ndarray, folds: int = 5
                        ) -> np.ndarray:
     """Scores of every training row from a detector that did not see it (contiguous blocks,

@@ -93,18 +93,21 @@ def _down_f32(v: float) -> float:
     return float(f)
 
 
-def export_onnx(model, n_iter: int, calib: tuple[float, float], n_features: int,
-                path: str | Path, columns: np.ndarray | None = None) -> None:
-    """Write the first ``n_iter`` trees: input ``tab`` (n, n_features) -> ``prob`` (n,).
-
-    ``columns`` maps the model's inputs to columns of ``tab`` (constant features dropped)."""
+def _onnx():
     try:
         from onnx import TensorProto, checker, helper
     except ImportError as exc:
         raise ModelError("exporting the fraud model needs onnx: pip install 'tocsin[train]'") \
             from exc
-    cols_map = np.arange(n_features) if columns is None else np.asarray(columns)
-    c = {k: [] for k in ("tree", "node", "feat", "val", "mode", "true", "false", "miss")}
+    return TensorProto, checker, helper
+
+
+def ensemble_node(model, n_iter: int, cols_map: np.ndarray, out: str = "margin"):
+    """The first ``n_iter`` boosted trees as one ``TreeEnsembleRegressor`` node: ``tab`` ->
+    ``out`` (the raw margin, baseline included)."""
+    _, _, helper = _onnx()
+    c: dict[str, list] = {k: [] for k in ("tree", "node", "feat", "val", "mode", "true",
+                                          "false", "miss")}
     t_tree, t_node, t_w = [], [], []
     for t, (pred,) in enumerate(model._predictors[:n_iter]):
         nodes = pred.nodes
@@ -131,8 +134,8 @@ def export_onnx(model, n_iter: int, calib: tuple[float, float], n_features: int,
                 c["true"].append(int(nd["left"]))
                 c["false"].append(int(nd["right"]))
                 c["miss"].append(int(nd["missing_go_to_left"]))
-    ens = helper.make_node(
-        "TreeEnsembleRegressor", ["tab"], ["margin"], domain="ai.onnx.ml", n_targets=1,
+    return helper.make_node(
+        "TreeEnsembleRegressor", ["tab"], [out], domain="ai.onnx.ml", n_targets=1,
         aggregate_function="SUM", post_transform="NONE",
         base_values=[float(model._baseline_prediction.ravel()[0])],
         nodes_treeids=c["tree"], nodes_nodeids=c["node"], nodes_featureids=c["feat"],
@@ -140,16 +143,15 @@ def export_onnx(model, n_iter: int, calib: tuple[float, float], n_features: int,
         nodes_falsenodeids=c["false"], nodes_missing_value_tracks_true=c["miss"],
         target_treeids=t_tree, target_nodeids=t_node, target_ids=[0] * len(t_tree),
         target_weights=t_w)
-    inits = [helper.make_tensor("a", TensorProto.FLOAT, [], [calib[0]]),
-             helper.make_tensor("b", TensorProto.FLOAT, [], [calib[1]]),
-             helper.make_tensor("flat", TensorProto.INT64, [1], [-1])]
+
+
+def write_graph(nodes: list, inits: list, n_features: int, path: str | Path,
+                name: str = "fraud_gbdt") -> None:
+    """``tab`` (n, n_features) -> ``prob`` (n,): the nodes must end in ``prob``."""
+    TensorProto, checker, helper = _onnx()
     graph = helper.make_graph(
-        [ens, helper.make_node("Mul", ["margin", "a"], ["am"]),
-         helper.make_node("Add", ["am", "b"], ["logit"]),
-         helper.make_node("Sigmoid", ["logit"], ["p2"]),
-         helper.make_node("Reshape", ["p2", "flat"], ["prob"])],
-        "fraud_gbdt", [helper.make_tensor_value_info("tab", TensorProto.FLOAT,
-                                                     [None, n_features])],
+        nodes, name, [helper.make_tensor_value_info("tab", TensorProto.FLOAT,
+                                                    [None, n_features])],
         [helper.make_tensor_value_info("prob", TensorProto.FLOAT, [None])], initializer=inits)
     onx = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                   helper.make_opsetid("ai.onnx.ml", 3)],
@@ -157,6 +159,24 @@ def export_onnx(model, n_iter: int, calib: tuple[float, float], n_features: int,
     onx.ir_version = 9  # readable by every onnxruntime >= 1.17
     checker.check_model(onx)
     Path(path).write_bytes(onx.SerializeToString())
+
+
+def export_onnx(model, n_iter: int, calib: tuple[float, float], n_features: int,
+                path: str | Path, columns: np.ndarray | None = None) -> None:
+    """Write the first ``n_iter`` trees: input ``tab`` (n, n_features) -> ``prob`` (n,).
+
+    ``columns`` maps the model's inputs to columns of ``tab`` (constant features dropped)."""
+    TensorProto, _, helper = _onnx()
+    cols_map = np.arange(n_features) if columns is None else np.asarray(columns)
+    inits = [helper.make_tensor("a", TensorProto.FLOAT, [], [calib[0]]),
+             helper.make_tensor("b", TensorProto.FLOAT, [], [calib[1]]),
+             helper.make_tensor("flat", TensorProto.INT64, [1], [-1])]
+    nodes = [ensemble_node(model, n_iter, cols_map),
+             helper.make_node("Mul", ["margin", "a"], ["am"]),
+             helper.make_node("Add", ["am", "b"], ["logit"]),
+             helper.make_node("Sigmoid", ["logit"], ["p2"]),
+             helper.make_node("Reshape", ["p2", "flat"], ["prob"])]
+    write_graph(nodes, inits, n_features, path)
 
 
 def check_export(path: str | Path, model, n_iter: int, calib: tuple[float, float],

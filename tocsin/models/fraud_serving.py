@@ -4,7 +4,9 @@ An artifact is a folder with ``full.onnx``, ``light.onnx`` and ``meta.json`` (ve
 features, thresholds, quality, training statistics). Two kinds (``meta["kind"]``):
 
 - ``gbdt`` (the default since issue 16): boosted trees, calibrated; ``full`` is every
-  iteration, ``light`` the first quarter. Both take the tabular features only.
+  iteration, ``light`` the first quarter. Both take the tabular features and, where
+  ``meta["inputs"]`` names ``seqsum/1``, a summary of the card's sequence appended to them
+  (:mod:`tocsin.models.fraud_inputs`, computed here from ``seq``/``pad``).
 - ``hybrid`` (older artifacts have no ``kind``): ``full`` is both torch towers and the gate
   over tabular features and the card's sequence; ``light`` the tabular tower alone.
 
@@ -27,6 +29,8 @@ import orjson
 from tocsin.detectors.fraud_features import FEATURES, SEQ_LEN, TOKEN_DIM
 from tocsin.errors import ModelError
 from tocsin.models.backends import ort_session, providers_for
+from tocsin.models.fraud_inputs import VERSION as SEQ_SUMMARY
+from tocsin.models.fraud_inputs import model_input
 
 
 class OnnxBackend:
@@ -82,15 +86,24 @@ class FraudModel:
         self.backend = BACKENDS[backend](folder, threads)
         self.version = self.meta["version"]
         self.kind = self.meta.get("kind", "hybrid")
+        self.inputs = list(self.meta.get("inputs", ["tab"]))
+        unknown = set(self.inputs) - {"tab", "seq", "pad", SEQ_SUMMARY}
+        if unknown:
+            raise ModelError(f"model {folder} reads inputs this code does not compute: "
+                             f"{sorted(unknown)}; retrain it with `tocsin train fraud`")
         self.review = float(self.meta["thresholds"]["review"])
         self.decline = float(self.meta["thresholds"]["decline"])
+
+    def _input(self, tab: np.ndarray, seq, pad) -> np.ndarray:
+        return model_input(tab, seq, pad, self.inputs)
 
     def score(self, tab: np.ndarray, seq: np.ndarray | None, pad: np.ndarray | None,
               branch: str = "full") -> tuple[np.ndarray, np.ndarray | None]:
         if branch == "light":
-            return self.backend.run("light", {"tab": tab})[0], None
+            x = self._input(tab, seq, pad) if self.kind == "gbdt" else tab
+            return self.backend.run("light", {"tab": x})[0], None
         if self.kind == "gbdt":
-            return self.backend.run("full", {"tab": tab})[0], None
+            return self.backend.run("full", {"tab": self._input(tab, seq, pad)})[0], None
         prob, gate = self.backend.run("full", {"tab": tab, "seq": seq,
                                                "pad": pad.astype(np.float32, copy=False)})
         return prob, gate

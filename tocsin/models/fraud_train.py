@@ -126,27 +126,56 @@ def _onnx_scores(path: Path, tab: np.ndarray) -> np.ndarray:
 
 
 def fit_gbdt(tr: Dataset, va: Dataset, const: np.ndarray, out: Path, *, seed: int,
-             log, **params) -> dict:
+             log, sequence: bool = True, stack: bool = False, stack_trees: int = 100,
+             threads: int = 2, **params) -> dict:
+    """Boosted trees on the tabular features, and with ``sequence`` also on the summary of
+    the card's last transactions (:mod:`tocsin.models.fraud_inputs`); with ``stack`` the
+    full branch is the trees stacked with a forest (:mod:`tocsin.models.fraud_stack`)."""
     from tocsin.models import fraud_gbdt as g
+    from tocsin.models import fraud_inputs as fi
 
-    cols = np.flatnonzero(~const)
-    model, best = g.fit(tr.tab[:, cols], tr.y, va.tab[:, cols], va.y, seed=seed, **params)
+    inputs = ["tab", fi.VERSION] if sequence else ["tab"]
+    x_tr = fi.model_input(tr.tab, tr.seq, tr.pad, inputs)
+    x_va = fi.model_input(va.tab, va.seq, va.pad, inputs)
+    drop = np.zeros(x_tr.shape[1], bool)
+    drop[:len(const)] = const
+    drop[len(const):] = np.ptp(x_tr[:, len(const):], axis=0) == 0.0 if len(x_tr) else True
+    cols = np.flatnonzero(~drop)
+    model, best = g.fit(x_tr[:, cols], tr.y, x_va[:, cols], va.y, seed=seed, **params)
     light_n = max(best // 4, 1)
-    log(f"boosted trees: {best} iterations best on validation (of {model.n_iter_}); light "
-        f"branch: the first {light_n}")
-    info = {"kind": "gbdt", "inputs": ["tab"], "columns": cols.tolist(),
+    log(f"boosted trees on {'tabular + sequence summary' if sequence else 'tabular'} inputs "
+        f"({len(cols)} columns): {best} iterations best on validation (of {model.n_iter_}); "
+        f"light branch: the first {light_n}")
+    info = {"kind": "gbdt", "inputs": inputs, "columns": cols.tolist(),
+            "input_names": list(FEATURES) + (list(fi.NAMES) if sequence else []),
             "iterations": {"full": best, "light": light_n}, "params": params, "calibration": {}}
     for name, n in (("full", best), ("light", light_n)):
-        a, b = g.platt(g.margin(model, va.tab[:, cols], n), va.y)
-        g.export_onnx(model, n, (a, b), len(FEATURES), out / f"{name}.onnx", cols)
-        err = g.check_export(out / f"{name}.onnx", model, n, (a, b), va.tab[:2000], cols)
+        a, b = g.platt(g.margin(model, x_va[:, cols], n), va.y)
+        g.export_onnx(model, n, (a, b), x_tr.shape[1], out / f"{name}.onnx", cols)
+        err = g.check_export(out / f"{name}.onnx", model, n, (a, b), x_va[:2000], cols)
         info["calibration"][name] = {"platt_a": a, "platt_b": b, "export_max_abs_err": err}
+    if stack:
+        from tocsin.models import fraud_stack as fs
+
+        rf = fs.fit_forest(x_tr[:, cols], tr.y, trees=stack_trees, seed=seed, threads=threads)
+        w = fs.fit_stacker(g.margin(model, x_va[:, cols], best),
+                           rf.predict_proba(x_va[:, cols])[:, 1], va.y)
+        fs.export_stack(model, best, rf, w, x_tr.shape[1], out / "full.onnx", cols)
+        err = fs.check_stack(out / "full.onnx", model, best, rf, w, x_va[:2000], cols)
+        log(f"full branch: the trees stacked with a {stack_trees}-tree forest on the same "
+            f"inputs and period, weights {w[0]:.3f} (trees) / {w[1]:.3f} (forest) fitted on "
+            "validation")
+        info["stack"] = {"forest_trees": stack_trees, "w_trees": w[0], "w_forest": w[1],
+                         "intercept": w[2], "export_max_abs_err": err}
     return info
 
 
 def _score_graph(out: Path, info: dict, ds: Dataset, graph: str) -> np.ndarray:
     if info["kind"] == "gbdt":
-        return _onnx_scores(out / f"{graph}.onnx", ds.tab)
+        from tocsin.models.fraud_inputs import model_input
+
+        return _onnx_scores(out / f"{graph}.onnx",
+                            model_input(ds.tab, ds.seq, ds.pad, info["inputs"]))
     from tocsin.models.fraud_serving import OnnxBackend
 
     inputs = {"tab": ds.tab} if graph == "light" else {"tab": ds.tab, "seq": ds.seq,
@@ -167,7 +196,11 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
                 kind: str = "gbdt", periods: Periods | None = None, epochs: int = 4,
                 seed: int = 7, threads: int = 2, rf_trees: int = 100,
                 alerts_per_day: float = 100.0, decline_precision: float = 0.9,
-                data_note: str = "", log=print, **gbdt_params) -> dict:
+                data_note: str = "", log=print, sequence: bool = True, stack: bool = False,
+                dataset: Dataset | None = None, **gbdt_params) -> dict:
+    """Train, calibrate, choose thresholds, deploy to ``out``. ``dataset``: the features of
+    ``txns`` already replayed by :func:`build_dataset` from ``periods.history_from`` (a caller
+    that also evaluates saves a replay); ``rf_trees=0`` leaves the forest out of the table."""
     from tocsin.models import fraud_registry
 
     out = Path(out)
@@ -175,7 +208,8 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
         raise ModelError("no transactions to train on")
     t0 = time.perf_counter()
     pr = periods or Periods.default(txns[0].ts, txns[-1].ts)
-    ds = build_dataset(txns, labels, y, history_from=pr.history_from)
+    ds = dataset if dataset is not None else \
+        build_dataset(txns, labels, y, history_from=pr.history_from)
     log(f"features: {len(ds.y)} transactions in {time.perf_counter() - t0:.1f}s")
     parts = [ds.part(m) for m in pr.masks(ds.ts)]
     tr, va, te = parts
@@ -187,7 +221,8 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
     stats, const = training_stats(tr.tab, log)
     stage = fraud_registry.staging(out)
     if kind == "gbdt":
-        info = fit_gbdt(tr, va, const, stage, seed=seed, log=log, **gbdt_params)
+        info = fit_gbdt(tr, va, const, stage, seed=seed, log=log, sequence=sequence,
+                        stack=stack, threads=threads, **gbdt_params)
     elif kind == "hybrid":
         from tocsin.models.fraud_train_hybrid import fit_hybrid
 
@@ -199,10 +234,11 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
                                decline_precision=decline_precision)
     quality = {"validation": {g: metrics(va.y, p) for g, p in p_va.items()}}
     if len(te.y) and te.y.min() != te.y.max():
-        rf = random_forest(tr, trees=rf_trees, seed=seed, threads=threads)
         quality["test"] = {g: metrics(te.y, _score_graph(stage, info, te, g))
                            for g in ("full", "light")}
-        quality["test"]["random_forest"] = metrics(te.y, rf.predict_proba(te.tab)[:, 1])
+        if rf_trees > 0:
+            rf = random_forest(tr, trees=rf_trees, seed=seed, threads=threads)
+            quality["test"]["random_forest"] = metrics(te.y, rf.predict_proba(te.tab)[:, 1])
     meta = {
         "model": f"tocsin.fraud-{info['kind']}", "features": list(FEATURES),
         "seq_len": SEQ_LEN, "token_dim": TOKEN_DIM, **info, "thresholds": thr,

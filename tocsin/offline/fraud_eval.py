@@ -7,8 +7,12 @@ are the ONNX artifacts the worker loads. So a transaction gets here the score th
 gives it (tested to 1e-4 on the real broker). Measured on ``[test_from, test_until)`` only.
 
 Peers: any number of artifact folders, and ``random_forest``: a scikit-learn random forest
-trained on the same features of the first model's training period (from its ``meta.json``),
-so "the model beats trees on its own features" is checked, not assumed.
+trained on the same 38 features of the first model's training period (from its
+``meta.json``), so "the model beats trees on its own features" is checked, not assumed; with
+``peer_sequence`` a second forest also gets the sequence summary the deployed trees read
+(:mod:`tocsin.models.fraud_inputs`), which separates "better model" from "more input".
+Protocols: ``plain`` and ``known_compromised`` (cards with a fraud reported before the day
+left out), both from one replay.
 """
 
 from __future__ import annotations
@@ -33,13 +37,22 @@ class EvalResult:
 
 
 def evaluate(txns: list[Transaction], labels: list[FraudLabel], y, models: dict, *,
-             history_from: int | None = None, test_from: int | None = None,
-             test_until: int | None = None, k: int = 100, fpr: float = 0.01,
-             exclude_known: bool = False, random_forest: bool = True, branch: str = "full",
-             rf_trees: int = 100, threads: int = 2, log=print) -> EvalResult:
-    """``models``: name -> :class:`~tocsin.models.fraud_serving.FraudModel`."""
+             exclude_known: bool = False, **kw) -> EvalResult:
+    """``models``: name -> :class:`~tocsin.models.fraud_serving.FraudModel`; one protocol."""
+    proto = "known_compromised" if exclude_known else "plain"
+    return evaluate_protocols(txns, labels, y, models, protocols=(proto,), **kw)[proto]
+
+
+def evaluate_protocols(txns: list[Transaction], labels: list[FraudLabel], y, models: dict, *,
+                       protocols=("plain",), history_from: int | None = None,
+                       test_from: int | None = None, test_until: int | None = None,
+                       k: int = 100, fpr: float = 0.01, random_forest: bool = True,
+                       peer_sequence: bool = False, branch: str = "full", rf_trees: int = 100,
+                       threads: int = 2, log=print, dataset=None) -> dict[str, EvalResult]:
+    """Each protocol (``plain``, ``known_compromised``) from one replay of the features and
+    one peer: protocol -> :class:`EvalResult`. ``dataset``: that replay, when the caller has
+    it already (:func:`~tocsin.models.fraud_train.build_dataset` of the same arguments)."""
     from tocsin.models.fraud_train import build_dataset
-    from tocsin.models.fraud_train import random_forest as fit_rf
 
     if not models:
         raise DataError("give at least one model to evaluate")
@@ -47,47 +60,78 @@ def evaluate(txns: list[Transaction], labels: list[FraudLabel], y, models: dict,
     periods = first.meta.get("periods_ns", {})
     if test_from is None:
         test_from = (periods.get("test") or [None])[0] or periods.get("valid", [0, 0])[1]
-    ds = build_dataset(txns, labels, y, history_from=history_from, until=test_until)
+    ds = dataset if dataset is not None else \
+        build_dataset(txns, labels, y, history_from=history_from, until=test_until)
     if not len(ds.ts):
         raise DataError("no transactions in the evaluated period")
     test_until = test_until or int(ds.ts.max()) + 1
-    m = (ds.ts >= test_from) & (ds.ts < test_until)
-    if exclude_known:
-        first_report: dict[str, int] = {}
-        for lab in labels:
-            if lab.fraud:
-                first_report[lab.card_id] = min(first_report.get(lab.card_id, lab.reported_ts),
-                                                lab.reported_ts)
-        keep = fm.known_compromised_mask(ds.ts, ds.cards, first_report)
-        res_excl = int((m & ~keep).sum())
-        m &= keep
-    else:
-        res_excl = 0
-    te = ds.part(m)
-    if te.y.min(initial=0) == te.y.max(initial=0):
-        raise DataError(f"the test period has {int(te.y.sum())} fraud among {len(te.y)} "
-                        "transactions: both classes are needed")
-    log(f"test period: {len(te.y)} transactions, {int(te.y.sum())} fraud"
-        + (f" ({res_excl} of known-compromised cards left out)" if exclude_known else ""))
-    ids = [t.txn_id for t, keep_ in zip(_in(txns, history_from, test_until), m) if keep_]
-    out = EvalResult(txn_ids=ids, y=te.y, period=(int(test_from), int(test_until)),
-                     excluded_known=res_excl)
-    for name, model in models.items():
-        p, _ = model.score(te.tab, te.seq, te.pad, branch)
-        out.scores[name] = np.asarray(p, np.float64)
+    in_test = (ds.ts >= test_from) & (ds.ts < test_until)
+    peers = {}
     if random_forest:
-        tr_p = periods.get("train")
-        if not tr_p:
-            raise DataError("the first model's meta.json has no training period for the peer")
-        tr = ds.part((ds.ts >= tr_p[0]) & (ds.ts < tr_p[1]))
-        if tr.y.sum() < 1:
-            raise DataError("the file holds no fraud in the first model's training period, so "
-                            "the random-forest peer cannot be trained (or use --no-peer)")
-        rf = fit_rf(tr, trees=rf_trees, threads=threads)
-        out.scores["random_forest"] = rf.predict_proba(te.tab)[:, 1]
-    for name, p in out.scores.items():
-        out.rows[name] = fm.summary(te.y, p, te.ts, te.cards, k=k, fpr=fpr)
+        peers["random_forest"] = (_peer(ds, periods, rf_trees, threads, False), False)
+        if peer_sequence:
+            peers["random_forest+sequence"] = (_peer(ds, periods, rf_trees, threads, True), True)
+    ids_all = [t.txn_id for t in _in(txns, history_from, test_until)]
+    out = {}
+    for proto in protocols:
+        m = in_test.copy()
+        res_excl = 0
+        if proto == "known_compromised":
+            keep = fm.known_compromised_mask(ds.ts, ds.cards, _first_reports(labels))
+            res_excl = int((m & ~keep).sum())
+            m &= keep
+        elif proto != "plain":
+            raise DataError(f"unknown protocol {proto!r}; plain or known_compromised")
+        te = ds.part(m)
+        if te.y.min(initial=0) == te.y.max(initial=0):
+            raise DataError(f"the test period has {int(te.y.sum())} fraud among {len(te.y)} "
+                            "transactions: both classes are needed")
+        log(f"{proto}: test period: {len(te.y)} transactions, {int(te.y.sum())} fraud"
+            + (f" ({res_excl} of known-compromised cards left out)" if res_excl else ""))
+        res = EvalResult(txn_ids=[i for i, keep_ in zip(ids_all, m) if keep_], y=te.y,
+                         period=(int(test_from), int(test_until)), excluded_known=res_excl)
+        for name, model in models.items():
+            p, _ = model.score(te.tab, te.seq, te.pad, branch)
+            res.scores[name] = np.asarray(p, np.float64)
+        for name, (rf, seq) in peers.items():
+            res.scores[name] = rf.predict_proba(_peer_x(te, seq))[:, 1]
+        for name, p in res.scores.items():
+            res.rows[name] = fm.summary(te.y, p, te.ts, te.cards, k=k, fpr=fpr)
+        out[proto] = res
     return out
+
+
+def _first_reports(labels: list[FraudLabel]) -> dict[str, int]:
+    first: dict[str, int] = {}
+    for lab in labels:
+        if lab.fraud:
+            first[lab.card_id] = min(first.get(lab.card_id, lab.reported_ts), lab.reported_ts)
+    return first
+
+
+def _peer_x(ds, sequence: bool) -> np.ndarray:
+    if not sequence:
+        return ds.tab
+    from tocsin.models.fraud_inputs import VERSION, model_input
+
+    return model_input(ds.tab, ds.seq, ds.pad, ["tab", VERSION])
+
+
+def _peer(ds, periods: dict, trees: int, threads: int, sequence: bool):
+    """The random forest on the first model's training period (the same features; with
+    ``sequence`` also the sequence summary the trees read)."""
+    from tocsin.models.fraud_train import random_forest as fit_rf
+
+    tr_p = periods.get("train")
+    if not tr_p:
+        raise DataError("the first model's meta.json has no training period for the peer")
+    tr = ds.part((ds.ts >= tr_p[0]) & (ds.ts < tr_p[1]))
+    if tr.y.sum() < 1:
+        raise DataError("the file holds no fraud in the first model's training period, so "
+                        "the random-forest peer cannot be trained (or use --no-peer)")
+    if sequence:
+        tr.tab = _peer_x(tr, True)
+    return fit_rf(tr, trees=trees, threads=threads)
 
 
 def _in(txns: list[Transaction], history_from, until):

@@ -209,3 +209,109 @@ class _Keep:
 
     def __exit__(self, *exc):
         return False
+
+
+# ------------------------------------------------------------------ pure detectors (suite)
+def short_spec(period_s: float) -> FeatureSpec:
+    """Features for short training: each row itself and the mean and sd of the last 10 rows
+    (4 inputs per sensor; the stream's default is 39 per sensor, more than a few hundred
+    training rows can pin down)."""
+    from tocsin.detectors.windows import ScaleSpec
+
+    return FeatureSpec(scales=[ScaleSpec(name="1row", size_s=period_s),
+                               ScaleSpec(name="10rows", size_s=10 * period_s,
+                                         hop_s=period_s)],
+                       features=["mean", "std"], acf_lags=[], allowed_lateness_s=0)
+
+
+def row_ticks(table: Table, spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the stream window engine's tick vector whose base window holds it (NaN
+    where no tick covers it), and a 0/1 "has a tick" mask."""
+    from tocsin.models.training import collect_ticks
+
+    ticks = collect_ticks(table.frames("csv"), spec, {"csv": table.columns}).get("csv")
+    n = table.ts.size
+    if ticks is None:
+        return np.full((n, 1), np.nan), np.zeros(n, dtype=bool)
+    idx = np.searchsorted(ticks.ends, table.ts, side="right")
+    ok = idx < ticks.ends.size
+    ok[ok] &= ticks.ends[idx[ok]] - spec.scales[0].size_ns <= table.ts[ok]
+    out = np.full((n, ticks.vectors.shape[1]), np.nan)
+    out[ok] = ticks.vectors[idx[ok]]
+    return out, ok
+
+
+def lagged(x: np.ndarray, lags: int) -> np.ndarray:
+    """Each row beside the ``lags`` rows before it (dynamic PCA, Ku et al. 1995: first-order
+    lags between sensors become linear relations the model can learn, so a load change's
+    transient is not a broken correlation); the first rows get NaN for the missing past."""
+    if lags <= 0:
+        return x
+    parts = [x]
+    for k in range(1, lags + 1):
+        sh = np.full_like(x, np.nan)
+        sh[k:] = x[:-k]
+        parts.append(sh)
+    return np.hstack(parts)
+
+
+def training_rows(x: np.ndarray) -> np.ndarray:
+    """Training rows without the warm-up: the rows whose every input is present, when most
+    rows are (the first rows of a file have no full long window yet; learning the "missing"
+    member's limit from them would hide a sensor that stops reporting)."""
+    full = ~np.isnan(x).any(axis=1)
+    return x[full] if full.mean() >= 0.5 else x
+
+
+def eval_table_suite(test: Table, name: str, spec: FeatureSpec, names: list[str], rules: dict,
+                     skip_rows: int = 0, train: Table | None = None, lags: int = 0,
+                     cache: dict | None = None) -> dict[tuple[str, str], EvalResult]:
+    """Every detector/ensemble in ``names`` under every decision rule, fitted on the first
+    ``skip_rows`` rows (or on the ``train`` table) and evaluated on the rows after them.
+    ``cache``: with a shared ``train`` table, pass one dict to every call and the detectors
+    are fitted once."""
+    from tocsin.detectors import suite
+
+    x, has = row_ticks(test, spec)
+    x = lagged(x, lags)
+    if cache and train is not None:
+        keep, fitted = cache["keep"], cache["fitted"]
+    else:
+        if train is None:
+            train_x, train_raw = x[:skip_rows][has[:skip_rows]], test.values[:skip_rows]
+        else:
+            tx, th = row_ticks(train, spec)
+            train_x, train_raw = lagged(tx, lags)[th], train.values
+        keep = ~np.all(np.isnan(train_x), axis=0)  # columns never seen in training
+        fitted = suite.fit_suite(training_rows(train_x[:, keep]), names, train_raw)
+        if cache is not None and train is not None:
+            cache.update(keep=keep, fitted=fitted)
+    sur = suite.surprises(fitted, np.where(has[:, None], x, 0.0)[:, keep], names, test.values)
+    ev = slice(skip_rows, None)
+    out = {}
+    for det, s in sur.items():
+        s = np.where(has, s, np.nan)
+        for rname, rule in rules.items():
+            pred = rule.apply(s)
+            if test.labels is None:
+                m = {"rows": int(test.ts.size - skip_rows), "labelled": False,
+                     "alarm_rate": float(pred[ev].mean()) if pred[ev].size else 0.0}
+            else:
+                m = full_metrics(test.labels[ev], pred[ev], s[ev], test.ts[ev] / NS)
+                m["labelled"] = True
+            m["training_rows"] = skip_rows
+            out[(det, rname)] = EvalResult(name, m, {"ts": test.ts, "score": s,
+                                                     "pred": pred.astype(int)})
+    return out
+
+
+def write_suite_rows(path: Path, res: EvalResult, skip_rows: int, labels) -> None:
+    """Per row: time, evaluated (0 = training part), label, surprise, alarm."""
+    n = len(res.rows["ts"])
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["row", "ts", "evaluated", "label", "surprise", "pred"])
+        for i in range(n):
+            w.writerow([i + 1, res.rows["ts"][i], int(i >= skip_rows),
+                        "" if labels is None else labels[i], _fmt(res.rows["score"][i]),
+                        res.rows["pred"][i]])

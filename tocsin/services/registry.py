@@ -30,11 +30,20 @@ def _state_file() -> Path:
 
 
 def kafka_status() -> dict | None:
-    """The running broker's record, or None when none is running."""
+    """The running broker's record (a cluster's: with ``nodes``, each marked ``alive``), or
+    None when none is running."""
     try:
         state = orjson.loads(_state_file().read_bytes())
     except (OSError, ValueError):
         return None
+    if state.get("cluster"):
+        for n in state["nodes"]:  # a dead pid, or a reused one that is not our node
+            n["alive"] = bool(n.get("pid")) and pid_alive(n["pid"]) and _port_open(n["port"])
+        up = [n for n in state["nodes"] if n["alive"]]
+        if not up:
+            return None
+        state.update(pid=up[0]["pid"], port=state["nodes"][0]["port"])
+        return state
     # a dead pid, or a reused one that is not our broker: it must also listen on its port
     if not pid_alive(state["pid"]) or not _port_open(state["port"]):
         return None
@@ -42,18 +51,26 @@ def kafka_status() -> dict | None:
 
 
 def kafka_up(port: int = 9092, controller_port: int = 9093, data_dir: Path | None = None,
-             heap: str = "1g", timeout: float = 90.0, secure: bool = False) -> dict:
-    """Start the broker (``secure``: TLS + SCRAM-SHA-512, its own data folder)."""
+             heap: str = "1g", timeout: float = 90.0, secure: bool = False,
+             brokers: int = 1) -> dict:
+    """Start the broker (``secure``: TLS + SCRAM-SHA-512, its own data folder), or with
+    ``brokers`` > 1 a KRaft cluster whose node i listens on ``port + 2(i-1)`` and
+    ``controller_port + 2(i-1)``."""
     running = kafka_status()
     if running:
-        if running["port"] != port or bool(running.get("secure")) != secure:
+        size = running.get("size", 1)
+        if (running["port"] != port or bool(running.get("secure")) != secure
+                or size != brokers):
             from tocsin.errors import ServiceError
 
             mode = "secure" if running.get("secure") else "plaintext"
-            raise ServiceError(f"a {mode} Tocsin Kafka is already running on port "
+            what = f"cluster of {size}" if size > 1 else "broker"
+            raise ServiceError(f"a {mode} Tocsin Kafka {what} is already running on port "
                                f"{running['port']} (pid {running['pid']}); run "
                                "`tocsin services down` first")
         return running
+    if brokers > 1:
+        return _cluster_up(port, controller_port, data_dir, heap, timeout, secure, brokers)
     if secure:
         from tocsin.services.kafka_secure import SecureKafkaBroker
 
@@ -72,8 +89,70 @@ def kafka_up(port: int = 9092, controller_port: int = 9093, data_dir: Path | Non
     return state
 
 
+def _cluster_up(port: int, controller_port: int, data_dir: Path | None, heap: str,
+                timeout: float, secure: bool, brokers: int) -> dict:
+    from tocsin.errors import ServiceError
+    from tocsin.services.kafka_cluster import KafkaCluster
+
+    if secure:
+        raise ServiceError("--secure runs one broker; a cluster is plaintext for now")
+    data_dir = data_dir or run_dir() / f"kafka-cluster-{brokers}"
+    cluster = KafkaCluster(data_dir, size=brokers, heap=heap, detach=True,
+                           ports=[port + 2 * i for i in range(brokers)],
+                           controller_ports=[controller_port + 2 * i for i in range(brokers)],
+                           cluster_id=_formatted_cluster_id(data_dir))
+    cluster.start(timeout=timeout)
+    _state_file().write_bytes(orjson.dumps(cluster.to_state()))
+    return kafka_status() or cluster.to_state()
+
+
+def _formatted_cluster_id(data_dir: Path) -> str | None:
+    """The id a cluster's storage was formatted with, so a new start reuses its data."""
+    try:
+        for line in (data_dir / "node-1" / "logs" / "meta.properties").read_text().splitlines():
+            if line.startswith("cluster.id="):
+                return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _running_cluster():
+    from tocsin.errors import ServiceError
+    from tocsin.services.kafka_cluster import KafkaCluster
+
+    try:
+        state = orjson.loads(_state_file().read_bytes())
+    except (OSError, ValueError):
+        state = {}
+    if not state.get("cluster"):
+        raise ServiceError("no Tocsin Kafka cluster was started (`tocsin services up "
+                           "--brokers 3`)")
+    return KafkaCluster.from_state(state)
+
+
+def kafka_kill_node(node_id: int) -> int:
+    """SIGKILL one node of the cluster `up --brokers N` started; returns its pid."""
+    cluster = _running_cluster()
+    pid = cluster.kill(node_id)
+    _state_file().write_bytes(orjson.dumps(cluster.to_state()))
+    return pid
+
+
+def kafka_start_node(node_id: int, timeout: float = 90.0) -> int:
+    """Start one (killed or stopped) node of that cluster again; returns its pid."""
+    cluster = _running_cluster()
+    pid = cluster.restart(node_id, timeout=timeout)
+    _state_file().write_bytes(orjson.dumps(cluster.to_state()))
+    return pid
+
+
 def kafka_down() -> bool:
     state = kafka_status()
+    if state is not None and state.get("cluster"):
+        _running_cluster().stop()
+        _state_file().unlink(missing_ok=True)
+        return True
     _state_file().unlink(missing_ok=True)
     if state is None:
         return False

@@ -330,11 +330,11 @@ def _assign_tail(c: Consumer, topics: dict[str, int]) -> None:
 def _ensure_compacted(bootstrap: str, name: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from tocsin.connectors.kafka_admin import wait_visible
+    from tocsin.connectors.kafka_admin import replication_factor, wait_visible
 
     admin = AdminClient(client_conf(bootstrap))
     if name not in admin.list_topics(timeout=30).topics:
-        for fut in admin.create_topics([NewTopic(name, partitions, 1, config={
+        for fut in admin.create_topics([NewTopic(name, partitions, replication_factor(bootstrap), config={
                 "cleanup.policy": "compact"})], operation_timeout=30).values():
             try:
                 fut.result(30)

@@ -53,11 +53,13 @@ def ensure_fusion_topics(settings: Settings) -> None:
     from tocsin.streams.fusion_ops import FUSION_IN
 
     names = [settings.topic(t) for t in (*topics.ALL, topics.ALERT_ACKS, FUSION_IN)]
-    kafka_admin.ensure_topics(settings.broker, names, settings.partitions)
+    kafka_admin.ensure_topics(settings.broker, names, settings.partitions,
+                              replication=settings.replication)
     admin = AdminClient(client_conf(settings.broker))
     compacted = [settings.topic(t) for t in topics.COMPACTED]
     existing = set(admin.list_topics(timeout=30).topics)
-    new = [NewTopic(n, settings.partitions, 1, config={"cleanup.policy": "compact"})
+    rf = kafka_admin.replication_factor(settings.broker, settings.replication)
+    new = [NewTopic(n, settings.partitions, rf, config={"cleanup.policy": "compact"})
            for n in compacted if n not in existing]
     for name, fut in (admin.create_topics(new, operation_timeout=30).items() if new else []):
         try:

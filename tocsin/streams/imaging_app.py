@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tocsin.config.kafka_security import kafka_security
 from tocsin.config.worker import Settings
-from tocsin.connectors import telemetry
+from tocsin.connectors import kafka_admin, telemetry
 from tocsin.contracts import topics
 from tocsin.contracts.imaging import StudyImage
 from tocsin.errors import ConfigError, TocsinError
@@ -72,7 +72,8 @@ def create_imaging_app(settings: Settings, im: ImagingSettings) -> faust.App:
         **kafka_security().faust(),
         broker=settings.kafka_url, datadir=str(settings.data_dir), web_enabled=False,
         producer_linger=0.0, producer_acks=-1, topic_partitions=settings.partitions,
-        topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,
+        topic_replication_factor=kafka_admin.replication_factor(settings.broker, settings.replication),
+        broker_commit_interval=1.0, stream_wait_empty=False,
         consumer_auto_offset_reset="earliest", producer_max_request_size=4 << 20,
         consumer_max_fetch_size=8 << 20,
     )

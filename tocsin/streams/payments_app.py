@@ -31,7 +31,7 @@ from tocsin.config.ingest_security import load_pan_key
 from tocsin.config.kafka_security import kafka_security
 from tocsin.config.payments import FraudSettings
 from tocsin.config.worker import Settings
-from tocsin.connectors import telemetry
+from tocsin.connectors import kafka_admin, telemetry
 from tocsin.connectors.ingest_guard import Throttled
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
@@ -109,7 +109,8 @@ def create_payments_app(settings: Settings, fs: FraudSettings,
         # 1 ms linger: a micro-batch's scores and changelog writes leave as one request per
         # partition instead of one small write each (the socket writes were the top cost)
         producer_linger=0.001, producer_acks=-1, topic_partitions=settings.partitions,
-        topic_replication_factor=1, broker_commit_interval=1.0, stream_wait_empty=False,
+        topic_replication_factor=kafka_admin.replication_factor(settings.broker, settings.replication),
+        broker_commit_interval=1.0, stream_wait_empty=False,
         consumer_auto_offset_reset="earliest", table_cleanup_interval=3600.0,
         # the table's changelog is recovered with the app's serializers: raw bytes both ways
         key_serializer="raw", value_serializer="raw",

@@ -103,6 +103,19 @@ FAULTS: dict[str, dict[str, Fault]] = {
 }
 
 
+# d target / d load (units per unit of load; load 1.0 is the nominal operating point): an
+# operating-mode change moves every tag of an asset together, along the plant's own physics
+# (flow and current with throughput, temperatures slowly behind). Load 1.0 adds nothing, so
+# the default plant's readings do not depend on this table.
+LOAD_SENSITIVITY: dict[str, dict[str, float]] = {
+    "pump": {"vibration_rms": 0.7, "bearing_temp": 6.0, "motor_current": 47.0,
+             "discharge_pressure": 11.2, "flow": 120.0},
+    "motor": {"current_a": 29.0, "current_b": 29.0, "current_c": 29.0, "voltage": -4.0,
+              "speed_rpm": -20.0, "winding_temp": 15.0},
+    "press": {"pressure": 150.0, "flow": 35.0, "oil_temp": 6.0},
+}
+
+
 def fault_type(fault: str) -> str:
     return next(iter(FAULTS[fault].values())).fault_type
 
@@ -114,6 +127,10 @@ class Asset:
     tags: dict[str, TagModel]
     rng: np.random.Generator
     active: dict[str, float] = field(default_factory=dict)  # fault -> start time (s)
+    load: float = 1.0  # operating point (1 = nominal); see LOAD_SENSITIVITY
+    # fault -> (severity, ramp seconds): the effect is severity x min(1, elapsed / ramp), a
+    # gradual onset; absent: full effect at once (the original library)
+    shape: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.names = list(self.tags)
@@ -124,6 +141,12 @@ class Asset:
         self.state = self.nominal.copy()
         self._stuck: dict[str, float] = {}
 
+    def _weight(self, fault: str, t: float, t0: float) -> float:
+        if fault not in self.shape:
+            return 1.0
+        severity, ramp = self.shape[fault]
+        return severity * (min(1.0, (t - t0) / ramp) if ramp > 0 else 1.0)
+
     def step(self, t: float, dt: float) -> np.ndarray:
         """Advance the dynamics by `dt` seconds to time `t`; return measured values."""
         target = self.nominal.copy()
@@ -133,20 +156,24 @@ class Asset:
         if self.kind == "press":  # the press cycles: the valve command is a slow sine
             target[self.idx["valve_cmd"]] = 50.0 + 20.0 * np.sin(2 * np.pi * t / 20.0)
             target[self.idx["valve_position"]] = target[self.idx["valve_cmd"]]
+        if self.load != 1.0:
+            for tag, sens in LOAD_SENSITIVITY[self.kind].items():
+                target[self.idx[tag]] += sens * (self.load - 1.0)
         for name, t0 in self.active.items():
             f = FAULTS[name][self.kind]
+            w = self._weight(name, t, t0)
             for tag, off in f.offsets.items():
-                target[self.idx[tag]] += off
+                target[self.idx[tag]] += w * off
                 if f.tau is not None:
                     tau[self.idx[tag]] = min(tau[self.idx[tag]], f.tau)
             for tag, (amp, hz) in f.oscillation.items():
-                extra[self.idx[tag]] += amp * np.sin(2 * np.pi * hz * (t - t0))
+                extra[self.idx[tag]] += w * amp * np.sin(2 * np.pi * hz * (t - t0))
             for tag, hs in f.harmonics.items():
                 for h, amp in hs:
-                    harmonics[tag][h] = harmonics[tag].get(h, 0.0) + amp
+                    harmonics[tag][h] = harmonics[tag].get(h, 0.0) + w * amp
             for tag, (prob, amp) in f.spikes.items():
                 if self.rng.random() < prob:
-                    extra[self.idx[tag]] += amp * self.rng.random()
+                    extra[self.idx[tag]] += w * amp * self.rng.random()
             for tag, follows in f.stick.items():
                 i, j = self.idx[tag], self.idx[follows]
                 held = self._stuck.setdefault(tag, float(self.state[i]))
@@ -173,7 +200,10 @@ class Plant:
             self.assets[aid] = Asset(aid, kind, ASSET_TYPES[kind], rng)
         self.ground_truth: list[dict] = []
 
-    def inject(self, asset: str, fault: str, t: float) -> None:
+    def inject(self, asset: str, fault: str, t: float, severity: float = 1.0,
+               ramp_s: float = 0.0) -> None:
+        """Start ``fault`` at ``t``; ``severity`` scales its effect and ``ramp_s`` > 0 makes
+        the onset gradual (full effect after ``ramp_s`` seconds)."""
         if asset not in self.assets:
             raise KeyError(f"unknown asset {asset!r}; known: {sorted(self.assets)}")
         if fault not in FAULTS:
@@ -185,6 +215,8 @@ class Plant:
                            f"its faults: {ok}")
         if fault not in a.active:
             a.active[fault] = t
+            if severity != 1.0 or ramp_s > 0:
+                a.shape[fault] = (severity, ramp_s)
             self.ground_truth.append({"asset": asset, "fault": fault, "event": "start",
                                       "fault_type": FAULTS[fault][a.kind].fault_type, "t": t})
 
@@ -193,6 +225,7 @@ class Plant:
         for name in [fault] if fault else list(a.active):
             if a.active.pop(name, None) is not None:
                 a._stuck.clear()
+                a.shape.pop(name, None)
                 self.ground_truth.append({"asset": asset, "fault": name, "event": "end",
                                           "fault_type": FAULTS[name][a.kind].fault_type,
                                           "t": t})

@@ -1,0 +1,123 @@
+"""The pure detectors side by side, each calibrated on its own out-of-fold scores, and the
+ensembles that combine their calibrated scores: what ``tocsin eval csv`` and the benchmarks
+run on short training data (a few hundred normal rows).
+
+Members (all fitted on the same normal rows, all on the surprise scale after calibration):
+``pca_t2`` and ``pca_q`` (:mod:`pca`), ``mahalanobis`` (MCD / Ledoit-Wolf, :mod:`covariance`),
+``knn`` (:mod:`knn`), and two data-quality checks on the raw rows (every other member imputes
+a missing value away and sees a frozen sensor only through its correlations):
+``missing``, the share of sensors without a value in a row, and ``stuck``, the longest run of
+identical consecutive values of any sensor; each is "surprising" (the cap, 12) only beyond
+anything the training rows had (the stuck check: beyond twice the longest training run, at
+least 5 rows, so quantised sensors that repeat values are fine).
+
+Ensembles (Bonferroni over members, :func:`~tocsin.detectors.calibration.combine`):
+``pca_t2q`` = T² and Q; ``ensemble`` = T², Q, k-NN and missing; ``all`` = every member.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from tocsin.detectors.calibrated import Calibrated, fit_calibrated
+from tocsin.detectors.calibration import SF_FLOOR, combine
+from tocsin.detectors.covariance import MahalanobisDetector
+from tocsin.detectors.knn import KNNDetector
+from tocsin.detectors.pca import PCADetector
+from tocsin.detectors.protocol import Detector, ModelError
+
+MEMBERS: dict[str, Callable[[], Detector]] = {
+    "pca_t2": partial(PCADetector, stat="t2"),
+    "pca_q": partial(PCADetector, stat="q"),
+    "mahalanobis": MahalanobisDetector,
+    "knn": KNNDetector,
+}
+ENSEMBLES: dict[str, list[str]] = {
+    "pca_t2q": ["pca_t2", "pca_q"],
+    "q_quality": ["pca_q", "missing", "stuck"],
+    "ensemble": ["pca_t2", "pca_q", "knn", "missing", "stuck"],
+    "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck"],
+}
+QUALITY = ("missing", "stuck")
+NAMES = [*MEMBERS, *QUALITY, *ENSEMBLES]
+MAX_SURPRISE = -np.log10(SF_FLOOR)
+
+
+def run_lengths(raw: np.ndarray) -> np.ndarray:
+    """Per row and sensor: how many consecutive rows (this one included) hold this value."""
+    raw = np.asarray(raw, dtype=np.float64)
+    out = np.ones(raw.shape, dtype=np.int64)
+    same = (raw[1:] == raw[:-1]) & np.isfinite(raw[1:])
+    for i in range(1, len(raw)):
+        out[i] = np.where(same[i - 1], out[i - 1] + 1, 1)
+    return out
+
+
+class QualityCheck:
+    """``missing``: share of sensors without a value; ``stuck``: longest run of identical
+    values. Surprise 0 up to the training limit, the cap (12) above it. Fitted and applied
+    on the RAW rows (not on window features), so the check is exact."""
+
+    def __init__(self, name: str):
+        if name not in QUALITY:
+            raise ModelError(f"quality check must be one of {QUALITY}, got {name!r}")
+        self.name = name
+
+    def _stat(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.name == "missing":
+            return np.isnan(raw).mean(axis=1)
+        return run_lengths(raw).max(axis=1).astype(np.float64)
+
+    def fit(self, raw: np.ndarray) -> "QualityCheck":
+        st = self._stat(raw)
+        top = float(st.max()) if st.size else 0.0
+        self.limit = top if self.name == "missing" else max(5.0, 2.0 * top)
+        return self
+
+    def surprise(self, raw: np.ndarray) -> np.ndarray:
+        return np.where(self._stat(raw) > self.limit + 1e-9, MAX_SURPRISE, 0.0)
+
+
+def needed(names: list[str]) -> list[str]:
+    """The members a list of detector/ensemble names needs."""
+    out: list[str] = []
+    for n in names:
+        if n not in NAMES:
+            raise ModelError(f"unknown detector {n!r}; known: {NAMES}")
+        for m in ENSEMBLES.get(n, [n]):
+            if m not in out:
+                out.append(m)
+    return out
+
+
+Fitted = dict[str, Calibrated | QualityCheck]
+
+
+def fit_suite(x: np.ndarray, names: list[str], raw: np.ndarray | None = None) -> Fitted:
+    """Fit and calibrate (out-of-fold) every member the names need, on normal rows ``x``
+    (features); the quality checks on ``raw`` (the sensor rows; default ``x``)."""
+    x = np.asarray(x, dtype=np.float64)
+    out: Fitted = {}
+    for m in needed(names):
+        out[m] = (QualityCheck(m).fit(x if raw is None else raw) if m in QUALITY
+                  else fit_calibrated(MEMBERS[m], x))
+    return out
+
+
+def surprises(fitted: Fitted, x: np.ndarray, names: list[str],
+              raw: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per name, the calibrated score (surprise) of every row of ``x`` (``raw``: the same
+    rows' sensor values, for the quality checks)."""
+    x = np.asarray(x, dtype=np.float64)
+    each = {m: f.surprise(x if raw is None or m not in QUALITY else raw)
+            for m, f in fitted.items()}
+    out = {}
+    for n in names:
+        members = ENSEMBLES.get(n, [n])
+        out[n] = each[members[0]] if len(members) == 1 else combine(
+            {m: each[m] for m in members})
+    return out
