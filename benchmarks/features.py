@@ -270,7 +270,7 @@ def main() -> None:
                        TOCSIN_DATA_DIR=str(work / f"w{r}"))
             p = spawn([sys.executable, "-m", "tocsin.cli", "worker"], env, work / f"tocsin{r}.log")
             try:
-                t_rate, t_frac, t_cpu = commit_rate(args.broker, f"tocsin-{prefix}", topic,
+                t_rate, t_frac, t_cpu = commit_rate(args.broker, f"tocsin-{prefix}features", topic,
                                                     ends, spm, p, 300)
             finally:
                 stop(p)
@@ -326,7 +326,7 @@ def part_c(args, frames, spm, work: Path, env0: dict, rep: Report) -> None:
     env = dict(env0, TOCSIN_TOPIC_PREFIX=prefix, TOCSIN_AGENTS="features,anomaly",
                TOCSIN_MODEL_DIR=str(root), TOCSIN_DATA_DIR=str(work / "wc"))
     p = spawn([sys.executable, "-m", "tocsin.cli", "worker"], env, work / "tocsin-c.log")
-    probe = Consumer({"bootstrap.servers": args.broker, "group.id": f"tocsin-{prefix}",
+    probe = Consumer({"bootstrap.servers": args.broker, "group.id": f"tocsin-{prefix}features",
                       "enable.auto.commit": False})
     tps = [TopicPartition(topic, i) for i in range(PARTS)]
     t_first = c_first = None

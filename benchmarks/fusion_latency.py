@@ -80,7 +80,7 @@ def main() -> None:
                          stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
-        while b"[^Worker]: Ready" not in (tmp / "worker.log").read_bytes():
+        while b"fusion: ready" not in (tmp / "worker.log").read_bytes():
             if time.monotonic() > deadline or w.poll() is not None:
                 sys.exit("worker did not start:\n" + (tmp / "worker.log").read_text()[-2000:])
             time.sleep(0.3)

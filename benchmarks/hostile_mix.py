@@ -82,7 +82,7 @@ class Bench:
                                      cwd=str(tree), stdout=open(self.log, "wb"),
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
-        while "[^Worker]: Ready" not in self.log.read_text(errors="replace"):
+        while "runtime: ready" not in self.log.read_text(errors="replace"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-2000:]}")
             time.sleep(0.2)

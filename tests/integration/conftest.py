@@ -102,5 +102,5 @@ def spawn(kafka, prefix, tmp_path):
 @pytest.fixture
 def worker(spawn) -> Proc:
     w = spawn("worker")
-    w.wait_for("[^Worker]: Ready", timeout=90)
+    w.wait_for("runtime: ready", timeout=90)
     return w

@@ -6,13 +6,19 @@ import time
 import uuid
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from tests.waiting import async_wait_for, wait_for
 
-__all__ = ["async_wait_for", "collect", "committed_behind", "end_offsets", "produce", "read_to_end",
-           "wait_committed", "wait_for"]
+__all__ = ["async_wait_for", "collect", "committed_behind", "end_offsets", "produce",
+           "read_committed", "read_to_end", "wait_committed", "wait_for"]
 
 from tocsin.config.kafka_security import client_conf
 
@@ -25,10 +31,12 @@ def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]])
 
 
 def collect(bootstrap: str, topic: str, until: Callable[[list], bool], timeout: float = 60.0,
-            decode: Callable[[bytes], object] = lambda b: b) -> list:
-    """Read `topic` from the beginning until `until(items)` holds or the timeout passes."""
+            decode: Callable[[bytes], object] = lambda b: b, committed: bool = True) -> list:
+    """Read `topic` from the beginning until `until(items)` holds or the timeout passes
+    (``committed``: read_committed, as an exactly-once consumer reads)."""
     c = Consumer(client_conf(bootstrap, {"group.id": f"test-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": "read_committed" if committed else "read_uncommitted"}))
     c.subscribe([topic])
     items: list = []
     deadline = time.monotonic() + timeout
@@ -57,6 +65,34 @@ def read_to_end(bootstrap: str, topic: str, decode: Callable[[bytes], object] = 
         items: list = []
         wait_for(lambda: not todo or _take(c, items, todo, ends, decode), timeout,
                  f"every message of {topic} up to {ends}", seen=lambda: f"{len(items)} read")
+        return items
+    finally:
+        c.close()
+
+
+def read_committed(bootstrap: str, topic: str, decode: Callable[[bytes], object] = lambda b: b,
+                   timeout: float = 60.0) -> list:
+    """What a read_committed consumer sees of `topic` up to its last stable offset now (the
+    end of a transactional topic is a commit marker, never a message: read to EOF)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True})
+    try:
+        parts = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        todo, items = set(parts), []
+
+        def take() -> bool:
+            for msg in c.consume(500, 0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        todo.discard(msg.partition())
+                    continue
+                items.append((msg.key(), decode(msg.value())))
+            return not todo
+
+        wait_for(take, timeout, f"{topic} read to its end", seen=lambda: f"{len(items)} read")
         return items
     finally:
         c.close()
@@ -91,8 +127,32 @@ def committed_behind(bootstrap: str, group: str, topic: str,
     fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(
         group, [TopicPartition(topic, p) for p in ends])])[group]
     got = {tp.partition: tp.offset for tp in fut.result(15).topic_partitions}
-    return {p: (got.get(p, -1), hi) for p, hi in ends.items()
-            if hi > 0 and got.get(p, -1) < hi}
+    behind = {p: (got.get(p, -1), hi) for p, hi in ends.items()
+              if hi > 0 and got.get(p, -1) < hi}
+    # a transactional topic ends in commit markers, never consumed: behind only by markers
+    # (or aborted records) is caught up
+    return {p: v for p, v in behind.items()
+            if v[0] < 0 or _data_between(bootstrap, topic, p, v[0], v[1])}
+
+
+def _data_between(bootstrap: str, topic: str, p: int, lo: int, hi: int) -> bool:
+    """Whether a read_committed consumer finds a record of `topic`[p] in [lo, hi)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(topic, p, lo)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for msg in c.consume(100, 0.2):
+                err = msg.error()
+                if err is None:
+                    return msg.offset() < hi
+                if err.code() == KafkaError._PARTITION_EOF:
+                    return False
+        return True
+    finally:
+        c.close()
 
 
 def wait_committed(bootstrap: str, group: str, topic: str, timeout: float = 60.0) -> None:

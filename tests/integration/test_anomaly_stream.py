@@ -27,7 +27,7 @@ def test_features_then_scores_with_a_model_loaded_while_running(kafka, prefix, s
     live = tmp_path / "live-models"
     live.mkdir()
     w = spawn("worker", TOCSIN_MODEL_DIR=str(live), TOCSIN_MODEL_POLL_S="0.5")
-    w.wait_for("[^Worker]: Ready", timeout=90)
+    w.wait_for("runtime: ready", timeout=90)
     w.wait_for("no trained model for asset type centrifugal-pump", timeout=10)
     frames = list(simulated_frames(200, seed=11, assets=["pump-1"],
                                    faults=[{"asset": "pump-1", "fault": "leak", "start": 120}]))

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pytest
 
-from tests.integration.kafka_helpers import collect, produce, read_to_end, wait_committed
+from tests.integration.kafka_helpers import collect, produce, read_committed, wait_committed
 from tocsin.config.fusion import load_fusion_config
 from tocsin.config.plant import load_plant
 from tocsin.connectors.simulator.fusion_stream import ModelScores, simulate
@@ -28,6 +28,7 @@ from tocsin.detectors.fusion_train import assets_from_plant
 from tocsin.errors import SchemaError
 from tocsin.models import fusion_store
 from tocsin.streams.fusion_feed import messages, train_simulated
+from tocsin.streams.fusion_ops import FUSION_IN
 
 pytestmark = pytest.mark.integration
 NS = 1_000_000_000
@@ -53,12 +54,22 @@ def fusion_model(tmp_path_factory, scorers):
 @pytest.fixture
 def fusion_worker(spawn, fusion_model):
     w = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion")
-    w.wait_for("[^Worker]: Ready", timeout=120)
+    w.wait_for(READY, timeout=120)
     return w
 
 
+READY = "fusion: ready"
+
+
 def _group(prefix: str) -> str:
-    return f"tocsin-fusion-{prefix}"  # the fusion worker's consumer group (fusion_app)
+    return f"tocsin-{prefix}fusion-route"  # the route's consumer group (runtime naming)
+
+
+def _settled(kafka, prefix) -> None:
+    """Every input routed, and every routed record fused and committed."""
+    for t in (topics.SCORES, topics.ALERTS):
+        wait_committed(kafka, _group(prefix), prefix + t)
+    wait_committed(kafka, f"tocsin-{prefix}fusion", prefix + FUSION_IN)
 
 
 def _feed(kafka, prefix, items):
@@ -117,8 +128,8 @@ def test_each_fault_type_is_one_alert_and_reprocessing_adds_nothing(
         assert a.details["evidence"]["scores"]["lstm_ae"]["ratio"] > 0
     # the same input again (a redelivery or a replay): no new events, no duplicates
     _feed(kafka, prefix, stream.items)
-    wait_committed(kafka, _group(prefix), prefix + topics.SCORES)  # all of it processed
-    again = [a for _, a in read_to_end(kafka, prefix + topics.ALERTS, decode=Alert.decode)
+    _settled(kafka, prefix)  # all of it processed
+    again = [a for _, a in read_committed(kafka, prefix + topics.ALERTS, decode=Alert.decode)
              if a.kind == "fusion"]
     assert sorted(map(_strip, again)) == sorted(map(_strip, events))  # partitions interleave
     # and the worker's events are exactly what the pure engine gives for the same input
@@ -156,7 +167,7 @@ def test_hot_reload_then_ack_and_clear_through_the_cli(kafka, prefix, spawn, tmp
     root = tmp_path / "models"
     w = spawn("fusion", "worker", name="fusion", TOCSIN_MODEL_DIR=str(root),
               TOCSIN_MODEL_POLL_S="1")
-    w.wait_for("[^Worker]: Ready", timeout=120)
+    w.wait_for(READY, timeout=120)
     assert "expert priors" in w.text()
     fusion_store.save(fusion_model[0], root)
     w.wait_for(f"-> {fusion_model[0].version}", timeout=60)
@@ -196,24 +207,26 @@ def test_hot_reload_then_ack_and_clear_through_the_cli(kafka, prefix, spawn, tmp
     assert _cli(kafka, prefix, "list", "--json").stdout.strip() == ""
 
 
-def test_a_restarted_worker_continues_the_open_alert_under_its_id(kafka, prefix, spawn,
-                                                                   fusion_model, scorers):
+def test_a_killed_worker_continues_the_open_alert_under_its_id(kafka, prefix, spawn,
+                                                                fusion_model, scorers):
+    """kill -9 of the fusion worker with an episode open: the next worker restores the
+    episode from the changelog and clears THAT alert; a read_committed consumer sees each
+    event once."""
     sc = Scenario(seed=7, seconds=200, assets=["pump-1"], faults=[
         FaultEvent(asset="pump-1", fault="motor_overload", start=100, end=140)])
     stream = simulate(sc, scorers)
     cut = stream.truth[0]["start_ns"] + 20 * NS
     first, rest = _split(stream.items, cut)
     a = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion-a")
-    a.wait_for("[^Worker]: Ready", timeout=120)
+    a.wait_for(READY, timeout=120)
     _feed(kafka, prefix, first)
     (raised,) = _fused(kafka, prefix, lambda fs: any(e.event.value == "raised" for e in fs))
-    # its open-alerts record and offsets: Faust flushes what it sent before it commits
-    wait_committed(kafka, _group(prefix), prefix + topics.SCORES)
-    wait_committed(kafka, _group(prefix), prefix + topics.ALERTS)
-    a.stop()
+    _settled(kafka, prefix)
+    a.p.kill()  # SIGKILL: no goodbye, no flush
+    a.p.wait(10)
     b = spawn("fusion", "worker", "--model", str(fusion_model[1]), name="fusion-b")
-    b.wait_for("[^Worker]: Ready", timeout=120)
-    assert "took over 1 open alert" in b.text()
+    b.wait_for(READY, timeout=120)
+    assert raised.alert_id in b.text()  # "partition N restored, ... open alerts: [id]"
     _feed(kafka, prefix, rest)
     events = _fused(kafka, prefix, lambda fs: any(e.event.value == "cleared" for e in fs))
     # one episode: the first worker raised it, the second one cleared it, same id
@@ -221,6 +234,10 @@ def test_a_restarted_worker_continues_the_open_alert_under_its_id(kafka, prefix,
                                                                              "cleared"]
     assert {e.alert_id for e in events} == {raised.alert_id}
     assert _cli(kafka, prefix, "list", "--json").stdout.strip() == ""
+    _settled(kafka, prefix)
+    seen = [_strip(a) for _, a in read_committed(kafka, prefix + topics.ALERTS,
+                                                  decode=Alert.decode) if a.kind == "fusion"]
+    assert len(seen) == len(set(seen)) == len(events)  # no duplicate across the kill
 
 
 def test_flapping_signal_is_one_alert_and_bad_input_is_dead_lettered(kafka, prefix,

@@ -47,7 +47,7 @@ def test_over_temperature_fault_raises_alert(kafka, prefix, spawn, worker, tmp_p
     assert {"bearing_temp", "flow"} <= set().union(*(f.tags for _, f in frames))
     assert "ghost" in conn.text() and "BadNodeIdUnknown" in conn.text()
     # every reading so far processed (and its alerts flushed): then the alerts topic is read
-    wait_committed(kafka, f"tocsin-{prefix}", prefix + topics.READINGS)
+    wait_committed(kafka, f"tocsin-{prefix}thresholds", prefix + topics.READINGS)
     before = read_to_end(kafka, prefix + topics.ALERTS, decode=Alert.decode)
     assert not before, f"alerts before any fault: {[a.message for _, a in before]}"
 

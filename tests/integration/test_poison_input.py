@@ -78,7 +78,7 @@ def test_worker_takes_a_hostile_mix_and_every_good_frame_alarms(kafka, prefix, s
     readings = prefix + topics.READINGS
     p = allow_big(kafka, readings)
     w = spawn("worker", name="worker", TOCSIN_AGENTS="thresholds,features")
-    w.wait_for("[^Worker]: Ready", timeout=90)
+    w.wait_for("runtime: ready", timeout=90)
     t0 = time.time_ns()
     n_good = 40
     bad = hostile_frames("pump-1", t0, tag="bearing_temp")

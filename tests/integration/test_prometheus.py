@@ -57,7 +57,7 @@ def _wait(pred, timeout: float, what: str):
 def test_prometheus_scrapes_a_running_worker(kafka, prefix, spawn, tmp_path):
     mport = free_port()
     w = spawn("worker", TOCSIN_METRICS_PORT=str(mport))
-    w.wait_for("[^Worker]: Ready", timeout=90)
+    w.wait_for("runtime: ready", timeout=90)
     base = f"http://127.0.0.1:{mport}"
     # readiness: the app's timer has run (agents started, group joined)
     _wait(lambda: _get(f"{base}/readyz")[0] == 200, 30, "worker /readyz 200")

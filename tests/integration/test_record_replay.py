@@ -61,7 +61,7 @@ def test_recorded_live_run_replays_with_identical_alerts(kafka, prefix, spawn, w
     collect(kafka, prefix + topics.READINGS, lambda it: sum(
         f.ts[0] > raised_ts for _, f in it) >= 20, timeout=60, decode=ReadingsFrame.decode)
     conn.stop()  # the input ends; let the worker finish it, then record both topics
-    _wait_committed(kafka, f"tocsin-{prefix}", prefix + topics.READINGS, worker.p,
+    _wait_committed(kafka, f"tocsin-{prefix}thresholds", prefix + topics.READINGS, worker.p,
                     worker.log, 60)
     rec = tmp_path / "live.rec"
     r = tocsin("record", prefix + topics.READINGS, prefix + topics.ALERTS, "-o", str(rec),

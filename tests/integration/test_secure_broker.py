@@ -115,8 +115,8 @@ def test_plant_and_payments_paths_through_tls_and_scram(secure, tmp_path_factory
         sim.wait_for("simulator: serving", 60)
         run("connect", "opcua", "--config", _opcua_config(tmp_path, port), name="connector")
         tail = run("alerts", "tail", "--from-beginning", name="tail")
-        for p in (worker, pworker):
-            p.wait_for("[^Worker]: Ready", timeout=150)
+        for p, ready in ((worker, "runtime: ready"), (pworker, "[^Worker]: Ready")):
+            p.wait_for(ready, timeout=150)
         ing.wait_for("ingest: ready", timeout=60)
 
         # plant: readings through TLS + SCRAM, a fault, its alert, seen by the CLI tail

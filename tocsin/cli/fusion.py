@@ -8,7 +8,6 @@ import click
 from tocsin.cli.common import (
     Group,
     broker_opt,
-    launch_worker,
     prefix_opt,
     worker_settings,
 )
@@ -26,6 +25,14 @@ _stand_in_opt = click.option("--stand-in", is_flag=True,
                              help="score with the SIMULATED stand-in scorer (window z-scores, "
                                   "tocsin/connectors/simulator/scores.py) instead of the "
                                   "trained anomaly models; for development only")
+
+
+def _logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: "
+                               "%(message)s")
 
 
 def register(main: click.Group, train: click.Group) -> None:
@@ -46,31 +53,24 @@ def register(main: click.Group, train: click.Group) -> None:
                        "under <model dir>/fusion/, reloaded when a newer one is trained, else "
                        "the config's expert priors")
     def fusion_worker(broker, prefix, plant_config, config_path, model_dir, model_path):
-        """Run the fusion worker: plant.alerts + plant.scores -> fused alerts."""
+        """Run the fusion worker: plant.alerts + plant.scores -> fused alerts (exactly-once
+        runtime; state per asset in a changelog; run as many as you like per prefix)."""
         from tocsin.models import fusion_store
         from tocsin.streams import metrics
-        from tocsin.streams.fusion_app import (
-            create_fusion_app,
-            ensure_fusion_topics,
-            load_engine,
-            resume_open_alerts,
-        )
+        from tocsin.streams.fusion_app import ensure_fusion_topics, load_engine, serve_fusion
 
         s = worker_settings(broker, prefix, plant_config, model_dir=model_dir)
         ensure_fusion_topics(s)
         watch = None if model_path else fusion_store.fusion_root(s.model_dir)
         model_path = model_path or fusion_store.newest(s.model_dir)
         engine = load_engine(s, config_path, model_path)
-        resumed = resume_open_alerts(s, engine)
         click.echo(f"fusion: network {engine.model.version} "
                    f"({model_path or 'expert priors'}); asset types "
                    f"{sorted(engine.model.networks)}"
-                   + (f"; watching {watch} for newer networks" if watch else "")
-                   + (f"; took over {resumed} open alert(s)" if resumed else ""))
-        app = create_fusion_app(s, engine, watch=watch,
-                                current=str(model_path) if model_path else None)
+                   + (f"; watching {watch} for newer networks" if watch else ""))
         metrics.serve(s.metrics_port, s.metrics_host, "fusion")
-        launch_worker(app, s.log_level)
+        _logging(s.log_level)
+        serve_fusion(s, engine, watch=watch, current=str(model_path) if model_path else None)
 
     @fusion.command("feed-sim")
     @broker_opt

@@ -28,7 +28,8 @@ class FeatureRow:
     tags: list[str]
     scales: dict[str, np.ndarray]  # scale name -> (tags x features); NaN for a tag w/o samples
     counts: dict[str, np.ndarray]  # scale name -> samples per tag
-    source_ts: int = 0  # newest source timestamp seen for the asset when it closed
+    source_ts: int = 0  # newest source timestamp seen when the watermark passed ``end``
+    late: int = 0  # samples dropped as late since the asset's previous row
 
 NAME = "tocsin.features"
 VERSION = 1
@@ -36,7 +37,8 @@ _SCHEMA = f"{NAME}/{VERSION}"
 
 
 def encode(row: FeatureRow, names: tuple[str, ...], sizes_ns: dict[str, int], feature_hash: str,
-           late: int = 0) -> bytes:
+           late: int | None = None) -> bytes:
+    """``late``: defaults to ``row.late`` (samples dropped as late since the previous row)."""
     scales = {}
     for name, mat in row.scales.items():
         vals = mat.tolist()
@@ -46,7 +48,8 @@ def encode(row: FeatureRow, names: tuple[str, ...], sizes_ns: dict[str, int], fe
                         "values": vals}
     return orjson.dumps({"schema": _SCHEMA, "asset": row.asset, "end": row.end,
                          "source_ts": row.source_ts, "tags": row.tags, "features": list(names),
-                         "feature_hash": feature_hash, "late": late, "scales": scales})
+                         "feature_hash": feature_hash,
+                         "late": row.late if late is None else late, "scales": scales})
 
 
 def decode(data: bytes) -> tuple[FeatureRow, list[str], str]:
@@ -77,6 +80,7 @@ def decode(data: bytes) -> tuple[FeatureRow, list[str], str]:
         scales[sname], counts[sname] = vals, n
     row = FeatureRow(asset, check_int(get_field(obj, "end", int, NAME), "end", NAME), tags,
                      scales, counts,
-                     source_ts=check_int(obj.get("source_ts") or 0, "source_ts", NAME))
+                     source_ts=check_int(obj.get("source_ts") or 0, "source_ts", NAME),
+                     late=check_int(obj.get("late") or 0, "late", NAME))
     fh = obj.get("feature_hash", "")
     return row, names, fh if isinstance(fh, str) else ""

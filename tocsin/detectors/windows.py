@@ -7,17 +7,26 @@ its end. Closing is done for all due windows of all assets at once, grouped by s
 so the feature arithmetic runs as a few large numpy operations instead of one small one per
 window (principle 3 of DESIGN.md: explicit state, explicit timestamps, no wall clock).
 
-A window that began before the engine saw the asset's first sample (the start of a stream,
-or a worker restart) is *partial*: its counts are reported, its features are NaN, so a model
-never mistakes a short window for a calm one.
+A window that began before the asset's stream began is *partial*: its counts are reported,
+its features are NaN, so a model never mistakes a short window for a calm one. A stream begins
+at the asset's first sample and again after every silence longer than the longest window.
 
-A sample older than the newest closed boundary of its asset is *late*: it is counted (per
-asset) and dropped from every scale, so all scales see the same samples and no closed window
-changes after it was emitted. Samples of bad quality or without value are counted and left out.
+A sample older than its asset's *frontier* (the newest boundary its watermark had passed when
+the sample arrived, or the newest closed one) is *late*: it is counted and dropped from every
+scale, so all scales see the same samples and no closed window changes after it was emitted.
+Samples of bad quality or without value are counted and left out.
+
+Outputs are a function of the sequence of frames alone, not of how they were batched between
+:meth:`WindowEngine.close_ready` calls (lateness is judged per frame, a row's ``source_ts`` is
+the newest sample time when the watermark passed its end, its ``late`` the samples dropped
+since the previous row), and of the last ``2 * longest window + lateness + hop`` of input
+only: a worker that restarts and replays that much input (:func:`replay_horizon_s`) goes on
+with exactly the rows an uninterrupted run gives (see docs/runtime-state.md).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 
@@ -101,6 +110,17 @@ class FeatureSpec(BaseModel):
         return hashlib.sha256(doc).hexdigest()[:16]
 
 
+def replay_horizon_s(spec: FeatureSpec) -> float:
+    """Input time a restarted engine must re-read to continue exactly (docs/runtime-state.md):
+    the buffered samples (one longest window behind the closed boundary), the stream-start
+    decision (one more longest window), the lateness and the largest hop."""
+    return (2 * max(s.size_ns for s in spec.scales) + max(s.hop_ns for s in spec.scales)
+            ) / NS + spec.allowed_lateness_s
+
+
+_NEVER = -(2**62)
+
+
 @dataclass
 class _AssetState:
     tags: list[str]
@@ -109,8 +129,11 @@ class _AssetState:
     val: list[np.ndarray] = field(default_factory=list)
     tag: list[np.ndarray] = field(default_factory=list)
     closed_until: int | None = None  # every window ending at or before this has closed
-    first_ts: int | None = None  # the first sample since this engine started
-    max_ts: int = -(2**62)
+    due: int = _NEVER  # the newest boundary the watermark has passed
+    marks: list = field(default_factory=list)  # [due boundary, max_ts when it was passed]
+    late_at: list = field(default_factory=list)  # [frontier on arrival, late samples]
+    starts: list = field(default_factory=list)  # stream starts (first sample, after silences)
+    max_ts: int = _NEVER
     late: int = 0
     bad: int = 0
     unknown_tags: int = 0
@@ -176,21 +199,43 @@ class WindowEngine:
         st.unknown_tags += int((idx < 0).sum())
         st.bad += int(((idx >= 0) & ~ok).sum())
         if st.closed_until is not None:
-            late = ok & (ts < st.closed_until)
-            st.late += int(late.sum())
-            ok &= ~late
+            ok &= ~self._late(st, ts, ok)
         if not ok.all():
             ts, values, idx = ts[ok], values[ok], idx[ok]
-        if not len(ts):
-            return
-        st.ts.append(np.asarray(ts, dtype=np.int64))
+        if len(ts):
+            self._keep(asset, st, np.asarray(ts, dtype=np.int64), values, idx)
+
+    @staticmethod
+    def _late(st: _AssetState, ts: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Samples behind the frontier on arrival; counted, by the frontier they met."""
+        frontier = max(st.closed_until or _NEVER, st.due)
+        late = ok & (ts < frontier)
+        n_late = int(late.sum())
+        if n_late:
+            st.late += n_late
+            if st.late_at and st.late_at[-1][0] == frontier:
+                st.late_at[-1][1] += n_late
+            else:
+                st.late_at.append([frontier, n_late])
+        return late
+
+    def _keep(self, asset: str, st: _AssetState, ts: np.ndarray, values: np.ndarray,
+              idx: np.ndarray) -> None:
+        srt = np.sort(ts)
+        gaps = np.diff(srt, prepend=st.max_ts) > self._max_size if st.max_ts != _NEVER else \
+            np.r_[True, np.diff(srt) > self._max_size]
+        st.starts.extend(int(x) for x in srt[gaps])
+        st.ts.append(ts)
         st.val.append(np.asarray(values, dtype=np.float64))
         st.tag.append(idx)
-        st.max_ts = max(st.max_ts, int(ts.max()))
+        st.max_ts = max(st.max_ts, int(srt[-1]))
         self._dirty.add(asset)
         if st.closed_until is None:
-            st.first_ts = int(ts.min())
-            st.closed_until = (st.first_ts // self._h0) * self._h0
+            st.closed_until = (int(srt[0]) // self._h0) * self._h0
+        due = ((st.max_ts - self._lateness) // self._h0) * self._h0
+        if due > st.due:
+            st.due = due
+            st.marks.append((due, st.max_ts))
 
     def stats(self, asset: str) -> dict[str, int]:
         st = self._assets[asset]
@@ -210,18 +255,20 @@ class WindowEngine:
             if not st.ts:
                 continue
             wm = st.max_ts + self._h0 if flush else st.max_ts - self._lateness
-            bounds = self._due(st, wm)
+            last = (wm // self._h0) * self._h0
+            bounds = self._due(st, last)
             if bounds.size == 0:
+                if st.closed_until is not None and last > st.closed_until:
+                    st.closed_until = last  # nothing held data: closed all the same
                 continue
-            plans.append((asset, st, bounds))
+            plans.append((asset, st, bounds, last))
         if not plans:
             return []
         return self._compute(plans)
 
-    def _due(self, st: _AssetState, wm: int) -> np.ndarray:
+    def _due(self, st: _AssetState, last: int) -> np.ndarray:
         h0, start = self._h0, st.closed_until
         assert start is not None  # set when the asset's first frame arrives
-        last = (wm // h0) * h0
         if last <= start:
             return np.zeros(0, dtype=np.int64)
         if (last - start) // h0 <= 2 * (self._max_size // h0) + 2:
@@ -239,7 +286,7 @@ class WindowEngine:
         # one global array of every asset's buffered samples, sorted by (asset, tag, ts)
         g_ts, g_val, offsets, windows = [], [], 0, []  # windows: (plan i, scale j, b, tag, lo, hi)
         plan_meta = []
-        for pi, (asset, st, bounds) in enumerate(plans):
+        for pi, (asset, st, bounds, _last) in enumerate(plans):
             ts = np.concatenate(st.ts)
             val = np.concatenate(st.val)
             tg = np.concatenate(st.tag)
@@ -265,7 +312,7 @@ class WindowEngine:
             g_ts.append(ts)
             g_val.append(val)
             offsets += ts.size
-            plan_meta.append((asset, st, bounds, ntags))
+            plan_meta.append((asset, st, bounds, _last))
         all_ts = np.concatenate(g_ts)
         all_val = np.concatenate(g_val)
         w_plan, w_scale, w_b, w_tag, w_lo, w_hi = (np.concatenate(c) for c in zip(*windows))
@@ -281,7 +328,7 @@ class WindowEngine:
             feats[rows] = F.compute(x, t, names, self.spec.fft_bins)
         # assemble one FeatureRow per (asset, boundary) that has any data
         out: list[FeatureRow] = []
-        for pi, (asset, st, bounds, _ntags) in enumerate(plan_meta):
+        for pi, (asset, st, bounds, last) in enumerate(plan_meta):
             sel = np.flatnonzero(w_plan == pi)
             by_b: dict[int, FeatureRow] = {}
             for sj, sc in enumerate(scales):
@@ -296,18 +343,22 @@ class WindowEngine:
                         continue
                     row = by_b.get(int(b))
                     if row is None:
-                        row = by_b[int(b)] = FeatureRow(asset, int(b), list(st.tags), {}, {},
-                                                        source_ts=st.max_ts)
+                        row = by_b[int(b)] = FeatureRow(asset, int(b), list(st.tags), {}, {})
                     mat = feats[r]
-                    if int(b) - sc.size_ns < st.first_ts:
-                        # the window began before this engine saw the asset (stream start,
-                        # worker restart): its features would describe a shorter window
+                    if int(b) - sc.size_ns < _start_of(st.starts, int(b)):
+                        # the window began before the asset's stream (its first sample, or
+                        # the end of a silence): its features would describe a shorter window
                         mat = np.full_like(mat, np.nan)
                     row.scales[sc.name] = mat
                     row.counts[sc.name] = c
-            out.extend(by_b[b] for b in sorted(by_b))
-            st.closed_until = int(bounds[-1])
+            rows = [by_b[b] for b in sorted(by_b)]
+            _stamp(st, rows)
+            out.extend(rows)
+            st.closed_until = max(int(bounds[-1]), last)
             keep_from = st.closed_until - self._max_size
+            st.marks = [m for m in st.marks if m[0] > st.closed_until]
+            i = bisect.bisect_right(st.starts, keep_from - self._max_size)
+            del st.starts[:max(0, i - 1)]
             ts = np.concatenate(st.ts)
             keep = ts >= keep_from
             if keep.all():
@@ -318,3 +369,24 @@ class WindowEngine:
                 st.tag = [np.concatenate(st.tag)[keep]]
         out.sort(key=lambda r: (r.end, r.asset))
         return out
+
+
+def _start_of(starts: list[int], b: int) -> int:
+    """The start of the stream that a window ending at ``b`` belongs to."""
+    i = bisect.bisect_left(starts, b)
+    return starts[i - 1] if i else b
+
+
+def _stamp(st: _AssetState, rows: list[FeatureRow]) -> None:
+    """``source_ts``: the newest sample time when the watermark passed the row's end (the
+    asset's newest when a flush closed it); ``late``: the samples dropped as late since the
+    previous row (by the frontier they arrived at), both independent of batching."""
+    marks, j = st.marks, 0
+    for row in rows:
+        while j < len(marks) and marks[j][0] < row.end:
+            j += 1
+        row.source_ts = marks[j][1] if j < len(marks) else st.max_ts
+        n = 0
+        while st.late_at and st.late_at[0][0] < row.end:
+            n += st.late_at.pop(0)[1]
+        row.late = n

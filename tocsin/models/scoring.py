@@ -160,6 +160,12 @@ class AnomalyScorer:
 
     def refresh(self) -> list[tuple[str, str | None, str]]:
         changed = self.registry.refresh()
+        self.adopt(changed)
+        return changed
+
+    def adopt(self, changed: list[tuple[str, str | None, str]]) -> None:
+        """Take the registry's newly loaded models (several scorers may share a registry:
+        one per input partition)."""
         for at, _old, _new in changed:
             m = self.registry.get(at)
             if self._hash.get(at) not in (None, m.feature_hash):
@@ -167,9 +173,14 @@ class AnomalyScorer:
                 self._asm.pop(at, None)
                 self._seq.pop(at, None)
             self._hash[at] = m.feature_hash
-        return changed
 
-    def process(self, rows: list[FeatureRow], now_ns: int = 0) -> list[Scores]:
+    def seq_len(self) -> int:
+        """The longest sequence any loaded model needs (ticks), for the replay horizon."""
+        return max((m.seq_len for m in self.registry.models.values()), default=0)
+
+    def process(self, rows: list[FeatureRow], now_ns: int = 0, score: bool = True
+                ) -> list[Scores]:
+        """``score=False``: only move the per-asset state on (a replay after a restart)."""
         pend: list[_Pending] = []
         for row in rows:
             at = self.asset_types.get(row.asset)
@@ -195,8 +206,9 @@ class AnomalyScorer:
             seq = seqbuf.push(row.asset, model.standardize(tick.step, step=True))
             if seq is not None:
                 seq = seq.copy()  # the ring buffer moves on if this asset ticks again
-            pend.append(_Pending(row.asset, model, tick.end, tick.source_ts,
-                                 model.standardize(tick.vector), seq))
+            if score:
+                pend.append(_Pending(row.asset, model, tick.end, tick.source_ts,
+                                     model.standardize(tick.vector), seq))
         out: list[Scores] = []
         by_model: dict[int, list[_Pending]] = {}
         for p in pend:

@@ -1,13 +1,16 @@
 """The alarm-state service: owns the ISA-18.2 board (:mod:`tocsin.detectors.alarm_states`).
 
 In: ``plant.alerts`` (lifecycle events of every kind), ``plant.alerts.acks`` (the CLI's acks)
-and ``plant.alarm_actions`` (console requests), as one consumer group, so a restart resumes
-where it stopped. Out: ``plant.alarm_audit`` (one record per operator or system action, and
-rejected requests), ``plant.alarm_states`` (compacted: each listed alarm and each shelved or
-out-of-service point; read back on start, so shelving survives a restart), acks forwarded to
-``plant.alerts.acks`` for fused alerts (the fusion worker then stops escalating), and the
-notifier. Run ONE per topic prefix (it is the states' single writer); `tocsin console` runs
-it in-process. Kafka is read in threads (confluent-kafka); the board is guarded by a lock.
+and ``plant.alarm_actions`` (console requests), merged in order by a route into one partition
+that the board operator owns (:mod:`tocsin.streams.alarm_ops`, exactly-once runtime: the
+board's state in a changelog, so a kill -9 or a takeover changes no state and no audit
+record). Out, in the same transactions: ``plant.alarm_audit`` (one record per operator or
+system action, and rejected requests), ``plant.alarm_states`` (compacted: each listed alarm
+and each shelved or out-of-service point), acks forwarded to ``plant.alerts.acks`` for fused
+alerts (the fusion worker then stops escalating). The notifier is called as changes happen:
+after a crash, changes of the uncommitted batch are notified again (at least once).
+`tocsin console` runs the service in-process; a second one of the same prefix is a standby.
+The board is guarded by a lock (the runners and the view loop are threads).
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import asdict
 
-import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tocsin.config.kafka_security import client_conf
@@ -29,7 +31,7 @@ from tocsin.contracts import alarm_actions as aa
 from tocsin.contracts.acks import Ack
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.topics import ALERT_ACKS as ACKS
-from tocsin.contracts.topics import ALERTS, PAY_LABELS, PAY_SCORES, SCORES
+from tocsin.contracts.topics import ALERTS, DEADLETTER, PAY_LABELS, PAY_SCORES, SCORES
 from tocsin.detectors.alarm_performance import AlarmRecord, alarm_point
 from tocsin.detectors.alarm_states import (
     HIDDEN,
@@ -38,7 +40,6 @@ from tocsin.detectors.alarm_states import (
     AlarmBoard,
     BoardConfig,
     Change,
-    PointState,
 )
 from tocsin.errors import SchemaError
 
@@ -63,32 +64,59 @@ class AlarmService:
         self.listeners: list[Callable[[str, object], None]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.producer = Producer(client_conf(bootstrap, {"linger.ms": 5}))
-        self.ready = threading.Event()
+        self._producer: Producer | None = None
+        self.ready = threading.Event()  # set while this process holds the board
+        self.runtime_settings: dict = {}  # overrides for the runners (worker_name, ...)
+        self.runners: list = []
+        self.op = None
+
+    @property
+    def producer(self) -> Producer:
+        """For console requests and labels (the board's own outputs go through the runner's
+        transactions); made on first use."""
+        if self._producer is None:
+            self._producer = Producer(client_conf(self.bootstrap, {"linger.ms": 5}))
+        return self._producer
 
     def t(self, name: str) -> str:
         return self.prefix + name
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
+    def start(self, ready_timeout: float = 60.0) -> None:
+        """Start the route and the board on the runtime, and the view loop; wait (at most
+        ``ready_timeout``) until this process holds the board, restored. A second service of
+        the same prefix stays a standby until the first one goes."""
+        from tocsin.config.worker import load_settings
         from tocsin.connectors.kafka_admin import ensure_topics
+        from tocsin.streams.alarm_ops import ALARM_IN, AlarmBoardOp, AlarmRoute
+        from tocsin.streams.runtime.runner import Runner
 
         ensure_topics(self.bootstrap, [self.t(n) for n in (
-            ALERTS, ACKS, aa.ACTIONS_TOPIC, aa.AUDIT_TOPIC, SCORES, PAY_SCORES, PAY_LABELS)],
-            self.partitions)
+            ALERTS, ACKS, aa.ACTIONS_TOPIC, aa.AUDIT_TOPIC, SCORES, PAY_SCORES, PAY_LABELS,
+            DEADLETTER)], self.partitions)
+        ensure_topics(self.bootstrap, [self.t(ALARM_IN)], 1)  # the board is one partition
         _ensure_compacted(self.bootstrap, self.t(aa.STATES_TOPIC), self.partitions)
-        self._restore()
-        for fn in (self._state_loop, self._view_loop) + ((self._clock,) if self.wall_clock
-                                                          else ()):
-            th = threading.Thread(target=fn, name=f"tocsin-{fn.__name__}", daemon=True)
-            th.start()
-            self._threads.append(th)
+        settings = load_settings(broker=self.bootstrap, topic_prefix=self.prefix,
+                                 **self.runtime_settings)
+        self.op = AlarmBoardOp(self)
+        self.runners = [Runner(AlarmRoute(self.prefix), settings), Runner(self.op, settings)]
+        for r in self.runners:
+            self._threads.append(r.start())
+        th = threading.Thread(target=self._view_loop, name="tocsin-view-loop", daemon=True)
+        th.start()
+        self._threads.append(th)
+        if not self.ready.wait(ready_timeout):
+            log.warning("alarm board not assigned to this process within %.0fs (another "
+                        "service of prefix %r holds it?)", ready_timeout, self.prefix)
 
     def stop(self) -> None:
         self._stop.set()
+        for r in self.runners:
+            r.stop()
         for th in self._threads:
-            th.join(10)
-        self.producer.flush(10)
+            th.join(20)
+        if self._producer is not None:
+            self._producer.flush(10)
 
     # ------------------------------------------------------------------ requests
     def submit(self, action: aa.AlarmAction) -> None:
@@ -128,27 +156,10 @@ class AlarmService:
         return rows
 
     # ------------------------------------------------------------------ loops
-    def _state_loop(self) -> None:
-        c = Consumer(client_conf(self.bootstrap, {"enable.auto.commit": True,
-                      "group.id": f"tocsin-alarm-states-{self.prefix or 'default'}",
-                      "auto.offset.reset": "earliest"}))
-        c.subscribe([self.t(ALERTS), self.t(ACKS), self.t(aa.ACTIONS_TOPIC)],
-                    on_assign=lambda *_: self.ready.set())
-        try:
-            while not self._stop.is_set():
-                msg = c.poll(0.2)
-                if msg is None or msg.error():
-                    continue
-                try:
-                    self._on_state_input(msg.topic(), msg.value())
-                except SchemaError as exc:
-                    log.warning("undecodable record at %s@%d: %s", msg.topic(), msg.offset(),
-                                exc)
-        finally:
-            c.close()
-
-    def _on_state_input(self, topic: str, value: bytes) -> None:
-        if topic == self.t(ALERTS):
+    def on_input(self, kind: bytes, value: bytes, out) -> None:
+        """One record of plant.alarm.in (the board operator's thread): ``kind`` a = alert
+        event, k = ack (plant.alerts.acks), r = console request."""
+        if kind == b"a":
             a = Alert.decode(value)
             point = alarm_point(a.asset, a.kind, a.rule, a.tag)
             d = a.details or {}
@@ -169,9 +180,9 @@ class AlarmService:
                            and x.user == "process"), "")
                 self.history.append(AlarmRecord(a.source_ts, a.alert_id, point, a.event.value,
                                                 a.severity.value, a.opened_ts, st))
-            self._publish(ch, extra={a.alert_id: {"fault_type": d.get("fault_type"),
-                                                  "kind": a.kind}})
-        elif topic == self.t(ACKS):
+            self._publish(ch, out, extra={a.alert_id: {"fault_type": d.get("fault_type"),
+                                                       "kind": a.kind}})
+        elif kind == b"k":
             ack = Ack.decode(value)
             try:
                 with self.lock:
@@ -179,9 +190,9 @@ class AlarmService:
                                         ack.note or "acknowledged (plant.alerts.acks)")
             except AlarmActionError as exc:
                 # already acknowledged here (our own forwarded ack) or not listed
-                self._publish(list(exc.changes))
+                self._publish(list(exc.changes), out)
                 return
-            self._publish(ch, origin="acks")
+            self._publish(ch, out, origin="acks")
         else:
             req = aa.AlarmAction.decode(value)
             try:
@@ -191,12 +202,11 @@ class AlarmService:
             except AlarmActionError as exc:
                 ch = list(exc.changes) + [Change("rejected", req.alert_id, "", req.user, req.ts,
                                                  f"{req.action}: {exc}", "", "normal")]
-            self._publish(ch, role=req.role, origin=req.origin)
-            if req.action == "ack" and self.kinds.get(req.alert_id) == "fusion" and \
-                    ch[-1].action == "ack":
-                self.producer.produce(self.t(ACKS), Ack(req.alert_id, req.user, req.ts,
-                                                        req.reason).encode(),
-                                      key=req.alert_id.encode())
+            fused = self.kinds.get(req.alert_id) == "fusion"
+            self._publish(ch, out, role=req.role, origin=req.origin)
+            if req.action == "ack" and fused and ch[-1].action == "ack":
+                out.send(self.t(ACKS), req.alert_id.encode(),
+                         Ack(req.alert_id, req.user, req.ts, req.reason).encode())
 
     def _view_loop(self) -> None:
         c = Consumer(client_conf(self.bootstrap, {"enable.auto.commit": False,
@@ -247,17 +257,16 @@ class AlarmService:
                     self.review.popitem(last=False)
             self._emit("review", None)
 
-    def _clock(self) -> None:
-        """Live mode: event time also moves with the wall clock, so shelving expires while
-        the plant is quiet (replays of old data: wall_clock=False)."""
-        while not self._stop.wait(1.0):
-            with self.lock:
-                ch = self.board.advance(time.time_ns())
-            if ch:
-                self._publish(ch)
+    def advance(self, now_ns: int, out) -> None:
+        """Live mode (the board operator's tick): event time also moves with the wall clock,
+        so shelving expires while the plant is quiet (replays of old data: wall_clock=False)."""
+        with self.lock:
+            ch = self.board.advance(now_ns)
+        if ch:
+            self._publish(ch, out)
 
     # ------------------------------------------------------------------ output
-    def _publish(self, changes: list[Change], role: str = "", origin: str = "",
+    def _publish(self, changes: list[Change], out, role: str = "", origin: str = "",
                  extra: dict | None = None) -> None:
         if not changes:
             return
@@ -271,20 +280,15 @@ class AlarmService:
                                      c.from_state, c.to_state,
                                      assets.get(c.alert_id, c.point.split(" ")[0]), role,
                                      origin or ("system" if c.user == "system" else ""))
-                self.producer.produce(self.t(aa.AUDIT_TOPIC), rec.encode(),
-                                      key=c.point.encode())
+                out.send(self.t(aa.AUDIT_TOPIC), c.point.encode(), rec.encode())
             self._notify(c, snap.get(c.alert_id), (extra or {}).get(c.alert_id, {}))
-        for aid, a in snap.items():
-            if aid:
-                self.producer.produce(self.t(aa.STATES_TOPIC), None if a is None else
-                                      orjson.dumps({"alarm": asdict(a)}),
-                                      key=f"alarm:{aid}".encode())
-        for point, p in points.items():
-            if point:
-                self.producer.produce(self.t(aa.STATES_TOPIC), None if p is None else
-                                      orjson.dumps({"point": point, "state": asdict(p)}),
-                                      key=f"point:{point}".encode())
-        self.producer.poll(0)
+        with self.lock:
+            for aid, a in snap.items():
+                if aid and a is None:
+                    self.kinds.pop(aid, None)  # only listed alarms keep their kind
+        if self.op is not None:
+            self.op.write({k: v for k, v in snap.items() if k},
+                          {k: v for k, v in points.items() if k}, out)
         self._emit("alarms", None)
 
     def _notify(self, c: Change, a: Alarm | None, extra: dict) -> None:
@@ -308,24 +312,6 @@ class AlarmService:
                 fn(kind, payload)
             except Exception:  # a closed browser tab must not stop the service
                 log.exception("listener failed")
-
-    def _restore(self) -> None:
-        """The board as the previous run left it (compacted plant.alarm_states)."""
-        from tocsin.streams.compacted import read_compacted
-
-        rows = read_compacted(self.bootstrap, self.t(aa.STATES_TOPIC))
-        with self.lock:
-            for key, value in rows.items():
-                obj = orjson.loads(value)
-                if key.startswith("alarm:"):
-                    a = Alarm(**obj["alarm"])
-                    self.board.alarms[a.alert_id] = a
-                    self.board.now = max(self.board.now, a.last_ts)
-                elif key.startswith("point:"):
-                    self.board.points[obj["point"]] = PointState(**obj["state"])
-        if rows:
-            log.info("alarm states: restored %d record(s) from %s", len(rows),
-                     self.t(aa.STATES_TOPIC))
 
 
 def _assign_tail(c: Consumer, topics: dict[str, int]) -> None:

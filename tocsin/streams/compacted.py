@@ -14,7 +14,10 @@ from tocsin.errors import ServiceError
 
 def read_compacted(bootstrap: str, topic: str, timeout: float = 15.0) -> dict[str, bytes]:
     c = Consumer(client_conf(bootstrap, {"group.id": f"tocsin-read-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  # written in transactions: read what is committed, to the last stable
+                  # offset (a topic ends in a commit marker, never a message: the EOF says so)
+                  "isolation.level": "read_committed", "enable.partition.eof": True}))
     try:
         md = c.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:
@@ -35,6 +38,7 @@ def read_compacted(bootstrap: str, topic: str, timeout: float = 15.0) -> dict[st
             if msg.error():
                 if msg.error().code() != KafkaError._PARTITION_EOF:
                     raise ServiceError(f"cannot read {topic}: {msg.error()}")
+                done.add(msg.partition())
                 continue
             key = (msg.key() or b"").decode(errors="replace")
             if msg.value() is None:

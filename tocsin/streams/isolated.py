@@ -2,8 +2,8 @@
 
 An isolated run has its own topic prefix and consumer group: a worker is started on that
 prefix, the recording's readings are replayed into it as fast as possible (source timestamps
-kept), and the run is over when the worker has committed every input offset (Faust commits
-only after flushing the alerts it produced). The alerts are then read to the end of the topic.
+kept), and the run is over when the worker has committed every input offset (the runtime
+commits the offsets in the transaction that holds the alerts they produced). The alerts are then read to the end of the topic.
 
 Used by `tocsin replay --expect` (golden checks) and `tocsin replay --shadow` (two configs
 side by side).
@@ -92,12 +92,12 @@ def run_isolated(recording: str | Path, broker: str, *, plant_config: str | None
         proc = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "worker"], env=env,
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
-        _wait_marker(proc, log, "[^Worker]: Ready", timeout)
+        _wait_marker(proc, log, "runtime: ready", timeout)
         res = replay(recording, broker, ReplaySpec(speed=speed, prefix=prefix,
                                                    rename={src: topics.READINGS},
                                                    topics=[src],
                                                    allow_truncated=allow_truncated))
-        group = f"tocsin-{prefix}"
+        group = f"tocsin-{prefix}thresholds"  # the thresholds operator (runtime naming)
         _wait_committed(broker, group, prefix + topics.READINGS, proc, log,
                         t0 + timeout - time.monotonic())
         alerts = [normalize(Alert.decode(v)) for v in read_all(broker, prefix + topics.ALERTS)]

@@ -22,7 +22,10 @@ def read_open_alerts(bootstrap: str, topic: str, timeout: float = 15.0
                      ) -> tuple[dict[str, Alert], list[str]]:
     """(open alerts by id, errors for undecodable records) as of now."""
     c = Consumer(client_conf(bootstrap, {"group.id": f"tocsin-list-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  # written in transactions: read what is committed, to the last stable
+                  # offset (a topic ends in a commit marker, never a message: the EOF says so)
+                  "isolation.level": "read_committed", "enable.partition.eof": True}))
     try:
         md = c.list_topics(topic, timeout=timeout)
         t = md.topics.get(topic)
@@ -44,7 +47,9 @@ def read_open_alerts(bootstrap: str, topic: str, timeout: float = 15.0
             if msg is None:
                 continue
             if msg.error():
-                if msg.error().code() != KafkaError._PARTITION_EOF:
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    done.add(msg.partition())
+                else:
                     errors.append(str(msg.error()))
                 continue
             key = (msg.key() or b"").decode(errors="replace")
