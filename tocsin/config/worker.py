@@ -59,13 +59,14 @@ class Settings(BaseSettings):
         "Kafka transaction; at_least_once: the same loop without transactions")
     group_protocol: Literal["classic", "consumer"] = Field(
         "classic", description="classic (cooperative-sticky) or consumer (KIP-848)")
-    session_timeout_ms: int = Field(6000, ge=1000, le=300_000, description="classic protocol: "
-                                    "a silent member's partitions move after this")
+    session_timeout_ms: int = Field(3000, ge=1000, le=300_000, description="classic protocol: "
+                                    "a silent member's partitions move after this (a broker "
+                                    "that refuses it: 6000 is used, with a warning)")
     heartbeat_interval_ms: int = Field(1000, ge=100, le=60_000, description="classic "
                                        "protocol: heartbeat period (< session timeout / 3)")
     static_membership: bool = Field(True, description="group.instance.id = worker name: a "
                                     "restarted worker gets its partitions back at once")
-    transaction_timeout_ms: int = Field(10_000, ge=1000, le=900_000, description="a dead "
+    transaction_timeout_ms: int = Field(3000, ge=1000, le=900_000, description="a dead "
                                         "worker's open transaction is aborted after this")
     runtime_idle_wait_s: float = Field(0.1, gt=0, le=5, description="runtime: longest wait "
                                        "for the first record of a batch (ticks run between)")

@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--guarantee", default="exactly_once")
     ap.add_argument("--protocol", default="classic")
-    ap.add_argument("--session-ms", type=int, default=6000)
+    ap.add_argument("--session-ms", type=int, default=3000)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     s = load_settings(broker=args.broker, topic_prefix=args.prefix, worker_name=args.worker,

@@ -55,9 +55,11 @@ class Runner:
         self.emitter = BatchEmitter(settings.topic(topics.DEADLETTER), settings.worker_name,
                                     settings.deadletter_max_payload, settings.report_interval_s)
         self.rebalances = 0
+        self.session_ms = settings.session_timeout_ms
         self.m = {n: getattr(metrics, n).labels(op.name) for n in
                   ("RT_RECORDS", "RT_BATCH", "RT_COMMIT", "RT_ABORTS")}
         self._single = 0  # records to process one at a time after a failed batch
+        self._recreated: list[float] = []  # when the producer was last re-created
 
     # -- clients ------------------------------------------------------------------------------
     def consumer_conf(self) -> dict:
@@ -70,8 +72,9 @@ class Runner:
             conf["group.protocol"] = "consumer"
         else:
             conf.update({"partition.assignment.strategy": "cooperative-sticky",
-                         "session.timeout.ms": s.session_timeout_ms,
-                         "heartbeat.interval.ms": s.heartbeat_interval_ms})
+                         "session.timeout.ms": self.session_ms,
+                         "heartbeat.interval.ms": min(s.heartbeat_interval_ms,
+                                                      self.session_ms // 3)})
         if s.static_membership:
             conf["group.instance.id"] = s.worker_name
         return conf
@@ -116,6 +119,7 @@ class Runner:
         self.producer = Producer(self.producer_conf())
         if self.eos:
             self.producer.init_transactions(self.timeout_s)  # fences our previous incarnation
+        self.session_ms = self.s.session_timeout_ms
         self.consumer = Consumer(self.consumer_conf())
         self.restorer = Restorer(client_conf(self.s.broker, {"group.id": self.group + "-r"}),
                                  self.timeout_s * 2)
@@ -127,9 +131,28 @@ class Runner:
                  self.s.processing_guarantee, self.s.group_protocol)
         try:
             while not self.stopping.is_set():
-                self.step()
+                try:
+                    self.step()
+                except _SessionRefused as exc:
+                    self._longer_session(exc)
         finally:
             self._close()
+
+    def _longer_session(self, exc: Exception) -> None:
+        """The broker refuses our session timeout (its group.min.session.timeout.ms is
+        higher, 6 s by default): join with 6 s and say which broker setting costs failover
+        time."""
+        if self.session_ms >= 6000:
+            raise ServiceError(f"{self.op.name}: broker refuses session timeout "
+                               f"{self.session_ms} ms: {exc}") from exc
+        log.warning("%s: the broker refuses a %d ms session (%s); using 6000 ms: failover "
+                    "takes longer until the broker has group.min.session.timeout.ms <= %d",
+                    self.op.name, self.session_ms, exc, self.s.session_timeout_ms)
+        self.session_ms = 6000
+        self.consumer.close()
+        self.consumer = Consumer(self.consumer_conf())
+        self.consumer.subscribe(self.op.inputs(), on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     def _close(self) -> None:
         try:
@@ -155,6 +178,8 @@ class Runner:
             if err is not None:
                 if err.code() in _FATAL_CONSUMER:
                     raise Fenced(f"{self.op.name}: {err}")
+                if err.code() == KafkaError.INVALID_SESSION_TIMEOUT:
+                    raise _SessionRefused(str(err))
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("%s: consumer: %s", self.op.name, err)
                 continue
@@ -239,21 +264,40 @@ class Runner:
             self.consumer.commit(offsets=offsets, asynchronous=False)
 
     def _failed(self, err: KafkaError) -> None:
-        """A commit failed: stop if fenced (a zombie), else abort and rewind to the last
-        commit so the batch is processed again from restored state."""
-        if err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                                         KafkaError.FENCED_INSTANCE_ID):
-            raise Fenced(f"{self.op.name}: {err}: another worker owns this work; stopping")
-        log.warning("%s: commit failed (%s); aborting and rewinding", self.op.name, err)
+        """A commit failed: abort and rewind to the last commit so the batch is processed
+        again from restored state. A fatal producer error (the broker aborted a transaction
+        past transaction.timeout.ms and bumped our epoch, or a newer producer took our
+        transactional id) gets a fresh producer, at most 3 times a minute; after that, or
+        when the consumer is fenced as a static member, the runner stops: a zombie must not
+        go on."""
         self.m["RT_ABORTS"].inc()
-        if self.eos:
-            try:
-                _retrying(lambda: self.producer.abort_transaction(self.timeout_s))
-            except KafkaException as exc:
-                if exc.args[0].fatal():
-                    raise Fenced(f"{self.op.name}: {exc.args[0]}") from exc
-                raise
+        if err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
+            now = time.monotonic()
+            self._recreated = [t for t in self._recreated if now - t < 60] + [now]
+            if len(self._recreated) > 3:
+                raise Fenced(f"{self.op.name}: {err}: fenced again and again; stopping")
+            log.warning("%s: producer fenced (%s); a new producer, state rewound",
+                        self.op.name, err)
+            self._new_producer()
+        else:
+            log.warning("%s: commit failed (%s); aborting and rewinding", self.op.name, err)
+            if self.eos:
+                try:
+                    _retrying(lambda: self.producer.abort_transaction(self.timeout_s))
+                except KafkaException as exc:
+                    if not exc.args[0].fatal():
+                        raise
+                    self._new_producer()
         self.parts.rewind(self.consumer)
+
+    def _new_producer(self) -> None:
+        try:
+            self.producer.purge()
+        except Exception:  # a fatal producer may refuse even this; it is dropped anyway
+            pass
+        self.producer = Producer(self.producer_conf())
+        if self.eos:
+            self.producer.init_transactions(self.timeout_s)
 
     # -- rebalance callbacks (run inside consume; no transaction is open then) -------------------
     def _on_assign(self, consumer, tps) -> None:
@@ -280,6 +324,10 @@ class Runner:
 
 
 class _Retry(Exception):
+    pass
+
+
+class _SessionRefused(Exception):
     pass
 
 
