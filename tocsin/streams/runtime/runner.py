@@ -48,6 +48,10 @@ class Runner:
         self.group = naming.group_id(settings.app_id, settings.topic_prefix, op.name)
         self.changelog = naming.changelog_topic(settings.app_id, settings.topic_prefix, op.name)
         self.timeout_s = timeout_s
+        # one transactional call (send offsets, commit, abort) waits at most this long: the
+        # broker aborts a transaction past transaction.timeout.ms anyway, and a loop stuck in
+        # a commit serves no rebalance; a timeout is retried, then aborted and rewound
+        self.txn_call_s = max(5.0, 2 * settings.transaction_timeout_ms / 1000)
         self.batch_max = settings.batch_max
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once the first assignment has been restored
@@ -254,8 +258,8 @@ class Runner:
         if self.eos:
             if offsets:
                 p.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(),
-                                              self.timeout_s)
-            _retrying(lambda: p.commit_transaction(self.timeout_s))
+                                              self.txn_call_s)
+            _retrying(lambda: p.commit_transaction(self.txn_call_s))
             return
         left = p.flush(self.timeout_s)
         if left:
@@ -283,7 +287,7 @@ class Runner:
             log.warning("%s: commit failed (%s); aborting and rewinding", self.op.name, err)
             if self.eos:
                 try:
-                    _retrying(lambda: self.producer.abort_transaction(self.timeout_s))
+                    _retrying(lambda: self.producer.abort_transaction(self.txn_call_s))
                 except KafkaException as exc:
                     if not exc.args[0].fatal():
                         raise
