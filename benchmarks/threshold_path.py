@@ -1,7 +1,9 @@
 """Side-by-side benchmark of the threshold path: frames -> Kafka -> worker -> alerts.
 
 Contenders, run in the same invocation on the same broker, each on its own topic prefix:
-  tocsin  the Faust worker (`tocsin worker`), as deployed
+  tocsin  `tocsin worker` as deployed: the threshold path on Tocsin's runtime with its
+          guarantees on (exactly once: outputs, alarm state and offsets in one Kafka
+          transaction per batch; read_committed consumer here)
   bare    benchmarks/bare_loop.py: confluent-kafka consume -> same check -> produce (ceiling)
 
 Phases per contender and round:
@@ -108,7 +110,7 @@ def load(broker: str, topic: str, rate: float, count: int, samples: int, k0: int
 def alert_consumer(broker: str, topic: str) -> Consumer:
     c = Consumer({"bootstrap.servers": broker, "group.id": f"bench-{uuid.uuid4().hex}",
                   "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False, "isolation.level": "read_committed"})
     c.subscribe([topic])
     return c
 
@@ -139,7 +141,9 @@ def start_contender(name: str, broker: str, prefix: str, cfg: Path, workdir: Pat
     if name == "tocsin":
         cmd = [sys.executable, "-m", "tocsin.cli", "worker"]
         env["TOCSIN_LOG_LEVEL"] = "info"
-        marker = "[^Worker]: Ready"
+        env["TOCSIN_AGENTS"] = "thresholds"
+        env["TOCSIN_PROCESSING_GUARANTEE"] = "exactly_once"
+        marker = "runtime: ready"
     else:
         cmd = [sys.executable, str(HERE / "bare_loop.py"), "--broker", broker, "--prefix",
                prefix, "--plant-config", str(cfg)]

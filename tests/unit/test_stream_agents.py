@@ -1,4 +1,5 @@
-"""The worker's Faust agents in process: thresholds, features, anomaly and the dead-letter path.
+"""The worker's Faust agents in process: features, anomaly and the dead-letter path (the
+threshold path is a runtime operator: tests/unit/test_thresholds_operator.py).
 
 Each test builds the real app (:func:`tocsin.streams.app.create_app`) and drives one agent with
 Faust's own test context (``agent.test_context()``: the agent reads an in-memory channel, its
@@ -23,11 +24,9 @@ from tocsin.config.worker import load_settings
 from tocsin.connectors.model_sources import simulated_frames
 from tocsin.contracts import features as fc
 from tocsin.contracts import topics
-from tocsin.contracts.alerts import Alert
 from tocsin.contracts.deadletter import DeadLetter
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.contracts.scores import Scores
-from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.detectors.windows import WindowEngine
 from tocsin.models.scoring import AnomalyScorer, ModelRegistry
 from tocsin.streams import metrics
@@ -85,55 +84,6 @@ def _frame(values: dict[str, float], ts: int, seq: int, asset: str = "pump-1") -
 
 def _dead_letters_counted(topic: str, stage: str) -> float:
     return metrics.DEADLETTERS.labels(topic, stage)._value.get()
-
-
-async def test_thresholds_agent_raises_and_clears_and_dead_letters_garbage(tmp_path):
-    app, agent = _app(tmp_path, "thresholds")
-    t0 = time.time_ns()
-    # above the high limit (90) and back below it less the deadband (3), slowly enough
-    # (2 s apart) to stay inside the rate limit (5 degC/s)
-    frames = [_frame({"bearing_temp": 88.0, "flow": 100.0}, t0, 1),
-              _frame({"bearing_temp": 92.0, "flow": 100.0}, t0 + 2 * 10**9, 2),
-              _frame({"bearing_temp": 86.0, "flow": 100.0}, t0 + 4 * 10**9, 3)]
-    garbage = b'{"schema": "tocsin.readings/1", "asset": "pump-1"'
-    counted = _dead_letters_counted(PREFIX + topics.READINGS, "decode")
-    async with agent.test_context() as ctx:
-        await ctx.put(frames[0].encode(), key=b"pump-1")
-        await ctx.put(frames[1].encode(), key=b"pump-1")
-        await ctx.put(garbage, key=b"pump-1")  # one bad record in the middle
-        await ctx.put(frames[2].encode(), key=b"pump-1")
-        alerts = await _until(app.producer, topics.ALERTS, 2)
-        dls = await _until(app.producer, topics.DEADLETTER, 1)
-    got = [Alert.decode(v) for _, v in alerts]
-    # the pure alerter on the same frames gives the same events
-    pure = alerter_from_plant(load_plant(None))
-    want = [a for f in frames for a in pure.process(f, time.time_ns())]
-    assert [(a.event.value, a.rule, a.tag, a.value, a.source_ts) for a in got] == [
-        (a.event.value, a.rule, a.tag, a.value, a.source_ts) for a in want]
-    assert [(a.event.value, a.tag) for a in got] == [("raised", "bearing_temp"),
-                                                     ("cleared", "bearing_temp")]
-    assert got[0].alert_id == got[1].alert_id and got[0].kind == "threshold"
-    assert [k for k, _ in alerts] == [got[0].alert_id.encode()] * 2
-    # the bad record: kept whole with where it came from and why, and the stream went on
-    ((key, value),) = dls
-    dl = DeadLetter.decode(value)
-    assert key == (PREFIX + topics.READINGS).encode()
-    assert dl.source_topic == PREFIX + topics.READINGS and dl.offset == 2
-    assert dl.raw_payload() == garbage and dl.stage == "decode"
-    assert "tocsin.readings" in dl.error and dl.worker == "worker-1"
-    assert _dead_letters_counted(PREFIX + topics.READINGS, "decode") == counted + 1
-
-
-async def test_thresholds_agent_counts_an_unconfigured_asset_without_alerting(tmp_path):
-    app, agent = _app(tmp_path, "thresholds")
-    before = metrics.UNKNOWN_ASSETS._value.get()
-    async with agent.test_context() as ctx:
-        for i in range(3):
-            await ctx.put(_frame({"temp": 1e6}, time.time_ns(), i + 1, asset="ghost-9").encode())
-        await async_wait_for(
-            lambda: metrics.UNKNOWN_ASSETS._value.get() >= before + 3, 30,
-            "three frames of ghost-9 counted as unconfigured (the counter has no asset label: #14)")
-    assert app.producer.sent == []
 
 
 async def test_features_agent_sends_what_the_window_engine_closes(tmp_path):

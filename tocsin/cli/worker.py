@@ -24,18 +24,22 @@ from tocsin.cli.common import (
               help="model artifacts (env TOCSIN_MODEL_DIR; default ~/.local/share/tocsin/models)")
 @click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default=None,
               help="inference backend (env TOCSIN_BACKEND; default onnxruntime)")
-def worker(broker, prefix, plant_config, agents, model_dir, backend) -> None:
-    """Run the stream worker (Faust): thresholds (plant.readings -> plant.alerts), features
-    (-> plant.features) and anomaly scores (-> plant.scores)."""
+@click.option("--worker-name", default=None, help="this worker's name, unique in the group "
+              "(env TOCSIN_WORKER_NAME; default worker-1): static membership and "
+              "transactional id")
+def worker(broker, prefix, plant_config, agents, model_dir, backend, worker_name) -> None:
+    """Run the stream worker: thresholds (plant.readings -> plant.alerts, exactly once on the
+    runtime), features (-> plant.features) and anomaly scores (-> plant.scores). Start it N
+    times with different TOCSIN_WORKER_NAME values to split the partitions."""
     from tocsin.config.worker import load_settings
     from tocsin.connectors import kafka_admin
     from tocsin.contracts import topics
     from tocsin.errors import ConfigError
-    from tocsin.streams import metrics
-    from tocsin.streams.app import create_app
+    from tocsin.streams import metrics, plant_worker
 
     settings = load_settings(broker=broker, topic_prefix=prefix, plant_config=plant_config,
-                             agents=agents, model_dir=model_dir, backend=backend)
+                             agents=agents, model_dir=model_dir, backend=backend,
+                             worker_name=worker_name)
     if settings.backend == "tensorrt":  # fail at start-up, not on the first message
         import onnxruntime as ort
 
@@ -45,9 +49,8 @@ def worker(broker, prefix, plant_config, agents, model_dir, backend) -> None:
                               f"offers {ort.get_available_providers()}")
     kafka_admin.ensure_topics(settings.broker, [settings.topic(t) for t in topics.ALL],
                               settings.partitions, replication=settings.replication)
-    app = create_app(settings)
     metrics.serve(settings.metrics_port, settings.metrics_host, "worker")
-    launch_worker(app, settings.log_level)
+    plant_worker.run(settings, launch_worker)
 
 
 @click.group(cls=Group)

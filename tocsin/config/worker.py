@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tocsin.errors import ConfigError
@@ -53,6 +53,25 @@ class Settings(BaseSettings):
                                     "the plant config")
     report_interval_s: float = Field(60.0, gt=0, allow_inf_nan=False, description="one log "
                                      "line per reason and interval for refused input")
+    # the runtime (tocsin.streams.runtime; docs/runtime.md): guarantees and group membership
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = Field(
+        "exactly_once", description="exactly_once: outputs, state and input offsets in one "
+        "Kafka transaction; at_least_once: the same loop without transactions")
+    group_protocol: Literal["classic", "consumer"] = Field(
+        "classic", description="classic (cooperative-sticky) or consumer (KIP-848)")
+    session_timeout_ms: int = Field(3000, ge=1000, le=300_000, description="classic protocol: "
+                                    "a silent member's partitions move after this (a broker "
+                                    "that refuses it: 6000 is used, with a warning)")
+    heartbeat_interval_ms: int = Field(1000, ge=100, le=60_000, description="classic "
+                                       "protocol: heartbeat period (< session timeout / 3)")
+    static_membership: bool = Field(True, description="group.instance.id = worker name: a "
+                                    "restarted worker gets its partitions back at once")
+    transaction_timeout_ms: int = Field(3000, ge=1000, le=900_000, description="a dead "
+                                        "worker's open transaction is aborted after this")
+    runtime_idle_wait_s: float = Field(0.1, gt=0, le=5, description="runtime: longest wait "
+                                       "for the first record of a batch (ticks run between)")
+    changelog_replication: int = Field(0, ge=0, le=5, description="replication of changelog "
+                                       "topics; 0 = min(3, brokers)")
 
     @field_validator("replication", mode="before")
     @classmethod
@@ -76,6 +95,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown agents {sorted(bad)}; choose from {list(AGENTS)}")
         return ",".join(names)
 
+    @model_validator(mode="after")
+    def _membership(self) -> "Settings":
+        if self.group_protocol == "classic" and \
+                self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be at "
+                             f"most a third of session_timeout_ms ({self.session_timeout_ms})")
+        return self
+
     @property
     def agent_set(self) -> set[str]:
         return set(self.agents.split(","))
@@ -92,6 +119,6 @@ def load_settings(**overrides) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        lines = [f"  TOCSIN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                 for e in exc.errors()]
+        lines = [f"  {'TOCSIN_' + '_'.join(map(str, e['loc'])).upper() if e['loc'] else 'TOCSIN_*'}"
+                 f": {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid worker settings:\n" + "\n".join(lines)) from exc

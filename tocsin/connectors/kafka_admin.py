@@ -97,3 +97,32 @@ def wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
             raise ServiceError(f"topics not visible in metadata after {timeout:.0f}s: "
                                f"{sorted(set(names) - set(ready))}")
         time.sleep(0.1)
+
+
+def ensure_changelog(bootstrap: str, name: str, like: str, replication: int = 0,
+                     timeout: float = 30.0) -> None:
+    """Create the compacted changelog ``name`` with the partition count of topic ``like``
+    (partition p holds the state of input partition p); replication 0 = min(3, brokers),
+    with min.insync.replicas 2 when there are 3 replicas. Idempotent."""
+    admin = AdminClient(client_conf(bootstrap))
+    try:
+        md = admin.list_topics(timeout=timeout)
+    except Exception as exc:
+        raise ServiceError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    if name in md.topics and md.topics[name].error is None:
+        return
+    src = md.topics.get(like)
+    if src is None or src.error is not None or not src.partitions:
+        raise ServiceError(f"changelog {name}: input topic {like} does not exist")
+    rf = replication or min(3, len(md.brokers))
+    config = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+    if rf >= 3:
+        config["min.insync.replicas"] = "2"
+    fut = admin.create_topics([NewTopic(name, len(src.partitions), rf, config=config)],
+                              operation_timeout=timeout)[name]
+    try:
+        fut.result(timeout)
+    except Exception as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise ServiceError(f"cannot create changelog {name}: {exc}") from exc
+    wait_visible(admin, [name], timeout)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from tocsin.contracts.alerts import Alert, AlertEvent, Severity, alert_id
 from tocsin.contracts.readings import ReadingsFrame
+from tocsin.detectors import thresholds
 from tocsin.detectors.thresholds import TagLimits, ThresholdDetector, Transition
 
 _WORD = {"high": "above high limit", "low": "below low limit", "rate": "changing faster than"}
@@ -22,6 +23,7 @@ class ThresholdAlerter:
         self._units = units or {}
         self._detectors: dict[str, ThresholdDetector] = {}
         self.unknown_frames = 0  # frames of assets without limits: counted, no state per asset
+        self.touched: set[str] = set()  # assets whose state changed since take_touched()
 
     def detector(self, asset: str) -> ThresholdDetector | None:
         det = self._detectors.get(asset)
@@ -38,7 +40,25 @@ class ThresholdAlerter:
             self.unknown_frames += 1
             return []
         transitions = det.update(frame.tags, frame.ts, frame.values, frame.quality)
+        self.touched.add(frame.asset)
         return [self._alert(frame.asset, t, now_ns) for t in transitions]
+
+    def take_touched(self) -> set[str]:
+        out, self.touched = self.touched, set()
+        return out
+
+    def snapshot(self, asset: str) -> bytes | None:
+        """The state of ``asset``'s detector as bytes (None: no detector)."""
+        det = self._detectors.get(asset)
+        return None if det is None else thresholds.snapshot(det)
+
+    def restore(self, asset: str, data: bytes) -> bool:
+        """Load ``asset``'s state; False (and nothing kept) for an asset without limits."""
+        det = self.detector(asset)
+        if det is None:
+            return False
+        thresholds.restore(det, data)
+        return True
 
     def _alert(self, asset: str, t: Transition, now_ns: int) -> Alert:
         unit = self._units.get((asset, t.tag), "")

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
+import orjson
 
 RULES = ("high", "low", "rate")
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,35 @@ class ThresholdDetector:
                                   self.severity[t]))
         self.active[r, idx[end]] = state[end] > 0
         return out
+
+
+def snapshot(det: "ThresholdDetector") -> bytes:
+    """The detector's explicit state as bytes (durable state: a restart continues every
+    active alarm under the same opened_ts, hence the same alert id)."""
+    return orjson.dumps({"v": SNAPSHOT_VERSION, "tags": det.tags, "active": det.active,
+                         "opened": det.opened, "last_value": det.last_value,
+                         "last_ts": det.last_ts},
+                        option=orjson.OPT_SERIALIZE_NUMPY)  # NaN -> null
+
+
+def restore(det: "ThresholdDetector", data: bytes) -> None:
+    """Load a :func:`snapshot` into ``det``, tag by tag: tags the limits no longer have are
+    dropped, new tags start clear (a config change never misplaces an alarm)."""
+    obj = orjson.loads(data)
+    if obj.get("v") != SNAPSHOT_VERSION:
+        raise ValueError(f"threshold snapshot version {obj.get('v')!r}, want {SNAPSHOT_VERSION}")
+    src = [det.index.get(t, -1) for t in obj["tags"]]
+    have = np.array([i >= 0 for i in src], dtype=bool)
+    dst = np.array([i for i in src if i >= 0], dtype=np.int64)
+    if not dst.size:
+        return
+    active = np.asarray(obj["active"], dtype=bool).reshape(len(RULES), -1)
+    opened = np.asarray(obj["opened"], dtype=np.int64).reshape(len(RULES), -1)
+    det.active[:, dst] = active[:, have]
+    det.opened[:, dst] = opened[:, have]
+    det.last_value[dst] = np.asarray([np.nan if v is None else v for v in obj["last_value"]],
+                                     dtype=np.float64)[have]
+    det.last_ts[dst] = np.asarray(obj["last_ts"], dtype=np.int64)[have]
 
 
 def _groups(sorted_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -45,3 +45,18 @@ FRAUD_SWITCHES = Counter("tocsin_fraud_branch_switches_total", "Load-aware switc
 FRAUD_OUT_OF_RANGE = Counter("tocsin_fraud_feature_out_of_range_total",
                              "Served feature values more than 50 training SDs from the training "
                              "mean (or changed, for a feature constant in training)", ["feature"])
+
+# the runtime (tocsin.streams.runtime): one label per operator, a fixed small set
+RT_RECORDS = Counter("tocsin_runtime_records_total", "Input records processed and committed",
+                     ["operator"])
+RT_BATCH = Histogram("tocsin_runtime_batch_records", "Input records per transaction",
+                     ["operator"], buckets=(1, 4, 16, 64, 256, 1024, 4096))
+RT_COMMIT = Histogram("tocsin_runtime_commit_seconds", "Produce + send offsets + commit "
+                      "of one batch", ["operator"],
+                      buckets=(1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.5, 2.0))
+RT_RESTORE = Histogram("tocsin_runtime_restore_seconds", "Restoring one assigned partition",
+                       ["operator"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 120))
+RT_REBALANCES = Counter("tocsin_runtime_rebalances_total", "Partition assignment changes",
+                        ["operator", "kind"])
+RT_ABORTS = Counter("tocsin_runtime_aborts_total", "Transactions aborted (state rewound)",
+                    ["operator"])

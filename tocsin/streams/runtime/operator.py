@@ -1,0 +1,76 @@
+"""The operator contract: one stateful stage with pure logic inside and no Kafka calls.
+
+The runner (:mod:`tocsin.streams.runtime.runner`) owns the consumer, the transactional producer
+and the state; an operator only turns records into outputs and state writes. Outputs must be a
+function of the input (ids never from uuid4 or the wall clock), so a batch replayed after a
+crash gives the same records and the transaction that commits them is the only copy a
+read_committed consumer sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tocsin.streams.runtime.state import KeyedState
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input record; ``timestamp_ms`` is Kafka's timestamp (0 when unknown)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """How an operator's state comes back on assignment.
+
+    ``changelog``: every key written goes to a compacted changelog topic inside the batch's
+    transaction and is read back to its end. ``replay``: the state is a function of the last
+    ``horizon_s`` of input; the runner re-feeds that much input (outputs muted), no changelog.
+    """
+
+    kind: str
+    horizon_s: float = 0.0
+
+    @classmethod
+    def changelog(cls) -> "Restore":
+        return cls("changelog")
+
+    @classmethod
+    def replay(cls, horizon_s: float) -> "Restore":
+        if not horizon_s > 0:
+            raise ValueError("replay horizon must be > 0 seconds")
+        return cls("replay", float(horizon_s))
+
+
+@runtime_checkable
+class Emitter(Protocol):
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+
+    def dead_letter(self, record: Record, reason: str, stage: str) -> None: ...
+
+
+@runtime_checkable
+class Operator(Protocol):
+    name: str  # stable: part of the group id and of the changelog topic name
+
+    def inputs(self) -> list[str]: ...
+
+    def restore_mode(self) -> Restore: ...
+
+    def open(self, partition: int, state: "KeyedState") -> None: ...
+
+    def close(self, partition: int) -> None: ...
+
+    def process(self, records: Sequence[Record], out: Emitter) -> None: ...
+
+    def tick(self, now_ns: int, out: Emitter) -> None: ...
