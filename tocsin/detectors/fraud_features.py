@@ -19,7 +19,17 @@ import numpy as np
 
 from tocsin.contracts.payments import FraudLabel, Transaction
 from tocsin.detectors.fraud_card import (
-    CARD_FEATURES, DAY, HOUR, SEQ_LEN, TOKEN_DIM, WINDOWS, card_step, hour_parts, new_card, pem)
+    CARD_FEATURES,
+    DAY,
+    HOUR,
+    SEQ_LEN,
+    TOKEN_DIM,
+    WINDOWS,
+    card_step,
+    hour_parts,
+    new_card,
+    pem,
+)
 from tocsin.detectors.fraud_terminal import TERM_FEATURES, TermState, txn_hash
 
 __all__ = ["DAY", "FEATURES", "HOUR", "N_FEATURES", "SEQ_LEN", "TOKEN_DIM", "WINDOWS",

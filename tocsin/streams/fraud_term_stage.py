@@ -156,7 +156,7 @@ class TerminalStage:
             state[b"T:" + tid] = part.terms[tid].to_bytes()
         # held transactions: persisted if still held, removed if released
         gone = set()
-        for ts, tie, _, rec in items:
+        for ts, tie, _, _rec in items:
             k = _bkey(ts, tie)
             gone.add(k)
             if k in part.persisted:
