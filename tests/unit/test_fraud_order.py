@@ -18,8 +18,9 @@ from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.contracts import topics
 from tocsin.detectors.fraud_features import FEATURES, FraudFeatures
 from tocsin.detectors.fraud_terminal import TermState, txn_hash
+from tocsin.detectors.partitioner import partition_of
 from tocsin.models.fraud_train import build_dataset
-from tocsin.streams.fraud_card_stage import CardStage
+from tocsin.streams.fraud_card_stage import CardStage, LabelStage
 from tocsin.streams.fraud_term_stage import TerminalStage
 
 P = 4
@@ -93,9 +94,9 @@ class Out:
         self.sent: list[tuple] = []
         self.dead: list = []
 
-    def send(self, topic, key, value, partition=None):
+    def send(self, topic, key, value):
         if topic == self.through:
-            p = partition if partition is not None else zlib.crc32(key) % P
+            p = partition_of(key, P)
             q = self.parts[p]
             q.append(Rec(topic, p, len(q), key, value))
         else:
@@ -135,11 +136,11 @@ def test_two_stages_over_skewed_partitions_equal_the_offline_features(sim, tmp_p
         p = zlib.crc32(lab.terminal_id.encode()) % P
         q = inputs.setdefault((lab_t, p), [])
         q.append(Rec(lab_t, p, len(q), lab.terminal_id.encode(), lab.encode()))
-    card = CardStage(s, b"k" * 32)
+    card, labels = CardStage(s, b"k" * 32), LabelStage(s)
     out = Out(s.topic(topics.PAY_BY_TERMINAL))
-    card_states = {p: {} for p in range(P)}
     for p in range(P):
-        card.open(p, card_states[p])
+        card.open(p, {})
+        labels.open(p, {})
     # drain far apart in event time: partition by partition, in uneven chunks
     rng = random.Random(7)
     order = list(inputs)
@@ -149,7 +150,7 @@ def test_two_stages_over_skewed_partitions_equal_the_offline_features(sim, tmp_p
         k = order[0] if queues[order[0]] else rng.choice([k for k in order if queues[k]])
         n = rng.randint(1, 300)
         batch, queues[k] = queues[k][:n], queues[k][n:]
-        card.process(batch, out)
+        (card if k[0] == txn_t else labels).process(batch, out)
     clock = [0]
     scorer = RowScorer()
     term_states = {p: {} for p in range(P)}

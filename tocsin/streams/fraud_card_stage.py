@@ -1,5 +1,7 @@
-"""Fraud stage 1 of 2 (a runtime Operator): transactions keyed by card -> card features ->
-``payments.by-terminal`` keyed by terminal; labels forwarded there by their terminal.
+"""Fraud stage 1 of 2 (runtime Operators): transactions keyed by card -> card features ->
+``payments.by-terminal`` keyed by terminal (:class:`CardStage`); labels forwarded there by
+their terminal (:class:`LabelStage`, stateless). Two operators, each with one input, because
+the runtime's assignor does not keep partition p of two topics on one worker.
 
 Card state (:mod:`tocsin.detectors.fraud_card`) is a :class:`KeyedState` per transactions
 partition, key = card id, so it moves with its partition and comes back from the changelog.
@@ -22,6 +24,7 @@ from tocsin.contracts.eventtime import TimeGuard
 from tocsin.contracts.payments import FraudLabel, Transaction
 from tocsin.detectors import fraud_through as thr
 from tocsin.detectors.fraud_card import card_step, from_bytes, new_card, to_bytes
+from tocsin.detectors.partitioner import keys_for_partitions
 from tocsin.streams.deadletters import reason
 
 log = logging.getLogger("tocsin.payments.card")
@@ -36,30 +39,18 @@ def masked(record, why: str):
             pan.mask_text(why))
 
 
-def mark_targets(out, topic: str, partitions: int, value: bytes) -> None:
-    """A watermark record to every partition of ``topic``."""
-    for j in range(partitions):
-        out.send(topic, b"~wm", value, partition=j)
+class _Forward:
+    """What both stage-1 operators share: the through topic and the watermarks."""
 
+    name = ""
+    prefix = ""
 
-class CardStage:
-    name = "fraud-card"
-
-    def __init__(self, settings: Settings, pan_key: bytes):
-        self.txn_topic = settings.topic(topics.TRANSACTIONS)
-        self.label_topic = settings.topic(topics.PAY_LABELS)
+    def __init__(self, settings: Settings):
         self.through = settings.topic(topics.PAY_BY_TERMINAL)
-        self.through_partitions = settings.partitions
-        self.pan_key = pan_key
-        self.guard = TimeGuard(settings.max_future_skew_s, settings.min_event_year)
-        self.pan_seen = Throttled("payments worker: card numbers in card_id tokenised (they "
-                                  "are in clear on the input topic: fix the producer)")
-        self.states: dict[int, object] = {}
-        self.cache: dict[int, dict[bytes, dict]] = {}
+        # a key per through partition (the producer's murmur2 partitioner sends it there)
+        self.mark_keys = keys_for_partitions(b"~wm", settings.partitions)
         self.marks: dict[str, int] = {}  # source -> largest event time read
-
-    def inputs(self) -> list[str]:
-        return [self.txn_topic, self.label_topic]
+        self.states: dict[int, object] = {}
 
     def restore_mode(self):
         from tocsin.streams.runtime.operator import Restore
@@ -68,16 +59,73 @@ class CardStage:
 
     def open(self, partition: int, state) -> None:
         self.states[partition] = state
-        self.cache[partition] = {}
 
     def close(self, partition: int) -> None:
         self.states.pop(partition, None)
-        self.cache.pop(partition, None)
-        for s in (f"t{partition}", f"l{partition}"):
-            self.marks.pop(s, None)
+        self.marks.pop(f"{self.prefix}{partition}", None)
 
     def tick(self, now_ns: int, out) -> None:
         return None
+
+    def send_marks(self, moved: dict[str, int], out) -> None:
+        for src, ts in moved.items():
+            value = thr.encode_mark(src, ts)
+            for key in self.mark_keys:
+                out.send(self.through, key, value)
+
+
+class LabelStage(_Forward):
+    """``payments.labels`` -> the through topic, by terminal, with their watermarks."""
+
+    name = "fraud-labels"
+    prefix = "l"
+
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
+        self.label_topic = settings.topic(topics.PAY_LABELS)
+
+    def inputs(self) -> list[str]:
+        return [self.label_topic]
+
+    def process(self, records: Sequence, out) -> None:
+        moved: dict[str, int] = {}
+        for r in records:
+            try:
+                lab = FraudLabel.decode(r.value)
+            except Exception as exc:
+                rec, why = masked(r, reason(exc))
+                out.dead_letter(rec, why, "decode")
+                continue
+            src = f"l{r.partition}"
+            out.send(self.through, lab.terminal_id.encode(), thr.encode_label(src, lab))
+            if lab.reported_ts > self.marks.get(src, -1):
+                self.marks[src] = moved[src] = lab.reported_ts
+        self.send_marks(moved, out)
+
+
+class CardStage(_Forward):
+    name = "fraud-card"
+    prefix = "t"
+
+    def __init__(self, settings: Settings, pan_key: bytes):
+        super().__init__(settings)
+        self.txn_topic = settings.topic(topics.TRANSACTIONS)
+        self.pan_key = pan_key
+        self.guard = TimeGuard(settings.max_future_skew_s, settings.min_event_year)
+        self.pan_seen = Throttled("payments worker: card numbers in card_id tokenised (they "
+                                  "are in clear on the input topic: fix the producer)")
+        self.cache: dict[int, dict[bytes, dict]] = {}
+
+    def inputs(self) -> list[str]:
+        return [self.txn_topic]
+
+    def open(self, partition: int, state) -> None:
+        super().open(partition, state)
+        self.cache[partition] = {}
+
+    def close(self, partition: int) -> None:
+        super().close(partition)
+        self.cache.pop(partition, None)
 
     def _card(self, p: int, key: bytes) -> dict:
         cache = self.cache[p]
@@ -98,27 +146,21 @@ class CardStage:
         for r in records:
             stage = "decode"
             try:
-                if r.topic == self.label_topic:
-                    lab = FraudLabel.decode(r.value)
-                    src = f"l{r.partition}"
-                    out.send(through, lab.terminal_id.encode(), thr.encode_label(src, lab))
-                    ts = lab.reported_ts
-                else:
-                    t = Transaction.decode(r.value, now, self.guard)
-                    if pan.looks_like_pan(t.card_id):
-                        t.card_id = pan.tokenize(t.card_id.replace(" ", "").replace("-", ""),
-                                                 self.pan_key)
-                        self.pan_seen.hit(f"{r.topic}[{r.partition}]")
-                    if not t.ingest_ts and r.timestamp_ms > 0:
-                        t.ingest_ts = r.timestamp_ms * 1_000_000  # latency from Kafka's time
-                    stage = "process"
-                    key = t.card_id.encode()
-                    card_row, toks, new = card_step(self._card(r.partition, key), t)
-                    changed.setdefault(r.partition, set()).add(key)
-                    src = f"t{r.partition}"
-                    out.send(through, t.terminal_id.encode(),
-                             thr.encode_txn(src, t, card_row, toks, new))
-                    ts = t.ts
+                t = Transaction.decode(r.value, now, self.guard)
+                if pan.looks_like_pan(t.card_id):
+                    t.card_id = pan.tokenize(t.card_id.replace(" ", "").replace("-", ""),
+                                             self.pan_key)
+                    self.pan_seen.hit(f"{r.topic}[{r.partition}]")
+                if not t.ingest_ts and r.timestamp_ms > 0:
+                    t.ingest_ts = r.timestamp_ms * 1_000_000  # latency from Kafka's time
+                stage = "process"
+                key = t.card_id.encode()
+                card_row, toks, new = card_step(self._card(r.partition, key), t)
+                changed.setdefault(r.partition, set()).add(key)
+                src = f"t{r.partition}"
+                out.send(through, t.terminal_id.encode(),
+                         thr.encode_txn(src, t, card_row, toks, new))
+                ts = t.ts
             except Exception as exc:
                 rec, why = masked(r, reason(exc))
                 out.dead_letter(rec, why, stage)
@@ -129,5 +171,4 @@ class CardStage:
             state, cache = self.states[p], self.cache[p]
             for key in keys:
                 state[key] = to_bytes(cache[key])
-        for src, ts in moved.items():
-            mark_targets(out, through, self.through_partitions, thr.encode_mark(src, ts))
+        self.send_marks(moved, out)
