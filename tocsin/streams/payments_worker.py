@@ -53,7 +53,7 @@ def run_payments(s: Settings, fs: FraudSettings, pan_key: bytes) -> None:
             while not r.ready.wait(1.0):
                 if r.stopping.is_set():
                     return
-        log.info("payments worker: ready")
+        print("payments worker: ready", flush=True)  # at any log level: tests and scripts
 
     threading.Thread(target=ready, name="payments-ready", daemon=True).start()
     serve(runners)
