@@ -87,6 +87,8 @@ class Scorer:
         out: list[tuple[str, bytes, bytes]] = []
         version = self.model.version
         oldest = now
+        counts: dict[str, int] = {}
+        observe = metrics.FRAUD_LATENCY.observe
         for k, t in enumerate(txns):
             p = float(prob[k])
             arrived = t.ingest_ts or now
@@ -96,11 +98,13 @@ class Scorer:
             sc = FraudScore(t.txn_id, t.card_id, t.terminal_id, p, d, branch, version, t.ts,
                             t.ingest_ts, now, lat, n, None if gate is None else float(gate[k]))
             out.append((self.scores_topic, t.card_id.encode(), sc.encode()))
-            metrics.FRAUD_SCORED.labels(branch, d).inc()
-            metrics.FRAUD_LATENCY.observe(lat / 1e3)
+            counts[d] = counts.get(d, 0) + 1
+            observe(lat / 1e3)
             rank = 2 if d == "decline" else 1 if d == "review" else 0
             if rank >= self.alert_rank:
                 out.append(self._alert(t, p, d, rank, branch, now))
+        for d, c in counts.items():  # one labels() lookup per decision and batch
+            metrics.FRAUD_SCORED.labels(branch, d).inc(c)
         metrics.FRAUD_BATCH.observe(n)
         if fs.force_branch is None:
             self._observe(n, (t_start - oldest) / 1e6, lag, model_ms, branch)
