@@ -45,7 +45,8 @@ def run_payments(s: Settings, fs: FraudSettings, pan_key: bytes) -> None:
     from tocsin.streams.runtime import Runner, serve
 
     rs = runtime_settings(s, fs)
-    kafka_admin.ensure_topics(rs.broker, [rs.topic(t) for t in topics.PAYMENTS], rs.partitions)
+    kafka_admin.ensure_topics(rs.broker, [rs.topic(t) for t in topics.PAYMENTS], rs.partitions,
+                              replication=rs.replication)
     runners = [Runner(op, rs) for op in operators(rs, fs, pan_key)]
 
     def ready() -> None:  # every stage has its first partitions (and their state) back
