@@ -322,7 +322,7 @@ def main() -> None:
                                                                 time.gmtime()),
             "commit": commit, "load": load, "cpus": os.cpu_count(),
             "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "rounds": res, "medians": med, "verdicts": lines}, option=orjson.OPT_INDENT_2))
+            "rounds": res, "medians": med, "verdicts": lines}))
         print(f"wrote {args.json}")
 
 
