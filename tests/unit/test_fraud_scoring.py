@@ -4,6 +4,7 @@ newly deployed model version (a broken deploy keeps the running model)."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 import orjson
@@ -33,6 +34,7 @@ def test_scores_in_order_and_a_new_version_is_picked_up(tmp_path):
     stage = tmp_path / "stage"
     shutil.copytree(model_dir, stage)
     meta = orjson.loads((stage / "meta.json").read_bytes())
+    time.sleep(1.1)  # the registry's version ids have a one-second clock in them
     deploy(model_dir, stage, meta)
     sc.maybe_reload()
     assert sc.model.version != v1
