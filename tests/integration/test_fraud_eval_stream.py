@@ -1,4 +1,5 @@
-"""`tocsin eval fraud` and the stream agree: the same simulated transactions scored by the
+"""`tocsin eval fraud` and the stream agree: the same simulated transactions (a backlog on two
+partitions written far apart in event time) scored by the
 worker on a real broker and offline give the same score for every transaction (1e-4), with
 chargebacks sent through both ways in (POST /v1/labels and `tocsin payments labels import`),
 counted only from their report time on in both. A chargeback that carries a card number (a
@@ -9,7 +10,6 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -24,6 +24,7 @@ from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.contracts import topics
 from tocsin.contracts.pan import tokenize
 from tocsin.contracts.payments import FraudLabel, FraudScore
+from tocsin.detectors.partitioner import partition_of
 from tocsin.models.fraud_serving import FraudModel
 from tocsin.models.fraud_train import build_dataset
 from tocsin.offline.fraud_eval import evaluate
@@ -53,10 +54,6 @@ def test_stream_and_offline_eval_agree_with_chargebacks(kafka, prefix, spawn, tm
     port = free_port()
     ing = spawn("payments", "ingest", "--iso-port", "-1", "--http-port", str(port), name="ing")
     ing.wait_for("ingest: ready", timeout=60)
-    w = spawn("payments", "worker", "--data-dir", str(tmp_path / "wdata"), "--app-id", "agree",
-              name="pw", TOCSIN_FRAUD_MODEL_DIR=str(model_dir),
-              TOCSIN_FRAUD_FORCE_BRANCH="full")
-    w.wait_for("[^Worker]: Ready", timeout=120)
 
     url = f"http://127.0.0.1:{port}/v1/labels"
     body = [orjson.loads(lab.encode()) for lab in labels[:half]]
@@ -86,13 +83,20 @@ def test_stream_and_offline_eval_agree_with_chargebacks(kafka, prefix, spawn, tm
         decode=FraudLabel.decode)}
     assert on_topic["pan-http"].card_id == tokenize(pan_http, DEV_PAN_KEY)
     assert on_topic["pan-file"].card_id == tokenize(pan_file.replace(" ", ""), DEV_PAN_KEY)
-    time.sleep(4)  # the worker has read the labels (in wall time) before any transaction
 
-    # one partition, in event-time order: the order the offline replay uses
+    # a backlog keyed by card over both partitions, partition 1 written only after all of
+    # partition 0: the stages drain them at their own pace and the terminal stage must align
+    # them (labels count by their report time, whenever they are read)
     p = Producer({"bootstrap.servers": kafka, "linger.ms": 5})
-    for t in txns:
-        p.produce(prefix + topics.TRANSACTIONS, t.encode(), key=t.card_id.encode(), partition=0)
-    assert p.flush(30) == 0
+    by_part = [[t for t in txns if hash_part(t.card_id) == k] for k in (0, 1)]
+    assert all(len(b) > 100 for b in by_part)
+    for k, part in enumerate(by_part):
+        for t in part:
+            p.produce(prefix + topics.TRANSACTIONS, t.encode(), key=t.card_id.encode(),
+                      partition=k)
+        assert p.flush(30) == 0
+    spawn("payments", "worker", "--data-dir", str(tmp_path / "wdata"), "--app-id", "agree",
+          name="pw", TOCSIN_FRAUD_MODEL_DIR=str(model_dir), TOCSIN_FRAUD_FORCE_BRANCH="full")
     got = {s.txn_id: s.score for _, s in collect(
         kafka, prefix + topics.PAY_SCORES, lambda it: len(it) >= len(txns), timeout=180,
         decode=FraudScore.decode)}
@@ -109,6 +113,10 @@ def test_stream_and_offline_eval_agree_with_chargebacks(kafka, prefix, spawn, tm
     with_l = build_dataset(txns, labels, [0] * len(txns)).tab
     without = build_dataset(txns, [], [0] * len(txns)).tab
     assert (abs(with_l - without) > 1e-6).any()
+
+
+def hash_part(card_id: str) -> int:
+    return partition_of(card_id.encode(), 2)
 
 
 def w_env(kafka: str, prefix: str) -> dict:

@@ -1,6 +1,6 @@
 """Fraud scoring end to end on a real broker: ISO 8583 and HTTP ingest -> worker ->
 payments.scores; bad input of every feed in the dead-letter topic; features that survive a
-worker restart; late labels that never leak into earlier scores; the load-aware switch moving
+worker restart (state from the changelogs); late labels that never leak into earlier scores; the load-aware switch moving
 to the light branch under injected load and back."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def model_dir(tmp_path_factory):
 def pay_worker(spawn, model_dir):
     def start(name: str = "pworker", **env: str):
         w = spawn("payments", "worker", name=name, TOCSIN_FRAUD_MODEL_DIR=str(model_dir), **env)
-        w.wait_for("[^Worker]: Ready", timeout=120)
+        w.wait_for("payments worker: ready", timeout=120)
         return w
     return start
 
@@ -160,8 +160,8 @@ def test_features_survive_a_worker_restart(kafka, prefix, pay_worker, model_dir)
     produce(kafka, prefix + topics.TRANSACTIONS, [(t.card_id.encode(), t.encode())
                                                   for t in txns[:20]])
     assert len(_scores(kafka, prefix, 20)) >= 20
-    # committed: Faust has flushed the table's changelog before it commits the offsets
-    wait_committed(kafka, f"tocsin-payments-{prefix}", prefix + topics.TRANSACTIONS)
+    # committed: the card stage's state, outputs and offsets are one Kafka transaction
+    wait_committed(kafka, f"tocsin-{prefix}fraud-card", prefix + topics.TRANSACTIONS)
     w1.stop()
     # a fresh data dir: the state can only come back from the table's changelog
     pay_worker("w2", TOCSIN_FRAUD_FORCE_BRANCH="full")
@@ -186,7 +186,7 @@ def test_late_label_does_not_leak_into_earlier_scores(kafka, prefix, pay_worker,
     history = [_txn(i, t0 + i * 3_600 * 10**9, card="cL", term="TRML") for i in range(5)]
     produce(kafka, prefix + topics.PAY_LABELS, [(b"TRML", label.encode())])
     # the label is known to the worker (in wall time) before any transaction
-    wait_committed(kafka, f"tocsin-payments-{prefix}", prefix + topics.PAY_LABELS)
+    wait_committed(kafka, f"tocsin-{prefix}fraud-labels", prefix + topics.PAY_LABELS)
     probe = [_txn(10, t0 + 2 * DAY, card="cL", term="TRML"),
              _txn(11, t0 + 4 * DAY, card="cL", term="TRML")]
     seq_in = history + probe

@@ -1,17 +1,19 @@
 """Online fraud features: windows against a brute-force reference, late labels never used
-before their arrival, state that survives a JSON round trip (a restart) unchanged."""
+before their arrival, state that survives a bytes round trip (a restart) unchanged."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import orjson
 import pytest
 
 from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.contracts.payments import FraudLabel, Transaction
+from tocsin.detectors.fraud_card import from_bytes as card_from_bytes
+from tocsin.detectors.fraud_card import to_bytes as card_to_bytes
 from tocsin.detectors.fraud_features import DAY, FEATURES, HOUR, FraudFeatures
+from tocsin.detectors.fraud_terminal import TermState
 
 T0 = 1_767_225_600 * 10**9
 IDX = {n: i for i, n in enumerate(FEATURES)}
@@ -70,10 +72,10 @@ def test_state_survives_a_json_round_trip_midway():
             ff.add_label(lab)
         out = []
         for i, t in enumerate(txns):
-            if restart and i == half:  # what a Faust table changelog restores
+            if restart and i == half:  # what the stages' changelogs restore
                 ff = FraudFeatures(
-                    {k: orjson.loads(orjson.dumps(v)) for k, v in ff.cards.items()},
-                    {k: orjson.loads(orjson.dumps(v)) for k, v in ff.terms.items()})
+                    {k: card_from_bytes(card_to_bytes(v)) for k, v in ff.cards.items()},
+                    {k: TermState.from_bytes(v.to_bytes()) for k, v in ff.terms.items()})
             out.append(ff.one(t))
         return out
 

@@ -29,7 +29,7 @@ from tocsin.contracts.payments import FraudLabel, Transaction
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.contracts.scores import ModelScore, Scores
 from tocsin.contracts.strict import _BAD_CHARS
-from tocsin.detectors.fraud_features import FraudFeatures, new_state
+from tocsin.detectors.fraud_features import FraudFeatures
 from tocsin.detectors.intake import ReadingsIntake
 from tocsin.detectors.threshold_alerts import alerter_from_plant
 from tocsin.detectors.windows import WindowEngine
@@ -275,7 +275,7 @@ def test_transactions_for_the_fraud_features(data):
 def test_labels_for_the_fraud_features(data):
     lab = _decodes_or_schema_error(FraudLabel.decode, data)
     if lab is not None:
-        FraudFeatures(terms={lab.terminal_id: new_state()}).add_label(lab)
+        FraudFeatures().add_label(lab)
 
 
 @PROP

@@ -5,6 +5,7 @@ Registered by tocsin/cli/__init__.py; heavy imports happen inside commands."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import click
@@ -12,7 +13,6 @@ import click
 from tocsin.cli.common import (
     Group,
     broker_opt,
-    launch_worker,
     prefix_opt,
     run_until_signal,
     worker_settings,
@@ -73,21 +73,22 @@ def register(main: click.Group, train: click.Group) -> None:
         from tocsin.config.ingest_security import load_pan_key
         from tocsin.config.payments import load_fraud_settings
         from tocsin.streams import metrics
-        from tocsin.streams.payments_app import create_payments_app
+        from tocsin.streams.payments_worker import run_payments
 
         _set_dev(dev)
-        load_pan_key()  # refuse to start without a PAN key, before anything else
+        pan_key = load_pan_key()  # refuse to start without a PAN key, before anything else
         s = worker_settings(broker, prefix, data_dir=data_dir, app_id=app_id)
         fs = load_fraud_settings(model_dir=model_dir, batch_max=batch_max, backend=backend,
                                  batch_wait_ms=batch_wait_ms, budget_ms=budget_ms,
                                  naive=naive, force_branch=force_branch)
-        _ensure(s)
-        app = create_payments_app(s, fs)
-        mode = "per-transaction" if fs.naive else \
-            f"micro-batches of up to {fs.batch_max} or {fs.batch_wait_ms:g} ms"
-        click.echo(f"payments worker: model {fs.model_dir}, {mode}, budget {fs.budget_ms:g} ms")
+        mode = "per-transaction model calls" if fs.naive else \
+            f"batches of up to {fs.batch_max} (first record waited for {fs.batch_wait_ms:g} ms)"
+        click.echo(f"payments worker: model {fs.model_dir}, {mode}, budget {fs.budget_ms:g} ms, "
+                   f"{s.processing_guarantee}")
         metrics.serve(s.metrics_port, s.metrics_host, "payments")
-        launch_worker(app, s.log_level)
+        logging.basicConfig(level=s.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        run_payments(s, fs, pan_key)
 
     @payments.command("ingest")
     @broker_opt

@@ -18,8 +18,10 @@ class FraudSettings(BaseSettings):
                             description="artifact folder from `tocsin train fraud`")
     backend: str = Field("onnxruntime", description="onnxruntime or tensorrt")
     threads: int = Field(1, ge=1, le=16, description="ONNX Runtime intra-op threads")
-    batch_max: int = Field(64, ge=1, le=4096, description="largest micro-batch")
-    batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="longest wait to fill one")
+    batch_max: int = Field(1024, ge=1, le=8192, description="most transactions in one batch "
+                           "(one Kafka transaction; the batch grows with the backlog)")
+    batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="longest wait for the first "
+                                 "record of a batch")
     naive: bool = Field(False, description="per-transaction scorer (benchmark peer): no "
                                            "batching, full model once per message, no switch")
     budget_ms: float = Field(120.0, gt=0, description="latency budget of the switch")
@@ -32,6 +34,14 @@ class FraudSettings(BaseSettings):
     decline_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's")
     alert_on: str = Field("decline", description="review or decline: lowest decision alerted")
     status_every_s: float = Field(5.0, gt=0, description="switch status log interval")
+    align_idle_s: float = Field(5.0, ge=0, le=600, description="terminal stage: a card-stage "
+                                "source whose event time has not advanced for this long is "
+                                "not waited for (the role of Kafka Streams' max.task.idle.ms)")
+    align_max_skew_s: float | None = Field(None, gt=0, description="terminal stage: wait at "
+                                           "most this much event time for a slow source "
+                                           "(default: no event-time bound)")
+    late_bound_s: float = Field(6 * 3600.0, gt=0, description="terminal state: transactions "
+                                "this far behind the terminal's newest are still exact")
 
     @model_validator(mode="after")
     def _check(self) -> "FraudSettings":

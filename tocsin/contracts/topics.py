@@ -32,4 +32,6 @@ TRANSACTIONS = "payments.transactions"
 PAY_LABELS = "payments.labels"
 PAY_SCORES = "payments.scores"
 PAY_ALERTS = "payments.alerts"
-PAYMENTS = (TRANSACTIONS, PAY_LABELS, PAY_SCORES, PAY_ALERTS, DEADLETTER)
+# card stage -> terminal stage: transactions with card features, labels, watermarks; by terminal
+PAY_BY_TERMINAL = "payments.by-terminal"
+PAYMENTS = (TRANSACTIONS, PAY_LABELS, PAY_SCORES, PAY_ALERTS, PAY_BY_TERMINAL, DEADLETTER)
