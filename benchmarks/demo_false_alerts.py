@@ -5,7 +5,8 @@ A "fresh machine" run: an empty model folder, the demo's own training (`tocsin t
 and `tocsin train fusion` with their defaults, exactly what `tocsin demo` runs when it finds
 no models), then `tocsin demo` on the broker given (its own topic prefix), with the fault on
 pump-1 after 90 s for 40 s. Training is seeded, so on one machine every fresh training gives
-the same models; ``--trainings K`` trains K times (the 2nd and later with other seeds, i.e.
+the same models (``--plant-models DIR`` reuses the plant models of such a run and trains
+only the fusion network); ``--trainings K`` trains K times (the 2nd and later with other seeds, i.e.
 what another simulator seed or model seed would give) and spreads the runs over them.
 
 Counted per run: alert events RAISED before the ``>>> injected fault`` line (false alerts),
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,11 +37,15 @@ RAISED = re.compile(r"\bRAISED\b")  # tocsin.streams.tail.format_alert
 NS = 1_000_000_000
 
 
-def train(models: Path, seed: int, log) -> float:
+def train(models: Path, seed: int, log, plant_models: Path | None = None) -> float:
     env = dict(os.environ, TOCSIN_MODEL_DIR=str(models))
     extra = [] if seed == 0 else ["--seed", str(seed), "--sim-seed", str(seed + 1)]
     t0 = time.monotonic()
-    for cmd in (["train", "plant", *extra], ["train", "fusion"]):
+    cmds = [["train", "plant", *extra], ["train", "fusion"]]
+    if plant_models is not None:  # the plant models of a `tocsin train plant` already run
+        shutil.copytree(plant_models, models)
+        cmds = cmds[1:]
+    for cmd in cmds:
         r = subprocess.run([sys.executable, "-m", "tocsin.cli", *cmd], env=env,
                            capture_output=True, text=True)
         log.write(r.stdout + r.stderr)
@@ -111,6 +117,9 @@ def main() -> None:
     ap.add_argument("--broker", default=os.environ.get("TOCSIN_TEST_BROKER", "127.0.0.1:9092"))
     ap.add_argument("--opcua-port", type=int, default=0, help="0: a free port")
     ap.add_argument("--log", type=Path, default=Path("demo_false_alerts.log"))
+    ap.add_argument("--plant-models", type=Path, default=None, help="copy these plant models "
+                    "(a fresh `tocsin train plant` with its defaults) instead of training "
+                    "them; the fusion network is still trained afresh")
     a = ap.parse_args()
     from tocsin.services.kafka import free_port
 
@@ -121,7 +130,7 @@ def main() -> None:
             k = (i - 1) * a.trainings // a.runs
             models = Path(tmp) / f"models-{k}"
             if k not in trained:
-                trained[k] = train(models, k, log)
+                trained[k] = train(models, k, log, a.plant_models if k == 0 else None)
                 print(f"training {k} (seed {k}): {trained[k]:.0f} s", flush=True)
             r = demo(i, models, a.broker, a.duration, a.opcua_port or free_port(), log)
             r["training"] = k

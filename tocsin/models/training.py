@@ -104,7 +104,10 @@ def collect_ticks(frames: Iterable[ReadingsFrame], spec: FeatureSpec,
             take(eng.close_ready())
         if progress and n_frames % 5000 == 0:
             progress(f"features: {n_frames:,} frames, {time.perf_counter() - t0:.1f}s")
-    take(eng.close_ready(flush=True))
+    # no flush: forcing the last windows closed gives partial windows (one sample in the
+    # last 1 s window), an outlier a model never sees in the stream; as the last held-back
+    # tick it set the press's LSTM-AE threshold at 16x the normal median (#21)
+    take(eng.close_ready())
     return {a: AssetTicks(np.array([t.end for t in ts], dtype=np.int64),
                           np.stack([t.vector for t in ts]), np.stack([t.step for t in ts]))
             for a, ts in acc.items() if ts}
