@@ -53,7 +53,7 @@ def test_no_tick_above_threshold_in_normal_operation(demo_models):
     root, arts = demo_models
     for art in arts.values():  # the LSTM-AE learned more than the mean
         assert art.manifest["training"]["lstm_ae_curve"]["learned"] > 0.3
-    # the demo's simulator seed (7), a normal period as long as the demo's before the fault
+    # the demo's simulator seed (7), a normal period longer than the demo's before the fault
     for (asset, name), r in _ratios(root, 200).items():
         normal = r[(r[:, 0] > 5) & (r[:, 0] < 195)]  # the last ticks of a flush are partial
         assert normal[:, 1].max() < 1.0, (asset, name, normal[:, 1].max())
@@ -65,6 +65,7 @@ def test_lstm_ae_comes_back_within_60_s_of_the_fault_end(demo_models):
                               "end": 130}])[("pump-1", "lstm_ae")]
     during = r[(r[:, 0] > 95) & (r[:, 0] < 130), 1]
     assert np.median(during) > 3.0  # the fault is seen
-    above = r[(r[:, 0] >= 130) & (r[:, 1] >= 1.0), 0]
+    # (the last ticks of the flush at 260 s are partial windows: not judged)
+    above = r[(r[:, 0] >= 130) & (r[:, 0] < 255) & (r[:, 1] >= 1.0), 0]
     assert above.size == 0 or above.max() - 130 <= 60
     assert r[(r[:, 0] > 190) & (r[:, 0] < 255), 1].max() < 1.0
