@@ -56,7 +56,11 @@ def train(models: Path, seed: int, log, plant_models: Path | None = None) -> flo
 
 def demo(i: int, models: Path, broker: str, duration: float, port: int, log) -> dict:
     prefix = f"bench-demo-{int(time.time())}-{i}."
-    env = dict(os.environ, TOCSIN_MODEL_DIR=str(models), PYTHONUNBUFFERED="1")
+    # a cache of its own: the demo's logs, spool and worker state live under it, and other
+    # demos on the same machine (tests, other users) must not remove this run's spool
+    cache = models.parent / f"cache-run-{i}"
+    env = dict(os.environ, TOCSIN_MODEL_DIR=str(models), PYTHONUNBUFFERED="1",
+               TOCSIN_CACHE=str(cache))
     cmd = [sys.executable, "-m", "tocsin.cli", "demo", "--duration", str(duration),
            "--no-history", "--no-train", "--broker", broker, "--prefix", prefix,
            "--opcua-port", str(port)]
