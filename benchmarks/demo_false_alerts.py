@@ -44,7 +44,9 @@ def train(models: Path, seed: int, log, plant_models: Path | None = None) -> flo
     cmds = [["train", "plant", *extra], ["train", "fusion"]]
     if plant_models is not None:  # the plant models of a `tocsin train plant` already run
         shutil.copytree(plant_models, models)
-        cmds = cmds[1:]
+        from tocsin.models import fusion_store
+
+        cmds = cmds[1:] if fusion_store.newest(models) is None else []
     for cmd in cmds:
         r = subprocess.run([sys.executable, "-m", "tocsin.cli", *cmd], env=env,
                            capture_output=True, text=True)
