@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """Small but real models for the simulated pump, trained once per test session
-    (4 minutes of simulated normal operation, short sequences, few epochs: seconds)."""
+    (6 minutes of simulated normal operation, short sequences, few epochs: seconds)."""
     from tocsin.config.plant import load_plant
     from tocsin.connectors.model_sources import simulated_frames
     from tocsin.models.training import TrainConfig, collect_ticks, train_asset_type
@@ -22,10 +22,10 @@ def tiny_models(tmp_path_factory):
     cfg = TrainConfig(seq_len=10, score_steps=3, hidden=16, epochs=3, n_estimators=50,
                       seq_stride=1, threads=1)
     tags = plant.asset_tags()
-    ticks = collect_ticks(simulated_frames(240, seed=1, assets=["pump-1"]), plant.features,
+    ticks = collect_ticks(simulated_frames(360, seed=1, assets=["pump-1"]), plant.features,
                           {"pump-1": tags["pump-1"]})
     art = train_asset_type("centrifugal-pump", ticks, plant.features, tags["pump-1"], cfg, root,
-                           "simulated plant, 240 s, seed 1 (test fixture)")
+                           "simulated plant, 360 s, seed 1 (test fixture)")
     return root, art, cfg
 
 

@@ -92,7 +92,8 @@ def test_torch_backend_agrees_with_onnxruntime(tiny_models):
 
     def builder():
         from tocsin.models import lstm_ae
-        return lstm_ae.build(m["lstm_ae"]["d"], m["lstm_ae"]["hidden"])
+        return lstm_ae.build(m["lstm_ae"]["d"], m["lstm_ae"]["hidden"],
+                             arch=m["lstm_ae"]["arch"], code=m["lstm_ae"]["code"])
 
     a = open_session(art.file("lstm_ae.onnx")).run(x)["sqerr"]
     b = open_session(art.file("lstm_ae.onnx"), "torch", torch_builder=builder).run(x)["sqerr"]

@@ -121,13 +121,20 @@ def progress_say(con) -> Callable[[str], None]:
 def train_opts(f):
     """The anomaly-model training options shared by `tocsin train plant` and `tocsin eval`."""
     for opt in reversed([
-        click.option("--epochs", default=12, show_default=True, help="LSTM-AE epochs"),
-        click.option("--seq-len", default=60, show_default=True,
-                     help="ticks in the LSTM-AE window (60 x 1 s = 60 s)"),
-        click.option("--score-steps", default=10, show_default=True,
+        click.option("--epochs", default=200, show_default=True,
+                     help="most LSTM-AE epochs (it stops early on a held-out normal part)"),
+        click.option("--seq-len", default=20, show_default=True,
+                     help="ticks in the LSTM-AE window (20 x 1 s = 20 s)"),
+        click.option("--score-steps", default=5, show_default=True,
                      help="last ticks of the window that are scored"),
-        click.option("--quantile", default=0.995, show_default=True,
-                     help="threshold quantile of the held-back normal scores"),
+        click.option("--ae-arch", default="step", show_default=True,
+                     type=click.Choice(["step", "sequence"]),
+                     help="LSTM-AE shape: per-step bottleneck, or one code per window (old)"),
+        click.option("--threshold-surprise", default=4.0, show_default=True,
+                     help="Isolation Forest and LSTM-AE thresholds: a normal tick that "
+                          "extreme once in 10^N (tail fit on held-back normal ticks)"),
+        click.option("--quantile", type=float, default=None,
+                     help="instead: this empirical quantile of the held-back scores"),
         click.option("--seed", default=0, show_default=True),
         click.option("--threads", default=1, show_default=True, help="torch threads"),
     ]):
@@ -135,8 +142,10 @@ def train_opts(f):
     return f
 
 
-def train_config(epochs, seq_len, score_steps, quantile, seed, threads, **extra):
+def train_config(epochs, seq_len, score_steps, quantile, seed, threads, ae_arch="step",
+                 threshold_surprise=4.0, **extra):
     from tocsin.models.training import TrainConfig
 
     return TrainConfig(epochs=epochs, seq_len=seq_len, score_steps=score_steps,
-                       quantile=quantile, seed=seed, threads=threads, **extra)
+                       quantile=quantile, seed=seed, threads=threads, arch=ae_arch,
+                       threshold_surprise=threshold_surprise, **extra)

@@ -32,7 +32,8 @@ from tocsin.streams.tail import tail_alerts
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 
-def _wait_opcua(endpoint: str, timeout: float = 30.0) -> None:
+def _wait_opcua(endpoint: str, timeout: float = 120.0) -> None:
+    # 120 s: on a loaded machine the simulator's imports alone took over 30 s
     from asyncua import Client
 
     async def probe():

@@ -41,11 +41,17 @@ class IsolationForestDetector:
 
 
 class LSTMAEDetector:
+    """Raw-row windows: each step is one row of the input (a raw sample), not features."""
+
     def __init__(self, seq_len: int = 10, score_steps: int = 1, hidden: int = 32,
-                 epochs: int = 200, patience: int = 10, seed: int = 0, threads: int = 1):
+                 epochs: int = 200, patience: int = 12, seed: int = 0, threads: int = 1,
+                 arch: str = "step", code_variance: float = 0.9, min_steps: int = 500,
+                 batch: int = 32):
         self.seq_len, self.score_steps = seq_len, score_steps
         self.hidden, self.epochs, self.patience = hidden, epochs, patience
         self.seed, self.threads = seed, threads
+        self.arch, self.code_variance, self.min_steps = arch, code_variance, min_steps
+        self.batch = batch
         self.name = "lstm_ae"
         self.d: int | None = None
         self.model = None
@@ -62,12 +68,12 @@ class LSTMAEDetector:
         self.mean, self.std = standardizer(x)
         z = zscore(x, self.mean, self.std, 20.0)
         seqs = sequences(z.astype(np.float32), self.seq_len)
-        from tocsin.models import ae_training
-
-        net = lstm_ae.build(x.shape[1], self.hidden)
-        self.model, self.curve, self.seconds = ae_training.fit(
-            net, seqs, max_epochs=self.epochs, patience=self.patience, seed=self.seed,
-            threads=self.threads)
+        self.code = lstm_ae.code_size(z, self.code_variance, self.hidden)
+        res = lstm_ae.train(seqs, hidden=self.hidden, arch=self.arch, code=self.code,
+                            max_epochs=self.epochs, patience=self.patience,
+                            batch=self.batch,
+                            min_steps=self.min_steps, seed=self.seed, threads=self.threads)
+        self.model, self.curve, self.seconds = res.model, res.curve, res.seconds
         self.d = x.shape[1]
         return self
 
@@ -81,5 +87,6 @@ class LSTMAEDetector:
 
 REGISTRY: dict[str, Callable[[], Detector]] = {
     "iforest": lambda: IsolationForestDetector(n_estimators=50),
-    "lstm_ae": lambda: LSTMAEDetector(seq_len=5, hidden=8, epochs=10, patience=3),
+    "lstm_ae": lambda: LSTMAEDetector(seq_len=5, hidden=8, epochs=10, patience=3,
+                                      min_steps=0),
 }

@@ -50,10 +50,11 @@ class AnomalyModel:
                                     "onnxruntime" if backend == "torch" else backend,
                                     threads=threads)
         hidden, d = int(m["lstm_ae"]["hidden"]), self.d_step
+        arch, code = m["lstm_ae"].get("arch", "sequence"), m["lstm_ae"].get("code")
 
-        def builder():
+        def builder():  # the torch backend only; older artifacts have the "sequence" shape
             from tocsin.models import lstm_ae
-            return lstm_ae.build(d, hidden)
+            return lstm_ae.build(d, hidden, arch=arch, code=code)
 
         self.ae = open_session(art.file(m["lstm_ae"]["file"]), backend, threads=threads,
                                torch_builder=builder)

@@ -4,14 +4,20 @@ and PCA T²/Q -> thresholds on held-back normal data -> a versioned artifact fol
 The frames go through the stream's own :class:`WindowEngine` and :class:`TickAssembler`, so
 a model sees in training exactly what the worker will feed it. Each asset's ticks are split
 in time: the first part trains, the last ``calib_fraction`` (never seen in training) sets the
-thresholds as a quantile of its scores. The PCA T²/Q model is fitted on all normal ticks
-and calibrated on its out-of-fold scores (:class:`~tocsin.detectors.calibrated.PCAMonitor`):
-its score is a surprise on a fixed scale and its threshold ``pca_surprise`` the same number
-for every asset type. No fault label is used anywhere.
+thresholds: a peaks-over-threshold tail fit of its scores (:func:`fit_tail`), cut where a
+normal tick is that extreme once in ``10 ** threshold_surprise`` ticks (a quantile of a few
+hundred held-back ticks is close to their maximum, and new normal data crosses it: the
+demo's false alerts). ``quantile`` set instead keeps the old empirical quantile. The
+LSTM-AE's training curve goes into the manifest and ``lstm_ae_curve.json``. The PCA T²/Q
+model is fitted on all normal ticks and calibrated on its out-of-fold scores
+(:class:`~tocsin.detectors.calibrated.PCAMonitor`): its score is a surprise on a fixed scale
+and its threshold ``pca_surprise`` the same number for every asset type. No fault label is
+used anywhere.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from tocsin.contracts.readings import ReadingsFrame
 from tocsin.detectors.calibrated import PCAMonitor
+from tocsin.detectors.calibration import fit_tail
 from tocsin.detectors.model_input import (
     TickAssembler,
     sequences,
@@ -38,16 +45,26 @@ Progress = Callable[[str], None]
 
 
 class TrainConfig(BaseModel):
-    seq_len: int = Field(60, ge=2, description="ticks in the LSTM-AE's sliding window")
-    score_steps: int = Field(10, ge=1, description="last ticks of the window that are scored")
+    seq_len: int = Field(20, ge=2, description="ticks in the LSTM-AE's sliding window (a "
+                         "fault has left it seq_len ticks after it ends)")
+    score_steps: int = Field(5, ge=1, description="last ticks of the window that are scored")
     hidden: int = Field(32, ge=2)
-    epochs: int = Field(15, ge=1)
+    arch: str = Field("step", pattern="^(step|sequence)$", description="LSTM-AE shape: "
+                      "per-step bottleneck (step) or one code per window (sequence, old)")
+    code_variance: float = Field(0.9, gt=0.0, le=1.0, description="the bottleneck keeps "
+                                 "the components that carry this share of the variance")
+    epochs: int = Field(200, ge=1, description="most LSTM-AE epochs (early stopping)")
+    patience: int = Field(12, ge=1, description="epochs without held-out gain before stop")
+    lr: float = Field(3e-3, gt=0.0, lt=1.0)
     seq_stride: int = Field(2, ge=1, description="stride between training sequences")
     max_sequences: int = Field(3000, ge=16)
     n_estimators: int = Field(200, ge=10)
-    quantile: float = Field(0.995, gt=0.5, lt=1.0, description="threshold quantile on "
-                            "held-back normal data")
-    calib_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    threshold_surprise: float = Field(4.0, gt=0.0, le=12.0, description="Isolation Forest "
+                                      "and LSTM-AE thresholds: -log10 of the normal tail "
+                                      "probability, from a tail fit on held-back ticks")
+    quantile: float | None = Field(None, gt=0.5, lt=1.0, description="instead: an empirical "
+                                   "quantile of the held-back scores (the old rule)")
+    calib_fraction: float = Field(0.3, gt=0.0, lt=0.9)
     pca_variance: float = Field(0.9, gt=0.0, le=1.0, description="variance the PCA T²/Q "
                                 "model keeps")
     pca_surprise: float = Field(3.0, gt=0.0, le=12.0, description="PCA alarm threshold on the "
@@ -87,7 +104,10 @@ def collect_ticks(frames: Iterable[ReadingsFrame], spec: FeatureSpec,
             take(eng.close_ready())
         if progress and n_frames % 5000 == 0:
             progress(f"features: {n_frames:,} frames, {time.perf_counter() - t0:.1f}s")
-    take(eng.close_ready(flush=True))
+    # no flush: forcing the last windows closed gives partial windows (one sample in the
+    # last 1 s window), an outlier a model never sees in the stream; as the last held-back
+    # tick it set the press's LSTM-AE threshold at 16x the normal median (#21)
+    take(eng.close_ready())
     return {a: AssetTicks(np.array([t.end for t in ts], dtype=np.int64),
                           np.stack([t.vector for t in ts]), np.stack([t.step for t in ts]))
             for a, ts in acc.items() if ts}
@@ -155,11 +175,7 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
     say(f"{asset_type}: PCA T²/Q ({pca.pca.k} of {x_tr.shape[1]} components) fitted and "
         f"calibrated out-of-fold in {pca_secs:.1f}s")
 
-    def ep(i, loss):
-        say(f"{asset_type}: LSTM-AE epoch {i}/{cfg.epochs} loss {loss:.4f}")
-
-    res = lstm_ae.train(s_tr, hidden=cfg.hidden, epochs=cfg.epochs, seed=cfg.seed,
-                        threads=cfg.threads, progress=ep)
+    res = fit_ae(asset_type, s_tr, cfg, say)
 
     with tempfile.TemporaryDirectory(prefix="tocsin-train-") as tmpd:
         tmp = Path(tmpd)
@@ -179,9 +195,11 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
         if if_gap > 1e-4 or ae_gap > 1e-3 * max(1.0, float(ae_ref.max())):
             raise ModelError(f"{asset_type}: ONNX export disagrees with the trained model "
                              f"(iforest {if_gap:.2e}, lstm_ae {ae_gap:.2e})")
-        thr = {"iforest": float(np.quantile(if_ca, cfg.quantile)),
-               "lstm_ae": float(np.quantile(ae_ca, cfg.quantile)),
-               "pca": cfg.pca_surprise}
+        cal = {"iforest": fit_tail(if_ca), "lstm_ae": fit_tail(ae_ca)}
+        thr = {"iforest": threshold(if_ca, cal["iforest"], cfg),
+               "lstm_ae": threshold(ae_ca, cal["lstm_ae"], cfg), "pca": cfg.pca_surprise}
+        curve = res.curve.to_dict()
+        (tmp / "lstm_ae_curve.json").write_text(json.dumps(curve, indent=1))
         ae_tr = _ae_scores(ae_sess, s_tr[:500], cfg.score_steps)
         manifest = {
             "version": artifacts.new_version(fp),
@@ -194,10 +212,14 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
             "scaler": {"mean": mean.tolist(), "std": std.tolist()},
             "thresholds": thr,
             "quantile": cfg.quantile,
+            "threshold_rule": (f"quantile {cfg.quantile}" if cfg.quantile else
+                               f"tail fit, surprise {cfg.threshold_surprise}"),
+            "calibration": {k: c.to_dict() for k, c in cal.items()},
             "iforest": {"file": "iforest.onnx", "n_estimators": cfg.n_estimators,
                         "max_samples": int(forest.max_samples_)},
             "lstm_ae": {"file": "lstm_ae.onnx", "torch_state": "lstm_ae.pt",
-                        "hidden": cfg.hidden, "seq_len": cfg.seq_len,
+                        "hidden": cfg.hidden, "seq_len": cfg.seq_len, "arch": cfg.arch,
+                        "code": res.code, "curve": "lstm_ae_curve.json",
                         "score_steps": cfg.score_steps, "d": d_step},
             "pca": dict(pca.to_dict(), threshold=cfg.pca_surprise,
                         scale="surprise = -log10 P(normal tick scores at least this)"),
@@ -209,6 +231,7 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
                 "pca_seconds": round(pca_secs, 2), "pca_components": pca.pca.k,
                 "lstm_ae_seconds": round(res.seconds, 2),
                 "lstm_ae_loss": [round(v, 5) for v in res.losses],
+                "lstm_ae_curve": curve,
                 "lstm_ae_train_score_median": float(np.median(ae_tr)),
                 "lstm_ae_calibration_score_median": float(np.median(ae_ca)),
                 "onnx_max_abs_diff": {"iforest": if_gap, "lstm_ae": ae_gap},
@@ -217,10 +240,38 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
         }
         art = artifacts.write(root, asset_type, manifest, {
             "iforest.onnx": tmp / "iforest.onnx", "lstm_ae.onnx": tmp / "lstm_ae.onnx",
-            "lstm_ae.pt": tmp / "lstm_ae.pt"})
+            "lstm_ae.pt": tmp / "lstm_ae.pt", "lstm_ae_curve.json": tmp / "lstm_ae_curve.json"})
+    rule = f"q={cfg.quantile}" if cfg.quantile else f"surprise {cfg.threshold_surprise}"
     say(f"{asset_type}: thresholds iforest {thr['iforest']:.4f}, lstm_ae {thr['lstm_ae']:.4f} "
-        f"(q={cfg.quantile} of {len(x_ca):,} held-back ticks) -> {art.path}")
+        f"({rule} of {len(x_ca):,} held-back ticks) -> {art.path}")
     return art
+
+
+def fit_ae(asset_type: str, s_tr: np.ndarray, cfg: TrainConfig, say: Progress
+           ) -> lstm_ae.TrainResult:
+    """The LSTM-AE with early stopping; its curve is said every 10 epochs and at the end."""
+    code = lstm_ae.code_size(s_tr[:, -1, :], cfg.code_variance, cfg.hidden) \
+        if cfg.arch == "step" else None
+
+    def ep(i, loss, val, lr):
+        if i == 1 or i % 10 == 0:
+            say(f"{asset_type}: LSTM-AE epoch {i} train {loss:.4f} held-out {val:.4f} "
+                f"lr {lr:.2g}")
+
+    res = lstm_ae.train(s_tr, hidden=cfg.hidden, arch=cfg.arch, code=code,
+                        max_epochs=cfg.epochs, patience=cfg.patience, lr=cfg.lr,
+                        seed=cfg.seed, threads=cfg.threads, progress=ep)
+    say(f"{asset_type}: LSTM-AE ({cfg.arch}, code {code}) in {res.seconds:.1f}s: "
+        f"{res.curve.summary()}")
+    return res
+
+
+def threshold(scores: np.ndarray, cal, cfg: TrainConfig) -> float:
+    """The raw-score threshold: the tail fit's, and never below the largest held-back score
+    (a normal tick the model already produced is no alarm)."""
+    if cfg.quantile:
+        return float(np.quantile(scores, cfg.quantile))
+    return max(cal.threshold(cfg.threshold_surprise), float(np.max(scores)))
 
 
 def _ae_scores(sess, seqs: np.ndarray, score_steps: int, batch: int = 512) -> np.ndarray:
