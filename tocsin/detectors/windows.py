@@ -351,9 +351,9 @@ class WindowEngine:
                         mat = np.full_like(mat, np.nan)
                     row.scales[sc.name] = mat
                     row.counts[sc.name] = c
-            rows = [by_b[b] for b in sorted(by_b)]
-            _stamp(st, rows)
-            out.extend(rows)
+            asset_rows = [by_b[b] for b in sorted(by_b)]
+            _stamp(st, asset_rows)
+            out.extend(asset_rows)
             st.closed_until = max(int(bounds[-1]), last)
             keep_from = st.closed_until - self._max_size
             st.marks = [m for m in st.marks if m[0] > st.closed_until]
