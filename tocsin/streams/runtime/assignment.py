@@ -14,6 +14,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from tocsin.errors import ServiceError
 from tocsin.streams import metrics
 from tocsin.streams.runtime.emitter import BatchEmitter
 from tocsin.streams.runtime.operator import Operator
@@ -43,8 +44,7 @@ class Assignment:
         """Restore the state of newly assigned partitions; -> their committed offsets."""
         if not tps:
             return []
-        committed = consumer.committed([TopicPartition(t.topic, t.partition) for t in tps],
-                                       timeout=self.timeout_s)
+        committed = committed_offsets(consumer, tps, self.timeout_s)
         by_part: dict[int, list[TopicPartition]] = {}
         for c in committed:
             by_part.setdefault(c.partition, []).append(c)
@@ -105,3 +105,27 @@ class Assignment:
     def drop_changes(self) -> None:
         for st in self.states.values():
             st.take_changes()
+
+
+def committed_offsets(consumer, tps: list[TopicPartition], timeout_s: float) -> list[TopicPartition]:
+    """The group's committed offsets of ``tps``, never a partition whose fetch failed.
+
+    A partition whose offset fetch reports an error (for instance an unstable offset while a
+    dead worker's transaction is still open) comes back with offset -1001, which reads like
+    "never committed": a rewind would then seek to the beginning and process the partition
+    again. So errors are retried until ``timeout_s``, then raised (the worker exits and is
+    restarted, which is safe), and -1001 only ever means "nothing committed yet".
+    """
+    want = [TopicPartition(t.topic, t.partition) for t in tps]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = consumer.committed(want, timeout=max(1.0, deadline - time.monotonic()))
+        bad = [c for c in got if c.error is not None]
+        if not bad:
+            return got
+        if time.monotonic() >= deadline:
+            raise ServiceError(f"committed offsets of {bad[0].topic}[{bad[0].partition}] not "
+                               f"available in {timeout_s:.0f}s: {bad[0].error}")
+        log.info("committed offsets of %d partitions not available yet (%s); retrying",
+                 len(bad), bad[0].error)
+        time.sleep(0.2)
