@@ -25,7 +25,7 @@ from tocsin.cli.common import (
 @click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt", "torch"]), default=None,
               help="inference backend (env TOCSIN_BACKEND; default onnxruntime)")
 @click.option("--worker-name", default=None, help="this worker's name, unique in the group "
-              "(env TOCSIN_WORKER_NAME; default worker-1): static membership and "
+              "(env TOCSIN_WORKER_NAME; default HOST-PID): static membership and "
               "transactional id")
 def worker(broker, prefix, plant_config, agents, model_dir, backend, worker_name) -> None:
     """Run the stream worker: thresholds (plant.readings -> plant.alerts, exactly once on the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +26,10 @@ class Settings(BaseSettings):
                                    "in the cluster)")
     plant_config: Path | None = Field(None, description="plant YAML (assets, tags, limits)")
     app_id: str = "tocsin"
-    worker_name: str = "worker-1"
+    worker_name: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+                             min_length=1, description="unique in the group: static "
+                             "membership and transactional id (default host-pid: unique, and "
+                             "stable for a container's PID 1 across restarts)")
     metrics_port: int = Field(0, ge=0, description="Prometheus metrics port; 0 = off")
     metrics_host: str = Field("127.0.0.1", description="address the metrics server binds")
     data_dir: Path = Path("/tmp/tocsin-worker")

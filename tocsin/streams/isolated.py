@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tocsin.config.kafka_security import client_conf
@@ -153,8 +153,11 @@ def _wait_committed(broker: str, group: str, topic: str, proc, log: Path,
 
 def read_all(broker: str, topic: str) -> list[bytes]:
     """Every message value of `topic`, from the beginning to the current end."""
+    # the alerts are written in transactions: read what is committed; a partition then ends
+    # in a commit marker, never a message, so the partition EOF is what says it is read
     c = Consumer(client_conf(broker, {"group.id": f"read-{uuid.uuid4().hex}",
-                  "enable.auto.commit": False, "enable.partition.eof": True}))
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "isolation.level": "read_committed"}))
     try:
         parts = sorted(c.list_topics(topic, timeout=15).topics[topic].partitions)
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15) for p in parts}
@@ -165,6 +168,8 @@ def read_all(broker: str, topic: str) -> list[bytes]:
         while todo and time.monotonic() < deadline:
             for msg in c.consume(1000, 0.5):
                 if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        todo.discard(msg.partition())
                     continue
                 out.append(msg.value())
                 if msg.offset() + 1 >= ends[msg.partition()][1]:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from tocsin.config.kafka_security import client_conf
+from tocsin.connectors import telemetry
 from tocsin.contracts import topics
 from tocsin.errors import ServiceError
 from tocsin.streams import metrics
@@ -55,6 +56,8 @@ class Runner:
         self.batch_max = settings.batch_max
         self.stopping = threading.Event()
         self.ready = threading.Event()  # set once the first assignment has been restored
+        self.last_step = time.monotonic()
+        self._lag_at = 0.0
         self.error: BaseException | None = None
         self.emitter = BatchEmitter(settings.topic(topics.DEADLETTER), settings.worker_name,
                                     settings.deadletter_max_payload, settings.report_interval_s)
@@ -135,6 +138,7 @@ class Runner:
                  self.s.processing_guarantee, self.s.group_protocol)
         try:
             while not self.stopping.is_set():
+                self.last_step = time.monotonic()  # the worker's liveness reads it
                 try:
                     self.step()
                 except _SessionRefused as exc:
@@ -191,9 +195,31 @@ class Runner:
                 out.append(to_record(m))
         return out
 
+    def _publish_lag(self) -> None:
+        """tocsin_consumer_lag_messages per input topic: log end minus position over this
+        runner's partitions (the sum over replicas is the group's lag; KEDA reads the same
+        figure from the broker). Uses the fetcher's cached watermarks: no broker call."""
+        self._lag_at = time.monotonic()
+        c = self.consumer
+        try:
+            assigned = c.assignment()
+            lags: dict[str, int] = {}
+            for tp, pos in zip(assigned, c.position(assigned)):
+                hi = c.get_watermark_offsets(tp, cached=True)[1]
+                if hi < 0:
+                    continue
+                behind = hi - pos.offset if pos.offset >= 0 else hi
+                lags[tp.topic] = lags.get(tp.topic, 0) + max(0, behind)
+        except KafkaException as exc:
+            log.debug("%s: lag not available: %r", self.op.name, exc)
+            return
+        telemetry.set_lag(lags, self.s.topic_prefix)
+
     def step(self) -> None:
         """One batch: poll, process, tick, commit (or nothing when there is nothing)."""
         records = self._records(self._poll())
+        if time.monotonic() - self._lag_at >= LAG_EVERY_S:
+            self._publish_lag()
         if records:
             try:
                 self._process(records)
@@ -325,6 +351,9 @@ class Runner:
         log.warning("%s: lost %s (session expired)", self.op.name, _names(tps))
         self.parts.remove(tps)
         consumer.incremental_unassign(tps)
+
+
+LAG_EVERY_S = 2.0
 
 
 class _Retry(Exception):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
+from tocsin.connectors.health import HEALTH
 from tocsin.errors import ServiceError
 
 log = logging.getLogger("tocsin.runtime")
@@ -20,10 +22,17 @@ def serve(runners, install_signals: bool = True) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     threads = [r.start() for r in runners]
+    # /healthz beats while every runner's loop turns (a loop stuck longer than half the
+    # liveness window stops the beat); /readyz once every runner has its partitions restored
+    HEALTH.add_check("runtime", lambda: all(r.ready.is_set() for r in runners)
+                     or "joining the group / restoring state")
     try:
         while not stop.wait(0.2):
             if any(r.error is not None or not t.is_alive() for r, t in zip(runners, threads)):
                 break
+            now = time.monotonic()
+            if all(now - r.last_step < HEALTH.stale_s / 2 for r in runners):
+                HEALTH.beat()
     finally:
         for r in runners:
             r.stop()
