@@ -10,7 +10,7 @@ from tocsin.errors import ConfigError
 
 def test_defaults_and_naive_peer():
     fs = load_fraud_settings()
-    assert (fs.batch_max, fs.batch_wait_ms, fs.budget_ms, fs.force_branch) == (64, 2.0, 120.0,
+    assert (fs.batch_max, fs.batch_wait_ms, fs.budget_ms, fs.force_branch) == (1024, 2.0, 120.0,
                                                                                  None)
     assert load_fraud_settings(naive=True).force_branch == "full"
 

@@ -356,11 +356,11 @@ class Runner:
 LAG_EVERY_S = 2.0
 
 
-class _Retry(Exception):
+class _Retry(ServiceError):  # control flow inside the runner; never leaves it
     pass
 
 
-class _SessionRefused(Exception):
+class _SessionRefused(ServiceError):  # handled by _longer_session
     pass
 
 
