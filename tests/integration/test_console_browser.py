@@ -260,6 +260,7 @@ def test_operator_sees_acks_and_shelves_an_alarm_from_an_injected_fault(
 
     # a viewer sees the list but may not act
     drv.find_element(By.ID, "logout").click()
+    _wait(drv, lambda d: d.find_elements(By.ID, "user"), what="the login page after logout")
     drv.find_element(By.ID, "user").send_keys("vic")
     drv.find_element(By.ID, "password").send_keys("vic-pw")
     drv.find_element(By.ID, "login-btn").click()

@@ -115,7 +115,7 @@ def test_plant_and_payments_paths_through_tls_and_scram(secure, tmp_path_factory
         sim.wait_for("simulator: serving", 60)
         run("connect", "opcua", "--config", _opcua_config(tmp_path, port), name="connector")
         tail = run("alerts", "tail", "--from-beginning", name="tail")
-        for p, ready in ((worker, "runtime: ready"), (pworker, "[^Worker]: Ready")):
+        for p, ready in ((worker, "runtime: ready"), (pworker, "payments worker: ready")):
             p.wait_for(ready, timeout=150)
         ing.wait_for("ingest: ready", timeout=60)
 
