@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from tocsin.detectors.partitioner import partition_of
 from tocsin.models.fraud_train import build_dataset
 from tocsin.streams.fraud_card_stage import CardStage, LabelStage
 from tocsin.streams.fraud_term_stage import TerminalStage
+from tocsin.streams.runtime.operator import Record
 
 P = 4
 IDX = {n: i for i, n in enumerate(FEATURES)}
@@ -75,14 +75,7 @@ def test_a_label_never_counts_before_its_report_time_in_any_order():
     assert at[IDX["term_frauds_known_30d"] - 18] > 0.0
 
 
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp_ms: int = 0
+Rec = Record  # the runtime's own input record
 
 
 class Out:
