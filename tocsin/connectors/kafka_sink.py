@@ -1,8 +1,8 @@
 """Publish readings frames to Kafka with an idempotent confluent-kafka producer.
 
 With a spool (store-and-forward, the default for `tocsin connect`) every frame is first
-appended to a bounded on-disk queue and produced from there in order, with at most `window`
-frames in flight; a frame leaves the disk only when Kafka acknowledged it. While Kafka is
+appended to a bounded on-disk queue (written out at each pump, every `pump_interval_s`) and
+produced from there in order, with at most `window` frames in flight; a frame leaves the disk only when Kafka acknowledged it. While Kafka is
 unreachable the connector keeps reading and the spool grows (logged every few seconds);
 when Kafka returns the spool drains in order. Without a spool, frames go straight to the
 producer (librdkafka's memory queue, 5 minutes of retries).
