@@ -2,7 +2,8 @@
 
 modbus  10 simulated Modbus/TCP devices (one server process), 100 float32 tags each.
         tocsin: ModbusSource (coalesced reads, decode, frames) + KafkaFrameSink with its
-                store-and-forward spool, publishing to Kafka, polling as fast as it can
+                store-and-forward spool, publishing to Kafka, polling as fast as it can,
+                through `tocsin connect`'s own loop (connectors.base.run_source)
         bare:   one pymodbus client per device reading the same register blocks in a loop and
                 decoding them with struct; no frames, no Kafka
 opcua   one asyncua server (own process) with 5,000 Double variables all updated every 1 s.
@@ -84,6 +85,7 @@ def opcua_server(port: int, ready) -> None:
 
 # --------------------------------------------------------------------------- contenders
 def run_tocsin(kind: str, broker: str, port: int, seconds: float, warm: float, out, spool):
+    from tocsin.connectors.base import run_source
     from tocsin.connectors.kafka_sink import KafkaFrameSink
 
     topic = f"bench{uuid.uuid4().hex[:6]}.plant.readings"
@@ -102,26 +104,44 @@ def run_tocsin(kind: str, broker: str, port: int, seconds: float, warm: float, o
             assets={"bench": {f"v{i}": f"ns=2;s=v{i}" for i in range(OPC_TAGS)}}))
     sink = KafkaFrameSink(broker, topic, spool_dir=spool)
 
-    async def go():
-        await src.start()
-        drain = asyncio.create_task(sink.drain_forever())
-        t_end = time.monotonic() + warm + seconds
-        counted, t_start = 0, None
-        async for f in src.frames():
+    class Counting:
+        """The sink as `tocsin connect`'s loop (run_source) sees it; counts the samples of
+        the measuring window and sets the stop event at its end."""
+
+        spool = sink.spool
+
+        def __init__(self):
+            self.counted, self.t_start, self.c0, self.t_stop, self.cpu = 0, None, 0.0, 0.0, 0.0
+            self.left = 0
+
+        def publish(self, f) -> None:
             sink.publish(f)
             now = time.monotonic()
-            if t_start is None and now >= t_end - seconds:
-                t_start, counted, c0 = now, 0, time.process_time()
-            elif t_start is not None:
-                counted += len(f)
-            if now >= t_end:
-                break
-        t_stop, cpu = time.monotonic(), time.process_time() - c0
-        drain.cancel()
-        await src.close()
-        left = sink.flush(30)
-        out.put((counted / (t_stop - t_start), sink.delivered, left, cpu / counted))
+            if self.t_start is None and now >= t_end - seconds:
+                self.t_start, self.counted, self.c0 = now, 0, time.process_time()
+            elif self.t_start is not None and not stop.is_set():
+                self.counted += len(f)
+                if now >= t_end:
+                    self.t_stop, self.cpu = now, time.process_time() - self.c0
+                    stop.set()
 
+        def drain_forever(self):
+            return sink.drain_forever()
+
+        def flush(self, timeout: float = 30.0) -> int:
+            self.left = sink.flush(30)
+            return self.left
+
+    async def go():
+        nonlocal stop
+        stop = asyncio.Event()
+        c = Counting()
+        await run_source(src, c, stop)
+        out.put((c.counted / (c.t_stop - c.t_start), sink.delivered, c.left,
+                 c.cpu / c.counted))
+
+    stop = None
+    t_end = time.monotonic() + warm + seconds
     asyncio.run(go())
 
 

@@ -1,8 +1,8 @@
 """Publish readings frames to Kafka with an idempotent confluent-kafka producer.
 
 With a spool (store-and-forward, the default for `tocsin connect`) every frame is first
-appended to a bounded on-disk queue and produced from there in order, with at most `window`
-frames in flight; a frame leaves the disk only when Kafka acknowledged it. While Kafka is
+appended to a bounded on-disk queue (written out at each pump, every `pump_interval_s`) and
+produced from there in order, with at most `window` frames in flight; a frame leaves the disk only when Kafka acknowledged it. While Kafka is
 unreachable the connector keeps reading and the spool grows (logged every few seconds);
 when Kafka returns the spool drains in order. Without a spool, frames go straight to the
 producer (librdkafka's memory queue, 5 minutes of retries).
@@ -31,7 +31,7 @@ class KafkaFrameSink:
     def __init__(self, bootstrap: str, topic: str, *, linger_ms: int = 5,
                  spool_dir: str | Path | None = None, spool_max_bytes: int = 1 << 30,
                  spool_policy: str = "drop_oldest", window: int = 5000,
-                 extra: dict | None = None):
+                 extra: dict | None = None, pump_interval_s: float = 0.002):
         conf = {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -50,6 +50,12 @@ class KafkaFrameSink:
         self.spool = (DiskSpool(spool_dir, max_bytes=spool_max_bytes, policy=spool_policy)
                       if spool_dir is not None else None)
         self.window = window
+        # spool mode: frames are handed to the producer at most every pump_interval_s (and by
+        # drain_forever), not one pump per frame: a pump's fixed costs (a write call, a poll,
+        # the ack walk) are shared by the frames of a few milliseconds; linger.ms batches the
+        # sends anyway
+        self.pump_interval = pump_interval_s
+        self._last_pump = 0.0
         self._next = 0  # sequence number of the next frame handed to the producer
         self._acked_upto = 0  # every frame below this one is acknowledged
         self._done: set[int] = set()
@@ -80,11 +86,12 @@ class KafkaFrameSink:
             self.producer.poll(0)
             return
         try:
-            self.spool.append(_KLEN.pack(len(key)) + key + data)
+            self.spool.append(_KLEN.pack(len(key)) + key + data, flush=False)
         except SpoolFull as exc:
             self.failed += 1
             log.error("%s; frame of asset %s (seq %d) not stored", exc, frame.asset, frame.seq)
-        self.pump()
+        if time.monotonic() - self._last_pump >= self.pump_interval:
+            self.pump()
 
     # -- spool mode -------------------------------------------------------------------------
     def _spooled_delivery(self, seq: int):
@@ -108,6 +115,7 @@ class KafkaFrameSink:
         if self.spool is None:
             self.producer.poll(0)
             return len(self.producer)
+        self._last_pump = time.monotonic()
         room = self.window - self._inflight
         if room > 0:
             for rec in self.spool.take(min(room, 1000)):
@@ -133,7 +141,7 @@ class KafkaFrameSink:
                         self.spool.dir, self.spool.dropped)
         return waiting
 
-    async def drain_forever(self, interval: float = 0.05) -> None:
+    async def drain_forever(self, interval: float = 0.01) -> None:
         """Keep the spool moving when no new frames arrive (run as a task)."""
         while True:
             self.pump()

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from tocsin.config.yamlfile import load_model
+from tocsin.connectors import modbus_pdu
 from tocsin.connectors.backoff import Backoff
 from tocsin.connectors.modbus_block import (
     BlockDecoder,
@@ -154,6 +154,7 @@ class _Read:
     req: ReadRequest
     decode: BlockDecoder
     slots: np.ndarray | slice  # where its numeric tags go in the poll's value vector
+    pdu: object = None  # the request, built once (register tables; bits use the client API)
 
 
 def _names(req: ReadRequest) -> str:
@@ -181,6 +182,7 @@ class ModbusSource:
         for dev in self.config.devices:
             client = AsyncModbusTcpClient(dev.host, port=dev.port, timeout=dev.timeout_s,
                                           retries=dev.retries, reconnect_delay=0)
+            modbus_pdu.install(client)  # register reads keep their bytes (no per-register list)
             self._clients[dev.name] = client
             for g in dev.groups:
                 tags = {t.name: t for t in g.tags}
@@ -235,7 +237,8 @@ class ModbusSource:
             codecs.append(TagCodec(span.address - req.address, t.type, t.order, t.bit,
                                    1.0 if plain else t.scale, 0.0 if plain else t.offset))
             slots.append(layout.slot[span.name])
-        return _Read(req, BlockDecoder(codecs, bits=req.table in BIT_TABLES), as_slots(slots))
+        return _Read(req, BlockDecoder(codecs, bits=req.table in BIT_TABLES), as_slots(slots),
+                     modbus_pdu.request(req.table, req.address, req.count, dev.unit_id))
 
     async def _poll_loop(self, dev: DeviceConfig, client, group: PollGroup,
                          tags: dict[str, TagMap], plan: list[ReadRequest]) -> None:
@@ -255,7 +258,7 @@ class ModbusSource:
             i = 0
             while i < len(reads):
                 rd = reads[i]
-                raw = await self._read(dev, client, rd.req, st)
+                raw = await self._read(dev, client, rd.req, st, rd.pdu)
                 if raw is None and len(rd.req.tags) > 1 and client.connected:
                     # one bad address must not take its neighbours down: read this
                     # request's tags one by one from now on, so only the bad one fails
@@ -267,7 +270,8 @@ class ModbusSource:
                     reads[i:i + 1] = singles
                     plan[:] = [r.req for r in reads]  # kept if the loop restarts
                     for one in singles:
-                        self._fill(dev, one, await self._read(dev, client, one.req, st),
+                        self._fill(dev, one, await self._read(dev, client, one.req, st,
+                                                              one.pdu),
                                    values, quality)
                     i += len(singles)
                     continue
@@ -299,11 +303,14 @@ class ModbusSource:
         quality[rd.slots] = 2
 
     async def _read(self, dev: DeviceConfig, client, req: ReadRequest,
-                    st: DeviceStats) -> bytes | list | None:
+                    st: DeviceStats, pdu=None) -> bytes | list | None:
         """The raw big-endian bytes of the registers read (bits: a list), or None."""
         try:
-            rr = await getattr(client, _READERS[req.table])(req.address, count=req.count,
-                                                            device_id=dev.unit_id)
+            if pdu is not None:  # the request built once, re-sent (a fresh transaction id)
+                rr = await client.execute(False, pdu)
+            else:
+                rr = await getattr(client, _READERS[req.table])(req.address, count=req.count,
+                                                                device_id=dev.unit_id)
         except (ModbusException, asyncio.TimeoutError, OSError) as exc:
             if _count(st, req):
                 log.warning("modbus device %s: reading %s %d+%d (tags %s) failed: %s (%d "
@@ -320,8 +327,7 @@ class ModbusSource:
             return None
         if req.table in BIT_TABLES:
             return rr.bits[:req.count]
-        regs = rr.registers
-        return struct.pack(f">{len(regs)}H", *regs)  # the whole read, once
+        return modbus_pdu.payload(rr)  # the whole read's bytes, as they came
 
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
         while True:

@@ -46,9 +46,22 @@ def observe_latency(stage: str, source_ts_ns: int, now_ns: int | None = None) ->
     if lat < 0:
         CLOCK_SKEW.labels(stage).inc()
         lat = 0.0
-    STAGE_LATENCY.labels(stage).observe(lat)
-    LAST_INPUT.labels(stage).set(now_ns / 1e9)
+    hist, last = _children(stage)
+    hist.observe(lat)
+    last.set(now_ns / 1e9)
     return lat
+
+
+_stage_children: dict[str, tuple] = {}
+
+
+def _children(stage: str) -> tuple:
+    """The stage's latency histogram and last-input gauge children, looked up once: a
+    connector observes every frame, and ``labels()`` costs a lock and a dict walk a call."""
+    got = _stage_children.get(stage)
+    if got is None:
+        got = _stage_children[stage] = (STAGE_LATENCY.labels(stage), LAST_INPUT.labels(stage))
+    return got
 
 
 def observe_frame(stage: str, ts) -> None:

@@ -93,11 +93,17 @@ class PCAMonitor:
         return self
 
     def surprises(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return self.score_and_contributions(x, contributions=False)[1]
+
+    def score_and_contributions(self, x: np.ndarray, contributions: bool = True
+                                ) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """-> (per column shares of Q or None, surprises): the serving path needs both, and
+        one projection gives both."""
         if self.pca is None:
             raise ModelError("pca: score before fit")
-        st = self.pca.statistics(x)
-        return {"t2": self.cal["t2"].surprise(st["t2_ratio"]),
-                "q": self.cal["q"].surprise(st["q_ratio"])}
+        st = self.pca.statistics(x, contributions=contributions)
+        return st.get("contrib"), {"t2": self.cal["t2"].surprise(st["t2_ratio"]),
+                                   "q": self.cal["q"].surprise(st["q_ratio"])}
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Combined surprise (Bonferroni over T² and Q): -log10 of the normal tail

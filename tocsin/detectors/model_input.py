@@ -37,34 +37,59 @@ class Tick:
 
 
 class TickAssembler:
-    """Per asset: hold the latest matrix of each scale, emit a :class:`Tick` per base close."""
+    """Per asset: hold the latest matrix of each scale, emit a :class:`Tick` per base close.
+
+    The held matrices live in one preallocated vector per asset (NaN where a scale has not
+    closed yet), so a row costs one slice copy per scale it carries and one copy of the
+    vector, not a fresh NaN matrix per missing scale and a concatenate."""
 
     def __init__(self, spec: FeatureSpec):
         self.spec = spec
         self.base = spec.scales[0].name
+        self._nf = len(spec.names)
+        self._order = [s.name for s in spec.scales]
         self._latest: dict[str, dict[str, np.ndarray]] = {}
+        self._vec: dict[str, tuple[int, np.ndarray]] = {}  # asset -> (tags, held vector)
 
     def push(self, row: FeatureRow) -> Tick | None:
         held = self._latest.setdefault(row.asset, {})
-        nt, nf = len(row.tags), len(self.spec.names)
+        nt, nf = len(row.tags), self._nf
         for name, mat in row.scales.items():
             held[name] = mat
+        got = self._vec.get(row.asset)
+        if got is None or got[0] != nt or any(
+                mat.shape != (nt, nf) for mat in row.scales.values()):
+            vec = self._assemble(held, nt)  # first row, new tags or odd shapes: the slow way
+            self._vec[row.asset] = (nt, vec)
+        else:
+            vec = got[1]
+            block = nt * nf
+            for name, mat in row.scales.items():
+                k = self._order.index(name) if name in self._order else -1
+                if k >= 0:
+                    vec[k * block:(k + 1) * block] = mat.ravel()
         if self.base not in row.scales:
             return None
-        parts = [held.get(s.name, np.full((nt, nf), np.nan)) for s in self.spec.scales]
+        out = vec.copy()
+        return Tick(row.asset, row.end, out, out[:nt * nf], row.source_ts)  # a fresh copy
+
+    def _assemble(self, held: dict[str, np.ndarray], nt: int) -> np.ndarray:
+        nf = self._nf
+        parts = [held.get(s, np.full((nt, nf), np.nan)) for s in self._order]
         for i, p in enumerate(parts):
             if p.shape[0] != nt:  # the asset gained tags: older matrices lack rows
                 q = np.full((nt, nf), np.nan)
                 q[:p.shape[0]] = p
                 parts[i] = q
-        vec = np.concatenate([p.ravel() for p in parts])
-        return Tick(row.asset, row.end, vec, parts[0].ravel().copy(), row.source_ts)
+        return np.concatenate([p.ravel() for p in parts]).astype(np.float64)
 
     def reset(self, asset: str | None = None) -> None:
         if asset is None:
             self._latest.clear()
+            self._vec.clear()
         else:
             self._latest.pop(asset, None)
+            self._vec.pop(asset, None)
 
 
 class SequenceBuffer:

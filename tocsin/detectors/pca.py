@@ -96,14 +96,21 @@ class PCADetector(Standardized):
         self.q_lim = max(q_limit(self.resid_eig, self.alpha), 1e-12)
         return self
 
-    def statistics(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Per row: T², Q and their ratios to the ``alpha`` limits."""
+    def statistics(self, x: np.ndarray, contributions: bool = False
+                   ) -> dict[str, np.ndarray]:
+        """Per row: T², Q and their ratios to the ``alpha`` limits; with ``contributions``
+        also ``contrib``, :meth:`contributions` from the same projection (one pass)."""
         z = self._score_z(x)
         t = rowdot(z, self.components)
         t2 = ((t * t) / self.eig).sum(axis=1)
         r = z - rowdot(t, self.components.T)
-        q = (r * r).sum(axis=1)
-        return {"t2": t2, "q": q, "t2_ratio": t2 / self.t2_lim, "q_ratio": q / self.q_lim}
+        r2 = r * r
+        q = r2.sum(axis=1)
+        out = {"t2": t2, "q": q, "t2_ratio": t2 / self.t2_lim, "q_ratio": q / self.q_lim}
+        if contributions:
+            tot = r2.sum(axis=1, keepdims=True)
+            out["contrib"] = r2 / np.where(tot > 0, tot, 1.0)
+        return out
 
     def score(self, x: np.ndarray) -> np.ndarray:
         s = self.statistics(x)

@@ -19,8 +19,8 @@ import numpy as np
 
 from tocsin.contracts.features import FeatureRow
 from tocsin.contracts.scores import ModelScore, Scores
-from tocsin.detectors.calibrated import PCAMonitor
-from tocsin.detectors.model_input import SequenceBuffer, TickAssembler
+from tocsin.detectors.calibrated import PCAMonitor, combine
+from tocsin.detectors.model_input import SequenceBuffer, Tick, TickAssembler
 from tocsin.errors import ModelError
 from tocsin.models import artifacts
 from tocsin.models.backends import open_session
@@ -77,8 +77,8 @@ class AnomalyModel:
 
     def score_pca(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-> (surprise (n,), per-tag shares of Q (n x tags)) of standardised tick vectors."""
-        s = self.pca.score(z)
-        c = self.pca.pca.contributions(z)
+        c, sur = self.pca.score_and_contributions(z)
+        s = combine(sur)
         per_tag = c.reshape(len(z), -1, len(self.tags), self.nf).sum(axis=(1, 3))
         return s, per_tag
 
@@ -138,13 +138,11 @@ def reorder(row: FeatureRow, tags: list[str]) -> FeatureRow | None:
 
 
 @dataclass
-class _Pending:
-    asset: str
+class _Group:
+    """The ticks of one model in one batch, in arrival order."""
     model: AnomalyModel
-    end: int
-    source_ts: int
-    z_vec: np.ndarray
-    seq: np.ndarray | None = None
+    seqbuf: SequenceBuffer
+    ticks: list[Tick] = field(default_factory=list)
 
 
 @dataclass
@@ -181,8 +179,12 @@ class AnomalyScorer:
 
     def process(self, rows: list[FeatureRow], now_ns: int = 0, score: bool = True
                 ) -> list[Scores]:
-        """``score=False``: only move the per-asset state on (a replay after a restart)."""
-        pend: list[_Pending] = []
+        """``score=False``: only move the per-asset state on (a replay after a restart).
+
+        Per row only the cheap checks and the tick assembly run in Python; standardising,
+        the sequence windows and both models run once per model and batch (:meth:`_score`),
+        so a batch of n assets costs one call per model, not n."""
+        groups: dict[int, _Group] = {}
         for row in rows:
             at = self.asset_types.get(row.asset)
             if at is None:  # ids from the wire must not grow a dict without bound
@@ -203,40 +205,55 @@ class AnomalyScorer:
             tick = asm.push(row)
             if tick is None:
                 continue
-            seqbuf = self._seq.setdefault(at, SequenceBuffer(model.seq_len))
-            seq = seqbuf.push(row.asset, model.standardize(tick.step, step=True))
-            if seq is not None:
-                seq = seq.copy()  # the ring buffer moves on if this asset ticks again
-            if score:
-                pend.append(_Pending(row.asset, model, tick.end, tick.source_ts,
-                                     model.standardize(tick.vector), seq))
+            g = groups.get(id(model))
+            if g is None:
+                g = groups[id(model)] = _Group(
+                    model, self._seq.setdefault(at, SequenceBuffer(model.seq_len)))
+            g.ticks.append(tick)
         out: list[Scores] = []
-        by_model: dict[int, list[_Pending]] = {}
-        for p in pend:
-            by_model.setdefault(id(p.model), []).append(p)
-        for group in by_model.values():
-            model = group[0].model
-            z_vecs = np.stack([p.z_vec for p in group])
-            if_scores = model.score_vectors(z_vecs)
-            pca = model.score_pca(z_vecs) if model.pca is not None else None
-            with_seq = [i for i, p in enumerate(group) if p.seq is not None]
-            ae = {}
-            if with_seq:
-                s, shares = model.score_sequences(np.stack([group[i].seq for i in with_seq]))
-                ae = {i: (float(s[k]), shares[k]) for k, i in enumerate(with_seq)}
-            for i, p in enumerate(group):
-                models: dict[str, ModelScore | None] = {
-                    "iforest": ModelScore(float(if_scores[i]), model.thr["iforest"])}
-                if i in ae:
-                    sc, sh = ae[i]
-                    models["lstm_ae"] = ModelScore(sc, model.thr["lstm_ae"], {
-                        t: round(float(v), 4) for t, v in zip(model.tags, sh)})
-                else:
-                    models["lstm_ae"] = None
-                if pca is not None:
-                    models["pca"] = ModelScore(float(pca[0][i]), model.thr["pca"], {
-                        t: round(float(v), 4) for t, v in zip(model.tags, pca[1][i])})
-                out.append(Scores(p.asset, self.asset_types[p.asset], p.end, models,
-                                  model.version, model.feature_hash, emitted_ts=now_ns,
-                                  source_ts=p.source_ts))
+        for g in groups.values():
+            out += self._score(g, now_ns, score)
+        return out
+
+    def _score(self, g: _Group, now_ns: int, score: bool) -> list[Scores]:
+        model, ticks = g.model, g.ticks
+        # one standardisation for the whole group (elementwise: the same values as per row)
+        steps = model.standardize(np.stack([t.step for t in ticks]), step=True)
+        seqs = np.empty((len(ticks), model.seq_len, model.d_step), np.float32) if score else None
+        with_seq: list[int] = []
+        for i, t in enumerate(ticks):
+            seq = g.seqbuf.push(t.asset, steps[i])
+            if seq is not None and seqs is not None:
+                # copied at once: the ring buffer moves on if this asset ticks again
+                seqs[len(with_seq)] = seq
+                with_seq.append(i)
+        if not score:
+            return []
+        z_vecs = model.standardize(np.stack([t.vector for t in ticks]))
+        if_scores = model.score_vectors(z_vecs).tolist()
+        pca = None
+        if model.pca is not None:
+            p_s, p_sh = model.score_pca(z_vecs)
+            pca = (p_s.tolist(), p_sh.tolist())
+        ae: dict[int, tuple[float, list[float]]] = {}
+        if with_seq:
+            s, shares = model.score_sequences(seqs[:len(with_seq)])
+            ae = dict(zip(with_seq, zip(s.tolist(), shares.tolist())))
+        tags, thr = model.tags, model.thr
+        out = []
+        for i, t in enumerate(ticks):
+            models: dict[str, ModelScore | None] = {
+                "iforest": ModelScore(if_scores[i], thr["iforest"])}
+            if i in ae:
+                sc, sh = ae[i]
+                models["lstm_ae"] = ModelScore(sc, thr["lstm_ae"], {
+                    tg: round(v, 4) for tg, v in zip(tags, sh)})
+            else:
+                models["lstm_ae"] = None
+            if pca is not None:
+                models["pca"] = ModelScore(pca[0][i], thr["pca"], {
+                    tg: round(v, 4) for tg, v in zip(tags, pca[1][i])})
+            out.append(Scores(t.asset, self.asset_types[t.asset], t.end, models,
+                              model.version, model.feature_hash, emitted_ts=now_ns,
+                              source_ts=t.source_ts))
         return out
