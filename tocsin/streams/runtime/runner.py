@@ -30,7 +30,7 @@ from tocsin.streams.runtime import naming
 from tocsin.streams.runtime.assignment import Assignment
 from tocsin.streams.runtime.emitter import BatchEmitter
 from tocsin.streams.runtime.operator import Operator, Record
-from tocsin.streams.runtime.restore import Restorer, to_record
+from tocsin.streams.runtime.restore import Restorer
 
 log = logging.getLogger("tocsin.runtime")
 
@@ -180,7 +180,10 @@ class Runner:
         return msgs
 
     def _records(self, msgs) -> list[Record]:
+        """Messages -> records of the partitions held (a revoked partition's prefetched
+        messages are dropped); the per-message work is kept to attribute reads."""
         out = []
+        append, held = out.append, self.parts.tps
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -191,8 +194,11 @@ class Runner:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("%s: consumer: %s", self.op.name, err)
                 continue
-            if self.parts.holds(m.topic(), m.partition()):
-                out.append(to_record(m))
+            topic, part = m.topic(), m.partition()
+            if (topic, part) in held:
+                kind, ts = m.timestamp()
+                append(Record(topic, part, m.offset(), m.key(), m.value() or b"",
+                              ts if kind and ts > 0 else 0))
         return out
 
     def _publish_lag(self) -> None:
