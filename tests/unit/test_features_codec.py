@@ -3,8 +3,6 @@ for every document both accept, the same SchemaError for every one the checked p
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import orjson
 import pytest
