@@ -7,6 +7,8 @@ Contenders, run in the same invocation on the same broker, each on its own topic
   bare    benchmarks/bare_loop.py: confluent-kafka consume -> same check -> produce (ceiling)
   tocsin-base  with --baseline-tree DIR: the same worker from an earlier source tree (before
           and after in one run)
+  bare-batched  with --bare-batched: the bare loop with linger.ms 5 (its alerts batched per
+          produce request, as the runtime's transaction batches them)
 
 Phases per contender and round:
   latency     frames of --samples samples at --rate frames/s for --duration s; every frame
@@ -170,6 +172,8 @@ def start_contender(name: str, broker: str, prefix: str, cfg: Path, workdir: Pat
     else:
         cmd = [sys.executable, str(HERE / "bare_loop.py"), "--broker", broker, "--prefix",
                prefix, "--plant-config", str(cfg)]
+        if name == "bare-batched":
+            cmd += ["--linger-ms", "5"]
         marker = "ready"
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     path = workdir / f"{prefix}{name}.log"
@@ -227,6 +231,9 @@ def main() -> None:
                     help="frames in the throughput phase (a multiple of 8)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=["bare", "tocsin"], help="run one contender (diagnosis)")
+    ap.add_argument("--bare-batched", action="store_true",
+                    help="also run the bare loop with linger.ms 5 (alerts batched per request, "
+                    "as the runtime's transaction batches them)")
     ap.add_argument("--set", action="append", default=[], metavar="TOCSIN_X=V",
                     help="environment for the tocsin contender (e.g. TOCSIN_BATCH_MAX=2048)")
     args = add_arguments(ap).parse_args()
@@ -243,6 +250,8 @@ def main() -> None:
     names = [args.only] if args.only else ["bare", "tocsin"]
     if args.baseline_tree and not args.only:
         names.append("tocsin-base")
+    if args.bare_batched and not args.only:
+        names.append("bare-batched")
     print(f"work dir (logs, per-alert latencies): {workdir}", flush=True)
     try:
         for r in range(args.rounds):
@@ -270,6 +279,11 @@ def main() -> None:
         rep.check(f"p99 at {args.rate:.0f} frames/s x {args.samples}", "p99_ms", "tocsin",
                   op="<=", target=10)
         rep.check("bare loop p99 (same run)", "p99_ms", "bare")
+        if "bare-batched" in names:
+            rep.check("threshold path vs bare loop, linger 5 ms (samples/s)", "samples_per_s",
+                      "tocsin", peer="bare-batched")
+            rep.check("threshold path vs bare loop, linger 5 ms (samples per CPU-s)",
+                      "samples_per_cpu_s", "tocsin", peer="bare-batched")
         if "tocsin-base" in names:
             rep.check("this tree vs baseline tree (samples/s)", "samples_per_s", "tocsin",
                       peer="tocsin-base")
