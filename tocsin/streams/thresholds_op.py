@@ -75,14 +75,18 @@ class ThresholdsOperator:
         now = time.time_ns()
         newest: list[int] = []  # per frame: its newest sample's source time (stage latency)
         alerts: list = []
-        n_samples = 0
+        n_frames = n_samples = 0
         t0 = time.perf_counter()
         for r in records:
-            n_samples += self._one(r, self.alerters[r.partition], out, now, newest, alerts)
-        if newest:
-            self.m_time.observe((time.perf_counter() - t0) / len(newest))
-            self.m_frames.inc(len(newest))
+            n = self._one(r, self.alerters[r.partition], out, now, newest, alerts)
+            if n >= 0:
+                n_frames += 1
+                n_samples += n
+        if n_frames:
+            self.m_time.observe((time.perf_counter() - t0) / n_frames)
+            self.m_frames.inc(n_frames)
             self.m_samples.inc(n_samples)
+        if newest:
             telemetry.observe_latencies("worker", newest, now)
         if alerts:
             for a in alerts:
@@ -97,12 +101,12 @@ class ThresholdsOperator:
 
     def _one(self, r: Record, alerter: ThresholdAlerter, out: Emitter, now: int,
              newest: list[int], alerts: list) -> int:
-        """One frame; -> its samples checked (0 when it went to the dead letters)."""
+        """One frame; -> its samples checked (-1 when it went to the dead letters)."""
         try:  # the poison rule: any failure on one record is a dead letter, never a crash
             got = self.intake.take(r.value, now)
         except Exception as exc:
             out.dead_letter(r, reason(exc), "decode")
-            return 0
+            return -1
         frame = got.frame
         if got.refused:
             metrics.REFUSED.labels("thresholds", "event_time").inc(got.refused)
@@ -113,7 +117,7 @@ class ThresholdsOperator:
         except Exception as exc:  # a bug must not stop the stream; keep the input
             log.exception("threshold processing failed for asset %s", frame.asset)
             out.dead_letter(r, reason(exc), "process")
-            return 0
+            return -1
         if len(frame.ts):
             newest.append(int(frame.ts.max()))
         if alerter.unknown_frames != n_unknown:
