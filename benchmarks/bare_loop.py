@@ -24,12 +24,15 @@ def main() -> None:
     ap.add_argument("--broker", required=True)
     ap.add_argument("--prefix", required=True)
     ap.add_argument("--plant-config", required=True)
+    ap.add_argument("--linger-ms", type=float, default=0.0,
+                    help="producer linger.ms (0: each alert sent at once, the latency ceiling; "
+                    "a few ms batch the alerts like the runtime's transaction does)")
     args = ap.parse_args()
     alerter = alerter_from_plant(load_plant(args.plant_config))
     consumer = Consumer({"bootstrap.servers": args.broker, "group.id": f"{args.prefix}bare",
                          "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10,
                          "enable.auto.commit": True})
-    producer = Producer({"bootstrap.servers": args.broker, "linger.ms": 0, "acks": "all",
+    producer = Producer({"bootstrap.servers": args.broker, "linger.ms": args.linger_ms, "acks": "all",
                          "enable.idempotence": True})
     consumer.subscribe([args.prefix + "plant.readings"])
     out_topic = args.prefix + "plant.alerts"

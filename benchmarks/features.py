@@ -299,6 +299,11 @@ def main() -> None:
     frame = f"{spm:.0f}-sample frames"
     rep.check(f"C features -> scores per worker, {frame}", "samples_per_s", "C worker",
               op=">=" if round(spm) == 50 else None, target=150_000 if round(spm) == 50 else None)
+    rep.check(f"C features -> scores per CPU-s, {frame}", "per_cpu_s", "C worker")
+    rep.check("C this tree vs baseline tree (samples/s)", "samples_per_s", "C worker",
+              peer="C worker baseline tree")
+    rep.check("C this tree vs baseline tree (per CPU-s)", "per_cpu_s", "C worker",
+              peer="C worker baseline tree")
     rep.finish(args)
 
 
@@ -313,6 +318,18 @@ def part_c(args, frames, spm, work: Path, env0: dict, rep: Report) -> None:
     train_asset_type("centrifugal-pump", ticks, plant.features, plant.asset_tags()["pump-1"],
                      TrainConfig(epochs=4, threads=1), root,
                      f"benchmark: 600 s simulated at {args.rate:g} Hz")
+    contenders = [("C worker", None)]
+    if args.baseline_tree:
+        contenders.append(("C worker baseline tree", args.baseline_tree))
+    for r in range(max(1, min(args.rounds, 2))):
+        for name, tree in contenders:
+            rate, per_cpu = _part_c_run(args, frames, spm, work, env0, root, tree, f"{r}{name[-4:]}")
+            rep.add(name, samples_per_s=rate, per_cpu_s=per_cpu)
+
+
+def _part_c_run(args, frames, spm, work: Path, env0: dict, root: Path, tree: Path | None,
+                tag: str) -> tuple[float, float]:
+    """One worker (features + anomaly) from ``tree`` (None: this one) over the frames."""
     prefix = f"bc{uuid.uuid4().hex[:6]}."
     topic = prefix + topics.READINGS
     from tocsin.connectors.kafka_admin import ensure_topics
@@ -324,8 +341,13 @@ def part_c(args, frames, spm, work: Path, env0: dict, rep: Report) -> None:
                   "auto.offset.reset": "earliest"})
     c.subscribe([prefix + topics.SCORES])
     env = dict(env0, TOCSIN_TOPIC_PREFIX=prefix, TOCSIN_AGENTS="features,anomaly",
-               TOCSIN_MODEL_DIR=str(root), TOCSIN_DATA_DIR=str(work / "wc"))
-    p = spawn([sys.executable, "-m", "tocsin.cli", "worker"], env, work / "tocsin-c.log")
+               TOCSIN_MODEL_DIR=str(root), TOCSIN_DATA_DIR=str(work / f"wc{tag}"))
+    cwd = None
+    if tree is not None:
+        cwd, env["PYTHONPATH"] = str(tree), str(tree)
+    p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "worker"], env=env, cwd=cwd,
+                         stdout=open(work / f"tocsin-c{tag}.log", "wb"),
+                         stderr=subprocess.STDOUT, start_new_session=True)
     probe = Consumer({"bootstrap.servers": args.broker, "group.id": f"tocsin-{prefix}features",
                       "enable.auto.commit": False})
     tps = [TopicPartition(topic, i) for i in range(PARTS)]
@@ -336,7 +358,7 @@ def part_c(args, frames, spm, work: Path, env0: dict, rep: Report) -> None:
     try:
         while len(done_assets) < args.assets and time.monotonic() < deadline:
             if p.poll() is not None:
-                raise RuntimeError(f"worker exited {p.returncode}; see {work / 'tocsin-c.log'}")
+                raise RuntimeError(f"worker exited {p.returncode}; see {work}/tocsin-c{tag}.log")
             if t_first is None:
                 try:
                     got = sum(max(0, tp.offset) for tp in probe.committed(tps, timeout=10))
@@ -363,11 +385,13 @@ def part_c(args, frames, spm, work: Path, env0: dict, rep: Report) -> None:
         raise RuntimeError("no commit seen")
     n = (sum(ends) - c_first) * spm
     rate = n / (t_end - t_first)
-    rep.add("C worker", samples_per_s=rate, per_cpu_s=n / max(1e-9, cpu1 - cpu0))
-    print(f"C frames -> features -> scores, one worker process: {rate:,.0f} samples/s wall, "
+    print(f"C frames -> features -> scores, one worker process ({tree or 'this tree'}): "
+          f"{rate:,.0f} samples/s wall, "
           f"{n / max(1e-9, cpu1 - cpu0):,.0f} per CPU-second "
           f"({n_scores:,} scores, {len(done_assets)}/{args.assets} assets complete, "
-          f"{anomalous / max(1, n_scores):.1%} of ticks above a threshold on normal data)")
+          f"{anomalous / max(1, n_scores):.1%} of ticks above a threshold on normal data)",
+          flush=True)
+    return rate, n / max(1e-9, cpu1 - cpu0)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,17 @@
 
   failover    kill -9 of one of two workers while frames flow; seconds from the kill until
               every asset's alerts flow again (an alert of a frame stamped after the kill,
-              seen by a read_committed consumer): the old Faust worker (main's tree, its
-              settings) against the runtime (exactly once, 3 s session, static membership).
+              seen by a read_committed consumer): the runtime (exactly once, 3 s session,
+              static membership), classic and KIP-848 protocols; with --baseline-tree DIR
+              also the runtime of that tree (the Faust worker measured 63.8 s, docs/runtime.md).
   scaling     a burst of frames through 1, 2 and 3 runtime workers of one group: samples/s and
               worker CPU-seconds per million samples (on 2 cores the CPU figure shows the
               scaling that the wall clock cannot).
   guarantee   one worker, the same burst, exactly_once against at_least_once.
 
-Load averages are printed with every figure (the machine is shared). Usage:
-    python benchmarks/runtime.py [--old-tree /work/main] [--burst 16000] [--rounds 1]
+Report and JSON by benchmarks/report.py (each round keeps its load average: the machine is
+shared). Usage:
+    python -m benchmarks.runtime [--baseline-tree DIR] [--burst 16000] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import time
 import uuid
 from pathlib import Path
 
-import orjson
 from confluent_kafka import Consumer
 
+from benchmarks.report import Report, add_arguments
 from benchmarks.threshold_path import ASSETS, load, plant_yaml
 from tocsin.connectors import kafka_admin
 from tocsin.contracts import topics
@@ -61,7 +63,7 @@ class Worker:
         cwd = ROOT
         if kind == "old":
             cwd, e["PYTHONPATH"] = old_tree, str(old_tree)
-        self.marker = "[^Worker]: Ready" if kind == "old" else "runtime: ready"
+        self.marker = "runtime: ready"
         self.log = workdir / f"{prefix}{name}.log"
         self.p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "worker"], env=e,
                                   cwd=cwd, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
@@ -140,7 +142,7 @@ def failover(kind, broker, cfg, workdir, args, **env) -> dict:
             w.stop()
     gaps = sorted((first.get(a, time.time_ns()) - t_kill) / 1e9 for a in ASSETS)
     return {"all_flowing_s": gaps[-1], "median_asset_s": statistics.median(gaps),
-            "assets_back": len(first), "load": load_at_kill}
+            "assets_back": float(len(first)), "load": load_at_kill}
 
 
 def burst(workers: int, guarantee: str, broker, cfg, workdir, args) -> dict:
@@ -177,39 +179,37 @@ def burst(workers: int, guarantee: str, broker, cfg, workdir, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--old-tree", type=Path, default=Path("/work/main"),
-                    help="a checkout whose `tocsin worker` is the old Faust worker")
     ap.add_argument("--rate", type=float, default=100.0, help="frames/s during failover")
     ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--wait", type=float, default=120.0, help="longest wait for failover")
     ap.add_argument("--burst", type=int, default=16000, help="frames per scaling run")
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--skip-old", action="store_true")
     ap.add_argument("--only", choices=["failover", "scaling"])
-    args = ap.parse_args()
+    args = add_arguments(ap).parse_args()
+    args.old_tree = args.baseline_tree
+    rep = Report("runtime", vars(args))
     workdir = Path(tempfile.mkdtemp(prefix="tocsin-rt-bench-"))
     cfg = workdir / "plant.yaml"
     cfg.write_text(plant_yaml())
     broker = KafkaBroker(workdir / "kafka", port=free_port(), controller_port=free_port(),
                          extra=FAILOVER_BROKER).start()
-    res: dict[str, list[dict]] = {}
     print(f"work dir: {workdir}; {load_avg()}", flush=True)
 
     def record(name: str, r: dict) -> None:
-        res.setdefault(name, []).append(r)
-        print(f"{name:<28} " + ", ".join(f"{k} {v:,.3g}" if isinstance(v, float) else
+        rep.add(name, **{k: v for k, v in r.items() if isinstance(v, float)})
+        print(f"{name:<34} " + ", ".join(f"{k} {v:,.3g}" if isinstance(v, float) else
                                          f"{k} {v}" for k, v in r.items()), flush=True)
 
     try:
         for _ in range(args.rounds):
             if args.only != "scaling":
-                if not args.skip_old and (args.old_tree / "tocsin").is_dir():
-                    record("failover old (Faust)", failover("old", broker.bootstrap, cfg,
-                                                            workdir, args))
-                record("failover new (runtime)", failover("new", broker.bootstrap, cfg,
-                                                          workdir, args))
-                record("failover new, KIP-848", failover(
+                if args.baseline_tree:
+                    record("failover baseline tree", failover("old", broker.bootstrap, cfg,
+                                                              workdir, args))
+                record("failover runtime", failover("new", broker.bootstrap, cfg, workdir,
+                                                    args))
+                record("failover runtime, KIP-848", failover(
                     "new", broker.bootstrap, cfg, workdir, args,
                     TOCSIN_GROUP_PROTOCOL="consumer"))
             if args.only == "failover":
@@ -221,22 +221,19 @@ def main() -> None:
                    burst(1, "at_least_once", broker.bootstrap, cfg, workdir, args))
     finally:
         broker.stop()
-    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0] if isinstance(v[0][f], float)}
-           for k, v in res.items()}
-    if "burst 1 worker at_least_once" in med:
-        eos, alo = med["burst 1 worker(s) exactly_once"], med["burst 1 worker at_least_once"]
-        print(f"\nexactly_once / at_least_once throughput: "
-              f"{eos['samples_per_s'] / alo['samples_per_s']:.2f}x, CPU per sample "
-              f"{eos['cpu_s_per_m_samples'] / alo['cpu_s_per_m_samples']:.2f}x")
-    if "failover old (Faust)" in med:
-        print(f"failover (all assets flowing again): old {med['failover old (Faust)']['all_flowing_s']:.1f} s, "
-              f"new {med['failover new (runtime)']['all_flowing_s']:.1f} s")
-    out = ROOT / "benchmarks" / "results" / "runtime.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_bytes(orjson.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                  "rounds": res, "medians": med, "date": time.time()},
-                                 option=orjson.OPT_INDENT_2))
-    print(f"JSON: {out}")
+    for name in ("failover runtime", "failover runtime, KIP-848", "failover baseline tree"):
+        rep.check(f"{name}: all assets flowing again (s)", "all_flowing_s", name)
+    rep.check("failover runtime vs baseline tree", "all_flowing_s", "failover runtime",
+              peer="failover baseline tree")
+    one = "burst 1 worker(s) exactly_once"
+    rep.check("exactly_once vs at_least_once (samples/s)", "samples_per_s", one,
+              peer="burst 1 worker at_least_once")
+    rep.check("exactly_once vs at_least_once (CPU per sample)", "cpu_s_per_m_samples", one,
+              peer="burst 1 worker at_least_once")
+    for n in (2, 3):
+        rep.check(f"{n} workers vs 1 (CPU per sample)", "cpu_s_per_m_samples",
+                  f"burst {n} worker(s) exactly_once", peer=one)
+    rep.finish(args)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ Contenders, run in the same invocation on the same broker, each on its own topic
           guarantees on (exactly once: outputs, alarm state and offsets in one Kafka
           transaction per batch; read_committed consumer here)
   bare    benchmarks/bare_loop.py: confluent-kafka consume -> same check -> produce (ceiling)
+  tocsin-base  with --baseline-tree DIR: the same worker from an earlier source tree (before
+          and after in one run)
+  bare-batched  with --bare-batched: the bare loop with linger.ms 5 (its alerts batched per
+          produce request, as the runtime's transaction batches them)
 
 Phases per contender and round:
   latency     frames of --samples samples at --rate frames/s for --duration s; every frame
@@ -13,8 +17,11 @@ Phases per contender and round:
   throughput  --burst frames produced as fast as possible; samples/s = samples between the
               first and the last alert consumed / that span.
 
-Prints medians over rounds and the ratio tocsin / bare. Usage:
-    python benchmarks/threshold_path.py [--broker HOST:PORT] [--rounds 2]
+Besides wall-clock samples/s, each contender's CPU-seconds over the burst span are read
+from /proc: samples per CPU-second is the per-message cost, which a shared machine's load
+moves much less than the wall clock. Report and JSON: benchmarks/report.py. Usage:
+    python -m benchmarks.threshold_path [--broker HOST:PORT] [--rounds 3]
+        [--baseline-tree DIR] [--set TOCSIN_X=V ...]
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +40,7 @@ import numpy as np
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from benchmarks.report import Report, add_arguments
 from tocsin.connectors import kafka_admin
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
@@ -115,8 +122,17 @@ def alert_consumer(broker: str, topic: str) -> Consumer:
     return c
 
 
-def drain(c: Consumer, expected: int, timeout: float):
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far (/proc)."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain(c: Consumer, expected: int, timeout: float, pid: int | None = None):
+    """Consume ``expected`` alerts; with ``pid``, also that process's CPU-seconds between
+    the first and the last alert (the burst span)."""
     lat, proc_lat, arrivals = [], [], []
+    cpu = [0.0, 0.0]
     deadline = time.monotonic() + timeout
     while len(arrivals) < expected and time.monotonic() < deadline:
         first = c.poll(0.1)
@@ -130,25 +146,36 @@ def drain(c: Consumer, expected: int, timeout: float):
             lat.append((now - a.source_ts) / 1e6)
             proc_lat.append((a.emitted_ts - a.source_ts) / 1e6)
             arrivals.append(now)
-    return np.array(lat), np.array(proc_lat), np.array(arrivals)
+        if pid is not None:
+            cpu[1] = cpu_s(pid)
+            if len(arrivals) == 1 or not cpu[0]:
+                cpu[0] = cpu[1]
+    return np.array(lat), np.array(proc_lat), np.array(arrivals), cpu[1] - cpu[0]
 
 
-def start_contender(name: str, broker: str, prefix: str, cfg: Path, workdir: Path):
+def start_contender(name: str, broker: str, prefix: str, cfg: Path, workdir: Path,
+                    tree: Path | None = None, extra: dict | None = None):
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
                TOCSIN_PARTITIONS="4", TOCSIN_PLANT_CONFIG=str(cfg), PYTHONUNBUFFERED="1",
                TOCSIN_DATA_DIR=str(workdir / f"{prefix}data"), TOCSIN_LOG_LEVEL="WARNING")
     log = open(workdir / f"{prefix}{name}.log", "wb")
-    if name == "tocsin":
+    cwd = None
+    if name.startswith("tocsin"):
         cmd = [sys.executable, "-m", "tocsin.cli", "worker"]
         env["TOCSIN_LOG_LEVEL"] = "info"
         env["TOCSIN_AGENTS"] = "thresholds"
         env["TOCSIN_PROCESSING_GUARANTEE"] = "exactly_once"
+        env.update(extra or {})
+        if tree is not None:
+            cwd, env["PYTHONPATH"] = str(tree), str(tree)
         marker = "runtime: ready"
     else:
         cmd = [sys.executable, str(HERE / "bare_loop.py"), "--broker", broker, "--prefix",
                prefix, "--plant-config", str(cfg)]
+        if name == "bare-batched":
+            cmd += ["--linger-ms", "5"]
         marker = "ready"
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
     path = workdir / f"{prefix}{name}.log"
     deadline = time.monotonic() + 120
     while marker not in path.read_text(errors="replace"):
@@ -166,15 +193,17 @@ def run_round(name, broker, cfg, workdir, args) -> dict:
     # load generator nor start-up shares the measured span
     load(broker, readings, 0, args.burst, args.samples)
     c = alert_consumer(broker, prefix + topics.ALERTS)
-    proc = start_contender(name, broker, prefix, cfg, workdir)
+    tree = args.baseline_tree if name == "tocsin-base" else None
+    proc = start_contender(name, broker, prefix, cfg, workdir, tree,
+                           dict(kv.split("=", 1) for kv in args.set) if name == "tocsin" else None)
     try:
-        _, _, arr = drain(c, args.burst, 600)
+        _, _, arr, burst_cpu = drain(c, args.burst, 600, proc.pid)
         # latency: a fixed rate against the warm contender (frame numbers continue per asset)
         k0 = args.burst // len(ASSETS)
         n = int(args.rate * args.duration)
         prod = mp.Process(target=load, args=(broker, readings, args.rate, n, args.samples, k0))
         prod.start()
-        lat, plat, _ = drain(c, n, args.duration + 60)
+        lat, plat, _, _ = drain(c, n, args.duration + 60)
         prod.join()
         c.close()
     finally:
@@ -188,6 +217,7 @@ def run_round(name, broker, cfg, workdir, args) -> dict:
         "proc_p50": float(np.percentile(plat, 50)), "proc_p99": float(np.percentile(plat, 99)),
         "burst_received": len(arr),
         "samples_per_s": (len(arr) - 1) * args.samples / span,
+        "samples_per_cpu_s": (len(arr) - 1) * args.samples / max(burst_cpu, 1e-9),
     }
 
 
@@ -199,9 +229,15 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0, help="s of the latency phase")
     ap.add_argument("--burst", type=int, default=20000,
                     help="frames in the throughput phase (a multiple of 8)")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=["bare", "tocsin"], help="run one contender (diagnosis)")
-    args = ap.parse_args()
+    ap.add_argument("--bare-batched", action="store_true",
+                    help="also run the bare loop with linger.ms 5 (alerts batched per request, "
+                    "as the runtime's transaction batches them)")
+    ap.add_argument("--set", action="append", default=[], metavar="TOCSIN_X=V",
+                    help="environment for the tocsin contender (e.g. TOCSIN_BATCH_MAX=2048)")
+    args = add_arguments(ap).parse_args()
+    rep = Report("threshold_path", vars(args))
     workdir = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
     cfg = workdir / "plant.yaml"
     cfg.write_text(plant_yaml())
@@ -211,34 +247,51 @@ def main() -> None:
         broker_obj = KafkaBroker(workdir / "kafka", port=free_port(),
                                  controller_port=free_port()).start()
         broker = broker_obj.bootstrap
-    results: dict[str, list[dict]] = {"bare": [], "tocsin": []}
+    names = [args.only] if args.only else ["bare", "tocsin"]
+    if args.baseline_tree and not args.only:
+        names.append("tocsin-base")
+    if args.bare_batched and not args.only:
+        names.append("bare-batched")
     print(f"work dir (logs, per-alert latencies): {workdir}", flush=True)
     try:
         for r in range(args.rounds):
-            for name in [args.only] if args.only else ["bare", "tocsin"]:
+            for name in names:
                 res = run_round(name, broker, cfg, workdir, args)
-                results[name].append(res)
-                print(f"round {r + 1} {name:>6}: {res['received']}/{res['expected']} alerts, "
+                rep.add(name, samples_per_s=res["samples_per_s"],
+                        samples_per_cpu_s=res["samples_per_cpu_s"], p50_ms=res["p50"],
+                        p99_ms=res["p99"], worker_p99_ms=res["proc_p99"],
+                        alerts_missing=res["expected"] - res["received"])
+                print(f"round {r + 1} {name:>11}: {res['received']}/{res['expected']} alerts, "
                       f"latency p50 {res['p50']:.2f} ms p99 {res['p99']:.2f} ms "
                       f"(in-worker p99 {res['proc_p99']:.2f} ms); burst "
-                      f"{res['samples_per_s']:,.0f} samples/s", flush=True)
+                      f"{res['samples_per_s']:,.0f} samples/s, "
+                      f"{res['samples_per_cpu_s']:,.0f} per CPU-s", flush=True)
     finally:
         if broker_obj:
             broker_obj.stop()
-
-    def med(name, key):
-        return statistics.median(r[key] for r in results[name])
-
-    print(f"\nthreshold path, {args.rate:.0f} frames/s x {args.samples} samples, "
-          f"{args.duration:.0f} s, {args.rounds} rounds (medians); cpu cores: {os.cpu_count()}")
-    print(f"{'':>8} {'p50 ms':>8} {'p99 ms':>8} {'samples/s':>12}")
-    if args.only:
-        return
-    for name in ("bare", "tocsin"):
-        print(f"{name:>8} {med(name, 'p50'):8.2f} {med(name, 'p99'):8.2f} "
-              f"{med(name, 'samples_per_s'):12,.0f}")
-    print(f"ratio tocsin/bare: throughput {med('tocsin', 'samples_per_s') / med('bare', 'samples_per_s'):.2f}x, "
-          f"p99 {med('tocsin', 'p99') / med('bare', 'p99'):.2f}x")
+    rep.note(f"{args.rate:.0f} frames/s x {args.samples} samples for {args.duration:.0f} s "
+             f"(latency); burst of {args.burst} frames (samples/s); tocsin env {args.set}")
+    if not args.only:
+        rep.check("threshold path vs bare loop (samples/s)", "samples_per_s", "tocsin",
+                  peer="bare", op=">=", target=0.8)
+        rep.check("threshold path vs bare loop (samples per CPU-s)", "samples_per_cpu_s",
+                  "tocsin", peer="bare")
+        rep.check(f"p99 at {args.rate:.0f} frames/s x {args.samples}", "p99_ms", "tocsin",
+                  op="<=", target=10)
+        rep.check("bare loop p99 (same run)", "p99_ms", "bare")
+        if "bare-batched" in names:
+            rep.check("threshold path vs bare loop, linger 5 ms (samples/s)", "samples_per_s",
+                      "tocsin", peer="bare-batched")
+            rep.check("threshold path vs bare loop, linger 5 ms (samples per CPU-s)",
+                      "samples_per_cpu_s", "tocsin", peer="bare-batched")
+        if "tocsin-base" in names:
+            rep.check("this tree vs baseline tree (samples/s)", "samples_per_s", "tocsin",
+                      peer="tocsin-base")
+            rep.check("this tree vs baseline tree (samples per CPU-s)", "samples_per_cpu_s",
+                      "tocsin", peer="tocsin-base")
+            rep.check("baseline tree vs bare loop (samples/s)", "samples_per_s",
+                      "tocsin-base", peer="bare")
+    rep.finish(args)
 
 
 if __name__ == "__main__":

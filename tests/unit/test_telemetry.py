@@ -43,6 +43,18 @@ def test_latency_from_source_ts_and_future_timestamps_count_as_skew():
     assert _sample("tocsin_last_input_timestamp_seconds", stage="sink") == 3.5
 
 
+def test_batch_latencies_count_like_one_call_per_record():
+    before = _sample("tocsin_stage_latency_seconds_count", stage="fusion") or 0
+    total = _sample("tocsin_stage_latency_seconds_sum", stage="fusion") or 0
+    skew = _sample("tocsin_future_source_ts_total", stage="fusion") or 0
+    telemetry.observe_latencies("fusion", [1_000_000_000, 3_000_000_000, 9_000_000_000],
+                                now_ns=3_500_000_000)
+    assert _sample("tocsin_stage_latency_seconds_count", stage="fusion") == before + 3
+    assert _sample("tocsin_stage_latency_seconds_sum", stage="fusion") == total + 3.0
+    assert _sample("tocsin_future_source_ts_total", stage="fusion") == skew + 1
+    assert _sample("tocsin_last_input_timestamp_seconds", stage="fusion") == 3.5
+
+
 def test_model_info_keeps_one_series_per_asset_type():
     telemetry.set_model_version("pump", "v1")
     telemetry.set_model_version("pump", "v2")

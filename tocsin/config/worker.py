@@ -75,6 +75,10 @@ class Settings(BaseSettings):
                                         "worker's open transaction is aborted after this")
     runtime_idle_wait_s: float = Field(0.1, gt=0, le=5, description="runtime: longest wait "
                                        "for the first record of a batch (ticks run between)")
+    runtime_fetch_wait_ms: int = Field(10, ge=0, le=500, description="runtime: longest time "
+                                       "the broker holds a fetch for new input (librdkafka's "
+                                       "fetch.wait.max.ms; its 500 ms default showed up in "
+                                       "the alert latency)")
     changelog_replication: int = Field(0, ge=0, le=5, description="replication of changelog "
                                        "topics; 0 = min(3, brokers)")
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from tocsin.streams.runtime.state import KeyedState
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One input record; ``timestamp_ms`` is Kafka's timestamp (0 when unknown)."""
+class Record(NamedTuple):
+    """One input record; ``timestamp_ms`` is Kafka's timestamp (0 when unknown).
+
+    A named tuple rather than a frozen dataclass: the runner builds one per input message,
+    and a tuple is built 2-3x faster (immutable all the same)."""
 
     topic: str
     partition: int

@@ -11,13 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from tocsin.errors import ServiceError
 from tocsin.streams.runtime.operator import Record
 from tocsin.streams.runtime.state import KeyedState
 
 CHUNK = 2000
+_NO_LEADER_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION,
+                  KafkaError._TIMED_OUT}
 
 
 def to_record(m) -> Record:
@@ -37,6 +40,20 @@ class Restorer:
     def close(self) -> None:
         self.c.close()
 
+    def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
+        """The partition's low and high offsets; a partition without a leader yet (a
+        changelog topic created a moment ago, a leader moving) is asked again until the
+        timeout instead of failing the rebalance callback and with it the runner."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return self.c.get_watermark_offsets(tp, timeout=self.timeout_s)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.code() not in _NO_LEADER_YET or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
+
     def _read(self, tps: list[TopicPartition], stop_before: dict[int, int] | None,
               feed: Callable[[int, Sequence], None]) -> int:
         """Feed messages of each ``tps`` from its offset to its end (or ``stop_before`` by
@@ -44,8 +61,7 @@ class Restorer:
         todo: dict[int, int] = {}
         assign = []
         for tp in tps:
-            low, high = self.c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition),
-                                                     timeout=self.timeout_s)
+            low, high = self._watermarks(TopicPartition(tp.topic, tp.partition))
             end = high if stop_before is None else min(high, stop_before[tp.partition])
             start = low if tp.offset < 0 else max(tp.offset, low)
             if start < end:
