@@ -30,7 +30,8 @@ from tocsin.offline.plant_eval import eval_table_suite, short_spec
 
 RULE_NAMES = {k: r.name for k, r in RULES_BY_KEY.items()}
 RULES = {RULE_NAMES[k]: RULES_BY_KEY[k] for k in ("raw", "s4", "s2_2of3", "3of5", "ewma25")}
-NAMES = ["pca_t2", "pca_q", "knn", "missing", "stuck", "pca_t2q", "q_quality", "ensemble"]
+NAMES = ["pca_t2", "pca_q", "knn", "residual_mean", "residual_var", "missing", "stuck",
+         "pca_t2q", "q_quality", "q_resid", "ensemble"]
 SLOW = ["mahalanobis", "all"]  # MCD refits per fold: minutes per scenario on a loaded machine
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -38,7 +38,8 @@ ONSET = 160  # 0-based first fault row
 RULES = [DecisionRule(2.0), DecisionRule(3.0), DecisionRule(2.0, k=2, n=3),
          DecisionRule(2.0, alpha=0.3), DecisionRule(2.5, alpha=0.3)]
 RESULTS = Path(__file__).resolve().parent / "results"
-HARD = (3, 9, 15)  # known to be (nearly) undetectable from these measurements
+HARD = (3, 9, 15)
+STATS: dict[int, dict] = {}  # the baseline PCA's statistics per test file (for matched rows)  # known to be (nearly) undetectable from these measurements
 
 
 def load(path: Path) -> np.ndarray:
@@ -65,10 +66,24 @@ def summarise(alarm: dict[int, np.ndarray]) -> dict:
             "hard": float(np.mean([rec[i] for i in HARD]))}
 
 
+def matched_baseline(st: dict[int, dict], fa: float) -> dict:
+    """PCA T² or Q with both limits moved to the same false-alarm rate as a contender:
+    each statistic's limit at its own (1 - fa/2) quantile on the NORMAL test file d00_te
+    (so the union alarms on at most ``fa`` of those rows). This uses the normal test file
+    for the baseline only: an advantage to the baseline, so a contender that matches it
+    per fault does so at equal false alarms (the textbook Q limit does not hold on these
+    files, and a baseline with 18-24 % false alarms is not a fair yardstick)."""
+    q = 1.0 - max(fa, 1e-4) / 2.0
+    lt, lq = (float(np.quantile(st[0][k], q)) for k in ("t2_ratio", "q_ratio"))
+    return summarise({i: (s["t2_ratio"] > lt) | (s["q_ratio"] > lq) for i, s in st.items()})
+
+
 def baselines(x: np.ndarray, tests) -> dict[str, dict]:
     base = PCADetector(variance=0.9, alpha=0.99).fit(x)
     st = {i: base.statistics(t) for i, t in tests.items()}
-    return {"PCA T² (99 % limit)": summarise({i: s["t2_ratio"] > 1 for i, s in st.items()}),
+    STATS.clear()
+    STATS.update(st)
+    return {"PCA T² or Q at 5 % false alarms": matched_baseline(st, 0.05), "PCA T² (99 % limit)": summarise({i: s["t2_ratio"] > 1 for i, s in st.items()}),
             "PCA Q (99 % limit)": summarise({i: s["q_ratio"] > 1 for i, s in st.items()}),
             "PCA T² or Q (99 %)": summarise({i: (s["t2_ratio"] > 1) | (s["q_ratio"] > 1)
                                              for i, s in st.items()})}
@@ -119,14 +134,17 @@ def run(x, tests, lstm: bool, say, iforest: bool = True) -> dict[str, dict]:
 
 def table(rows: dict[str, dict], ref: str) -> list[str]:
     out = ["| detector — decision rule | false alarms d00_te | mean recall 21 faults | "
-           "faults 1,2,4,6,7 | faults 3,9,15 | faults >= T² baseline | median delay (rows) |",
-           "|---|---|---|---|---|---|---|"]
+           "faults 1,2,4,6,7 | faults 3,9,15 | faults >= T² baseline | "
+           "faults >= T² or Q at the same false alarms | median delay (rows) |",
+           "|---|---|---|---|---|---|---|---|"]
     base = rows[ref]["recall"]
     for name, r in rows.items():
         ge = sum(r["recall"][i] >= base[i] - 1e-9 for i in base)
+        same = matched_baseline(STATS, r["fa"])["recall"] if STATS else {}
+        ge2 = sum(r["recall"][i] >= same[i] - 1e-9 for i in same)
         ds = [d for d in r["delay"].values() if d is not None]
         out.append(f"| {name} | {100 * r['fa']:.1f} % | {100 * r['mean']:.1f} % | "
-                   f"{100 * r['easy']:.1f} % | {100 * r['hard']:.1f} % | {ge}/21 | "
+                   f"{100 * r['easy']:.1f} % | {100 * r['hard']:.1f} % | {ge}/21 | {ge2}/21 | "
                    f"{np.median(ds) if ds else '-'} |")
     return out
 

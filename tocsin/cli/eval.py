@@ -35,8 +35,8 @@ def eval_group() -> None:
     alarm rates, detection delay)."""
 
 
-SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck", "pca_t2q", "q_quality",
-         "ensemble", "all"]
+SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "missing",
+         "stuck", "pca_t2q", "q_quality", "q_resid", "ensemble", "all"]
 STREAM = ["any", "iforest", "lstm_ae", "pca"]
 
 
@@ -74,6 +74,7 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
               "training rows: pca_t2, pca_q, mahalanobis, knn, and the raw-row checks missing "
               "and stuck; ensembles of their calibrated scores: pca_t2q, q_quality (Q, "
               "missing, stuck: the best on the hard library, which has mode changes), "
+              "q_resid (Q, the residual EWMA charts residual_mean and residual_var, missing, stuck), "
               "ensemble (T², Q, k-NN, missing, stuck), all. Or the stream's trained models: "
               "pca, iforest, lstm_ae, any")
 @click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",

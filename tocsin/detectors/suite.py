@@ -4,7 +4,9 @@ run on short training data (a few hundred normal rows).
 
 Members (all fitted on the same normal rows, all on the surprise scale after calibration):
 ``pca_t2`` and ``pca_q`` (:mod:`pca`), ``mahalanobis`` (MCD / Ledoit-Wolf, :mod:`covariance`),
-``knn`` (:mod:`knn`), and two data-quality checks on the raw rows (every other member imputes
+``knn`` (:mod:`knn`), ``residual_mean`` / ``residual_var`` (EWMA charts on the PCA
+residuals, :mod:`residual`: slow drift, small shifts, noise changes), and two data-quality
+checks on the raw rows (every other member imputes
 a missing value away and sees a frozen sensor only through its correlations):
 ``missing``, the share of sensors without a value in a row, and ``stuck``, the longest run of
 identical consecutive values of any sensor; each is "surprising" (the cap, 12) only beyond
@@ -12,7 +14,8 @@ anything the training rows had (the stuck check: beyond twice the longest traini
 least 5 rows, so quantised sensors that repeat values are fine).
 
 Ensembles (Bonferroni over members, :func:`~tocsin.detectors.calibration.combine`):
-``pca_t2q`` = T² and Q; ``ensemble`` = T², Q, k-NN and missing; ``all`` = every member.
+``pca_t2q`` = T² and Q; ``q_resid`` = Q, the two residual charts and the quality checks;
+``ensemble`` = T², Q, k-NN and missing; ``all`` = every member but the residual charts.
 """
 
 from __future__ import annotations
@@ -28,16 +31,20 @@ from tocsin.detectors.covariance import MahalanobisDetector
 from tocsin.detectors.knn import KNNDetector
 from tocsin.detectors.pca import PCADetector
 from tocsin.detectors.protocol import Detector, ModelError
+from tocsin.detectors.residual import ResidualEWMA
 
 MEMBERS: dict[str, Callable[[], Detector]] = {
     "pca_t2": partial(PCADetector, stat="t2"),
     "pca_q": partial(PCADetector, stat="q"),
     "mahalanobis": MahalanobisDetector,
     "knn": KNNDetector,
+    "residual_mean": partial(ResidualEWMA, "mean"),
+    "residual_var": partial(ResidualEWMA, "var"),
 }
 ENSEMBLES: dict[str, list[str]] = {
     "pca_t2q": ["pca_t2", "pca_q"],
     "q_quality": ["pca_q", "missing", "stuck"],
+    "q_resid": ["pca_q", "residual_mean", "residual_var", "missing", "stuck"],
     "ensemble": ["pca_t2", "pca_q", "knn", "missing", "stuck"],
     "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck"],
 }
