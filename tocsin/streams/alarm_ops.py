@@ -31,7 +31,7 @@ from tocsin.contracts.alerts import Alert
 from tocsin.contracts.topics import ALERT_ACKS, ALERTS
 from tocsin.detectors.alarm_states import Alarm, PointState
 from tocsin.streams.deadletters import reason
-from tocsin.streams.runtime.operator import Emitter, Record, Restore
+from tocsin.streams.runtime.operator import Emitter, Record, Restore, Stateless
 from tocsin.streams.runtime.state import KeyedState
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ KINDS = {ALERTS: b"a", ALERT_ACKS: b"k", aa.ACTIONS_TOPIC: b"r"}
 _DECODE = {b"a": Alert.decode, b"k": Ack.decode, b"r": aa.AlarmAction.decode}
 
 
-class AlarmRoute:
+class AlarmRoute(Stateless):
     name = "alarm-route"
 
     def __init__(self, prefix: str):
@@ -52,15 +52,6 @@ class AlarmRoute:
 
     def inputs(self) -> list[str]:
         return list(self.tags)
-
-    def restore_mode(self) -> Restore:
-        return Restore.changelog()  # no state
-
-    def open(self, partition: int, state: KeyedState) -> None:
-        pass
-
-    def close(self, partition: int) -> None:
-        pass
 
     def process(self, records: Sequence[Record], out: Emitter) -> None:
         for r in records:
@@ -71,9 +62,6 @@ class AlarmRoute:
                 out.dead_letter(r, reason(exc), "decode")
                 continue
             out.send(self.dst, r.key, kind + r.value)
-
-    def tick(self, now_ns: int, out: Emitter) -> None:
-        pass
 
 
 class AlarmBoardOp:

@@ -39,7 +39,7 @@ from tocsin.detectors.fusion_state import drop_asset, dump_asset, load_asset
 from tocsin.errors import TocsinError
 from tocsin.streams import metrics
 from tocsin.streams.deadletters import reason
-from tocsin.streams.runtime.operator import Emitter, Record, Restore
+from tocsin.streams.runtime.operator import Emitter, Record, Restore, Stateless
 from tocsin.streams.runtime.state import KeyedState
 
 log = logging.getLogger("tocsin.fusion")
@@ -50,7 +50,7 @@ FUSION_IN = "plant.fusion.in"
 _SCORES, _ALERT, _ACK = b"s", b"a", b"k"
 
 
-class FusionRoute:
+class FusionRoute(Stateless):
     """plant.scores + plant.alerts + plant.alerts.acks -> plant.fusion.in, keyed by asset."""
 
     name = "fusion-route"
@@ -61,15 +61,6 @@ class FusionRoute:
 
     def inputs(self) -> list[str]:
         return [self.scores, self.alerts, self.acks]
-
-    def restore_mode(self) -> Restore:
-        return Restore.changelog()  # no state: nothing is ever written
-
-    def open(self, partition: int, state: KeyedState) -> None:
-        pass
-
-    def close(self, partition: int) -> None:
-        pass
 
     def process(self, records: Sequence[Record], out: Emitter) -> None:
         for r in records:
@@ -87,9 +78,6 @@ class FusionRoute:
                 out.dead_letter(r, reason(exc), "decode")
                 continue
             out.send(self.dst, asset.encode(), kind + r.value)
-
-    def tick(self, now_ns: int, out: Emitter) -> None:
-        pass
 
 
 class FusionOperator:

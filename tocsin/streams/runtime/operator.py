@@ -76,3 +76,23 @@ class Operator(Protocol):
     def process(self, records: Sequence[Record], out: Emitter) -> None: ...
 
     def tick(self, now_ns: int, out: Emitter) -> None: ...
+
+
+class Stateless:
+    """The no-op half of an Operator for stages that keep no state (route, re-key, filter).
+
+    Such a stage restores nothing (a changelog that is never written is empty), keeps nothing
+    per partition and has no timers: subclasses give ``name``, ``inputs`` and ``process``.
+    """
+
+    def restore_mode(self) -> Restore:
+        return Restore.changelog()  # nothing is ever written, so nothing to read back
+
+    def open(self, partition: int, state: "KeyedState") -> None:
+        pass
+
+    def close(self, partition: int) -> None:
+        pass
+
+    def tick(self, now_ns: int, out: Emitter) -> None:
+        pass
