@@ -30,6 +30,7 @@ from tocsin.offline.fraud_eval import evaluate_protocols
 
 PERIODS = ("2026-01-01", "2026-01-15", "2026-02-05", "2026-02-12")  # history/train/valid/test
 TARGET = 0.04
+_STACK = {"auto": "auto", "always": True, "never": False}
 
 
 class _Light:
@@ -56,7 +57,8 @@ def run_seed(seed: int, args, work: Path) -> dict:
         out = work / f"s{seed}-{name}"
         train_fraud(sim.transactions, sim.labels, sim.fraud, out, periods=pr, seed=7,
                     threads=args.threads, log=lambda m: None, sequence=seq, rf_trees=0,
-                    dataset=ds, data_note=f"simulated, seed {seed}")
+                    dataset=ds, data_note=f"simulated, seed {seed}",
+                    stack=_STACK[args.stack] if name == "deployed" else False)
         arts[name] = FraudModel(out)
     models = {"deployed (trees, features + sequence)": arts["deployed"],
               "deployed, light branch": _Light(arts["deployed"])}
@@ -64,9 +66,13 @@ def run_seed(seed: int, args, work: Path) -> dict:
         models["trees, 38 features only"] = arts["gbdt_tab"]
     res = evaluate_protocols(sim.transactions, sim.labels, sim.fraud, models,
                              protocols=("plain", "known_compromised"), history_from=h,
-                             test_from=c, k=100, fpr=args.fpr, peer_sequence=True,
+                             test_from=c, k=100, fpr=args.fpr,
+                             peer_sequence=args.peer_sequence,
                              threads=args.threads, log=lambda m: None, dataset=ds)
-    out = {"seed": seed, "iterations": arts["deployed"].meta["iterations"]}
+    meta = arts["deployed"].meta
+    out = {"seed": seed, "iterations": meta["iterations"], "full_branch":
+           "stack" if "stack" in meta else "trees", "selection": meta.get("selection"),
+           "valid_ap": meta["quality"]["validation"]["full"]["avg_precision"]}
     for proto, r in res.items():
         rows = {}
         for name, row in r.rows.items():
@@ -104,6 +110,8 @@ def markdown(results: list[dict], fpr: float) -> str:
                              f"{q['card_precision_at_20']:.3f} | "
                              f"{q[f'recall_at_{fpr:g}_fpr']:.3f} |")
         gaps = [r[proto][dep]["avg_precision"] - r[proto][rf]["avg_precision"] for r in results]
+        lines += ["", "full branch chosen on validation: " + ", ".join(
+            f"{r['seed']}: {r['full_branch']}" for r in results)]
         lines += ["", "AP gap deployed - random forest per seed: "
                   + ", ".join(f"{r['seed']}: {g:+.3f} ({'met' if g >= TARGET else 'NOT met'})"
                               for r, g in zip(results, gaps))
@@ -121,6 +129,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tab-only", action="store_true",
                     help="also train and show the trees on the 38 features alone")
+    ap.add_argument("--stack", choices=tuple(_STACK), default="auto",
+                    help="the deployed full branch (as `tocsin train fraud --stack`)")
+    ap.add_argument("--no-peer-sequence", dest="peer_sequence", action="store_false",
+                    help="leave out the forest given the sequence summary (a diagnostic)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()

@@ -44,7 +44,10 @@ def _post(url: str, body: bytes) -> tuple[int, dict]:
 
 
 def test_stream_and_offline_eval_agree_with_chargebacks(kafka, prefix, spawn, tmp_path):
-    model_dir = train_tiny(tmp_path / "model" / "fraud")
+    # the deployed kind of model: trees stacked with a forest (`--stack auto` picks it when it
+    # is better on validation), so both tree ensembles of the graph are checked in the stream
+    model_dir = train_tiny(tmp_path / "model" / "fraud", stack=True, stack_trees=20)
+    assert "stack" in FraudModel(model_dir).meta
     sim = PaymentSwitch(customers=80, terminals=10, seed=21, frauds_per_day=4).generate(6)
     txns = sim.transactions[:900]
     labels = [lab for lab in sim.labels if lab.reported_ts <= txns[-1].ts]

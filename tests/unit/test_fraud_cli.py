@@ -38,6 +38,13 @@ def test_train_models_eval_from_a_mapped_export(tmp_path):
     assert f"replaces {first['version']}" in r.output
     r = CliRunner().invoke(main, ["payments", "models", "--model-dir", str(out)])
     assert r.exit_code == 0 and first["version"] in r.output and r.output.count("| yes |") == 1
+    # the deployed line: its validation period and quality, the model it replaced and that
+    # model's own validation quality
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("| yes |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    q0 = first["quality"]["validation"]["full"]
+    assert cells[4] == "2026-01-09 .. 2026-01-12" and cells[7] == first["version"]
+    assert cells[8:] == [f"{q0['roc_auc']:.3f}", f"{q0['avg_precision']:.3f}"]
     old = tmp_path / "fraud.history" / first["version"]
     scores = tmp_path / "scores.csv"
     r = CliRunner().invoke(main, ["eval", "fraud", "--data", str(path), "--map", mapping,

@@ -188,3 +188,20 @@ def test_stacked_trees_and_forest_export_exactly(tmp_path):
     full, _ = m.score(tab, seq, pad, "full")
     light, _ = m.score(tab, seq, pad, "light")
     assert ((0 <= full) & (full <= 1)).all() and not np.allclose(full, light)
+
+
+def test_stack_is_chosen_on_cross_fitted_validation_scores():
+    from tocsin.models import fraud_stack as fs
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.05).astype(float)
+    margin = y * 1.0 + rng.normal(0, 1, len(y))  # two noisy views of the label
+    p_rf = 1 / (1 + np.exp(-(y * 1.5 + rng.normal(0, 1, len(y)) - 2)))
+    oof = fs.cross_fitted(margin, p_rf, y)
+    from tocsin.detectors.fraud_metrics import roc_ap
+
+    assert roc_ap(y, oof)[1] > roc_ap(y, margin)[1]  # the views add up
+    useless = rng.random(len(y))  # a forest that knows nothing adds nothing out of fold
+    assert roc_ap(y, fs.cross_fitted(margin, useless, y))[1] < roc_ap(y, margin)[1] + 0.01
+    with pytest.raises(ModelError, match="two fraud"):
+        fs.cross_fitted(margin[:50], p_rf[:50], np.r_[1.0, np.zeros(49)])

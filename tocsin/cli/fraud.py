@@ -85,18 +85,22 @@ def _load(simulate, data_path, recording, mapping, label_delay_days, days, custo
                    "one it replaces moves to <folder>.history/")
 @click.option("--sequence/--no-sequence", default=True, show_default=True,
               help="gbdt: also read a summary of the card's last 16 transactions")
-@click.option("--stack/--no-stack", default=False, show_default=True,
+@click.option("--stack", type=click.Choice(["auto", "always", "never"]), default="auto",
+              show_default=True,
               help="gbdt: full branch = the trees stacked with a random forest on the same "
-                   "inputs (weights fitted on the validation period)")
+                   "inputs (weights fitted on the validation period); auto: only if the "
+                   "stack's cross-fitted validation AP beats the trees'")
 @click.option("--max-iter", type=int, default=400, show_default=True, help="gbdt: trees")
 @click.option("--learning-rate", type=float, default=0.05, show_default=True)
+@click.option("--max-features", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.5,
+              show_default=True, help="gbdt: share of the columns each split chooses from")
 @click.option("--epochs", type=int, default=4, show_default=True, help="hybrid: epochs")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
 def train_fraud(simulate, data_path, recording, mapping, label_delay_days, days, customers,
                 terminals, sim_seed, history_from, train_from, train_until, valid_until, kind,
                 alerts_per_day, decline_precision, output, sequence, stack, max_iter,
-                learning_rate, epochs, seed, threads) -> None:
+                learning_rate, max_features, epochs, seed, threads) -> None:
     """Train the fraud model on the stream's own features, calibrate it, choose thresholds."""
     from tocsin.config.payments import load_fraud_settings
     from tocsin.models.fraud_train import Periods
@@ -111,8 +115,10 @@ def train_fraud(simulate, data_path, recording, mapping, label_delay_days, days,
                               _time(train_until, "--train-until"),
                               _time(valid_until, "--valid-until"))
     out = Path(output) if output else load_fraud_settings().model_dir
-    kw = {"max_iter": max_iter, "learning_rate": learning_rate,
-          "sequence": sequence, "stack": stack} if kind == "gbdt" else {}
+    kw = {"max_iter": max_iter, "learning_rate": learning_rate, "max_features": max_features,
+          "sequence": sequence,
+          "stack": {"auto": "auto", "always": True, "never": False}[stack]} \
+        if kind == "gbdt" else {}
     meta = fit(txns, labels, y, out, kind=kind, periods=periods, epochs=epochs, seed=seed,
                threads=threads, alerts_per_day=alerts_per_day,
                decline_precision=decline_precision, data_note=note,

@@ -45,12 +45,32 @@ _data_dir_opt = click.option("--data-dir", type=click.Path(file_okay=False), def
                              help="worker state folder (env TOCSIN_DATA_DIR)")
 _app_id_opt = click.option("--app-id", default=None,
                            help="Kafka consumer-group/app id prefix (env TOCSIN_APP_ID)")
+_META = "tocsin.payments"
+
+
+def _settings(broker, prefix, data_dir=None, app_id=None):
+    """Worker settings: a command's own --data-dir/--app-id, else the ``tocsin payments``
+    group's, else the environment (one rule for every payments command)."""
+    ctx = click.get_current_context(silent=True)
+    top = ctx.find_root().meta.get(_META, {}) if ctx else {}
+    over = {k: v for k, v in (("data_dir", data_dir or top.get("data_dir")),
+                              ("app_id", app_id or top.get("app_id"))) if v}
+    return worker_settings(broker, prefix, **over)
 
 
 def register(main: click.Group, train: click.Group) -> None:
     @main.group(cls=Group)
-    def payments() -> None:
-        """Payment fraud scoring: feeds, the scoring worker, the simulated switch."""
+    @_data_dir_opt
+    @_app_id_opt
+    @click.pass_context
+    def payments(ctx, data_dir, app_id) -> None:
+        """Payment fraud scoring: feeds, the scoring worker, the simulated switch.
+
+        --data-dir/--app-id here apply to every payments command (a command's own flag wins):
+        the worker keeps its state in the data directory and names its consumer groups and
+        changelogs by the app id; `demo` passes both to its worker; `tail` names its
+        consumer group by the app id (a broker's prefixed group ACLs cover it)."""
+        ctx.find_root().meta[_META] = {"data_dir": data_dir, "app_id": app_id}
 
     @payments.command("worker")
     @broker_opt
@@ -77,7 +97,7 @@ def register(main: click.Group, train: click.Group) -> None:
 
         _set_dev(dev)
         pan_key = load_pan_key()  # refuse to start without a PAN key, before anything else
-        s = worker_settings(broker, prefix, data_dir=data_dir, app_id=app_id)
+        s = _settings(broker, prefix, data_dir, app_id)
         fs = load_fraud_settings(model_dir=model_dir, batch_max=batch_max, backend=backend,
                                  batch_wait_ms=batch_wait_ms, budget_ms=budget_ms,
                                  naive=naive, force_branch=force_branch)
@@ -112,7 +132,7 @@ def register(main: click.Group, train: click.Group) -> None:
 
         _set_dev(dev)
         ingest_secrets(http_port >= 0)  # refuse to start without the key/tokens, first
-        s = worker_settings(broker, prefix)
+        s = _settings(broker, prefix)
         _ensure(s)
         # liveness = the port answers (no loop beat here); no readiness checks of its own
         health.configure("payments-ingest")
@@ -144,7 +164,7 @@ def register(main: click.Group, train: click.Group) -> None:
         from tocsin.connectors.simulator.payswitch_live import run_live
         from tocsin.contracts import topics
 
-        s = worker_settings(broker, prefix)
+        s = _settings(broker, prefix)
         _ensure(s)
         target = target or ("127.0.0.1:8583" if via == "iso" else "127.0.0.1:8080")
         click.echo(f"simulator: {customers} customers, {terminals} terminals, {days} days at "
@@ -165,7 +185,12 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--speed", type=float, default=3600.0, show_default=True)
     @click.option("--duration", type=float, default=0.0, help="seconds (0: until the "
                   "simulated days are sent)")
-    def payments_demo(broker, prefix, model_dir, days, speed, duration) -> None:
+    @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                  help="logs and the worker's state (default: the services run folder's "
+                       "payments-demo)")
+    @_app_id_opt
+    def payments_demo(broker, prefix, model_dir, days, speed, duration, data_dir,
+                      app_id) -> None:
         """Simulated switch -> ISO 8583 ingest -> scoring worker -> decisions on screen."""
         import sys
 
@@ -173,8 +198,12 @@ def register(main: click.Group, train: click.Group) -> None:
         from tocsin.demo.payments import run_payments_demo
 
         md = Path(model_dir) if model_dir else load_fraud_settings().model_dir
+        top = click.get_current_context().find_root().meta.get(_META, {})
+        dd = data_dir or top.get("data_dir")
         sys.exit(run_payments_demo(broker=broker, prefix=prefix, model_dir=md, days=days,
-                                   speed=speed, duration=duration))
+                                   speed=speed, duration=duration,
+                                   data_dir=Path(dd) if dd else None,
+                                   app_id=app_id or top.get("app_id")))
 
     @payments.command("simulate")
     @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
@@ -204,15 +233,17 @@ def register(main: click.Group, train: click.Group) -> None:
     @click.option("--from-beginning", is_flag=True)
     @click.option("--min-decision", type=click.Choice(["approve", "review", "decline"]),
                   default="approve", show_default=True)
-    def payments_tail(broker, prefix, from_beginning, min_decision) -> None:
+    @_app_id_opt
+    def payments_tail(broker, prefix, from_beginning, min_decision, app_id) -> None:
         """Follow payments.scores."""
         from tocsin.contracts import topics
         from tocsin.contracts.payments import FraudScore
         from tocsin.streams.follow import follow, tail_consumer
 
-        s = worker_settings(broker, prefix)
+        s = _settings(broker, prefix, app_id=app_id)
         rank = {"approve": 0, "review": 1, "decline": 2}
-        c = tail_consumer(s.broker, [s.topic(topics.PAY_SCORES)], from_beginning=from_beginning)
+        c = tail_consumer(s.broker, [s.topic(topics.PAY_SCORES)], from_beginning=from_beginning,
+                          group=f"{s.app_id}-tail")
         try:
             for sc in follow(c, FraudScore.decode,
                              on_error=lambda line: click.echo(line, err=True)):
@@ -261,15 +292,31 @@ def payments_models(model_dir) -> None:
     if not rows:
         raise click.ClickException(f"no fraud model at {md}; train one with "
                                    f"`tocsin train fraud --simulate -o {md}`")
-    click.echo("| deployed | version | kind | created | valid ROC AUC | valid AP | "
-               "replaces |")
-    click.echo("|---|---|---|---|---|---|---|")
+    click.echo("| deployed | version | kind | created | validation period | valid ROC AUC | "
+               "valid AP | replaces | its valid ROC AUC | its valid AP |")
+    click.echo("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        q = r["validation"] or {}
-        auc, ap = q.get("roc_auc"), q.get("avg_precision")
+        q, old = r["validation"] or {}, r["replaced_validation"] or {}
         click.echo(f"| {'yes' if r['deployed'] else ''} | {r['version']} | {r['kind']} | "
-                   f"{r['created'] or ''} | {'' if auc is None else f'{auc:.3f}'} | "
-                   f"{'' if ap is None else f'{ap:.3f}'} | {r['replaces'] or ''} |")
+                   f"{r['created'] or ''} | {_period(r['valid_period'])} | "
+                   f"{_f3(q.get('roc_auc'))} | {_f3(q.get('avg_precision'))} | "
+                   f"{r['replaces'] or ''} | {_f3(old.get('roc_auc'))} | "
+                   f"{_f3(old.get('avg_precision'))} |")
+
+
+def _f3(v) -> str:
+    return "" if v is None else f"{v:.3f}"
+
+
+def _period(ns) -> str:
+    """``[from, until)`` in ns -> ``YYYY-MM-DD .. YYYY-MM-DD`` (UTC, until exclusive)."""
+    from datetime import datetime, timezone
+
+    if not ns:
+        return ""
+    d = [datetime.fromtimestamp(v / 1e9, timezone.utc).strftime("%Y-%m-%d") for v in ns]
+    return f"{d[0]} .. {d[1]}"
+
 
 @click.group("labels", cls=Group)
 def labels_group() -> None:
@@ -296,7 +343,7 @@ def labels_import(broker, prefix, path, mapping, dev) -> None:
 
     _set_dev(dev)
     key = load_pan_key()  # refuse to go on without the key the transactions were tokenised with
-    s = worker_settings(broker, prefix)
+    s = _settings(broker, prefix)
     labels = read_labels(path, parse_mapping(mapping))  # all rows valid, or nothing sent
     try:
         labels = [protect_label(lab, key) for lab in labels]

@@ -27,16 +27,28 @@ from tocsin.services.registry import kafka_up, run_dir
 from tocsin.streams.follow import follow, tail_consumer
 
 
+def demo_env(base: dict, *, broker: str, prefix: str, model_dir: Path, logs: Path,
+             app_id: str | None = None) -> dict:
+    """The environment of the demo's processes: its broker, prefix and model, the worker's
+    state under ``logs`` and, when given, the app id (consumer groups, changelogs)."""
+    env = dict(base, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
+               TOCSIN_FRAUD_MODEL_DIR=str(model_dir), TOCSIN_DATA_DIR=str(logs / "worker"),
+               PYTHONUNBUFFERED="1")
+    if app_id:
+        env["TOCSIN_APP_ID"] = app_id
+    return env
+
+
 def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path,
-                      days: int = 2, speed: float = 3600.0, duration: float = 0.0) -> int:
+                      days: int = 2, speed: float = 3600.0, duration: float = 0.0,
+                      data_dir: Path | None = None, app_id: str | None = None) -> int:
     con = Console(soft_wrap=True)
     prefix = prefix or f"paydemo-{int(time.time())}."
     broker = broker or kafka_up(9092, 9093)["bootstrap"]
-    logs = run_dir() / "payments-demo"
+    logs = data_dir or run_dir() / "payments-demo"
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
-               TOCSIN_FRAUD_MODEL_DIR=str(model_dir), TOCSIN_DATA_DIR=str(logs / "worker"),
-               PYTHONUNBUFFERED="1")
+    env = demo_env(os.environ, broker=broker, prefix=prefix, model_dir=model_dir, logs=logs,
+                   app_id=app_id)
     # a PAN key of this run (the ingest refuses to start without one; the simulator labels
     # with it), unless the user configured theirs
     if not (env.get("TOCSIN_PAN_TOKEN_KEY") or env.get("TOCSIN_PAN_TOKEN_KEY_FILE")):
@@ -65,7 +77,7 @@ def run_payments_demo(*, broker: str | None, prefix: str | None, model_dir: Path
                       "--days", str(days), "--speed", str(speed)], logs / "sim.log", env)
         procs.append(sim)
         c = tail_consumer(broker, [prefix + topics.PAY_SCORES], from_beginning=True,
-                          group="tocsin-payments-demo")
+                          group=f"{env.get('TOCSIN_APP_ID') or 'tocsin'}-payments-demo")
         seen: Counter = Counter()
         lat = []
         end = time.monotonic() + duration if duration else None

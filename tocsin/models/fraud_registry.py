@@ -69,6 +69,15 @@ def deploy(model_dir: Path, stage: Path, meta: dict) -> dict:
     return meta
 
 
+def _row(meta: dict, path: Path, deployed: bool) -> dict:
+    """One registry line: the model's validation quality and period, and the model it
+    replaced with that model's own validation quality (as recorded when it was replaced)."""
+    rep = meta.get("replaces") or {}
+    return {**_summary(meta), "valid_period": meta.get("periods_ns", {}).get("valid"),
+            "replaces": rep.get("version"), "replaced_validation": rep.get("validation") or {},
+            "path": str(path), "deployed": deployed, "kind": meta.get("kind", "hybrid")}
+
+
 def list_models(model_dir: Path) -> list[dict]:
     """Every model, oldest first; the last one is deployed (``deployed``: True)."""
     rows = []
@@ -77,11 +86,9 @@ def list_models(model_dir: Path) -> list[dict]:
         for p in hist.iterdir():
             m = read_meta(p)
             if m:
-                rows.append({**_summary(m), "replaces": (m.get("replaces") or {}).get("version"),
-                             "path": str(p), "deployed": False, "kind": m.get("kind", "hybrid")})
+                rows.append(_row(m, p, False))
     rows.sort(key=lambda r: r["created"] or "")
     cur = read_meta(model_dir)
     if cur:
-        rows.append({**_summary(cur), "replaces": (cur.get("replaces") or {}).get("version"),
-                     "path": str(model_dir), "deployed": True, "kind": cur.get("kind", "hybrid")})
+        rows.append(_row(cur, model_dir, True))
     return rows

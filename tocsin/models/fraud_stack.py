@@ -53,6 +53,25 @@ def fit_stacker(margin: np.ndarray, p_rf: np.ndarray, y: np.ndarray) -> tuple[fl
     return float(lr.coef_[0, 0]), float(lr.coef_[0, 1]), float(lr.intercept_[0])
 
 
+def cross_fitted(margin: np.ndarray, p_rf: np.ndarray, y: np.ndarray, *, folds: int = 5,
+                 seed: int = 7) -> np.ndarray:
+    """Out-of-fold stacked scores on the validation period: each fold scored by a stacker
+    fitted on the other folds, so the stack's validation quality is not measured on the rows
+    its weights were fitted on (the stack is then chosen over the trees alone only if it is
+    better there)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    k = int(min(folds, y.sum(), len(y) - y.sum()))
+    if k < 2:
+        raise ModelError("stacking needs at least two fraud and two legitimate transactions "
+                         "in the validation period")
+    out = np.zeros(len(y))
+    for fit_i, score_i in StratifiedKFold(k, shuffle=True, random_state=seed).split(margin, y):
+        w = fit_stacker(margin[fit_i], p_rf[fit_i], y[fit_i])
+        out[score_i] = predict(w, margin[score_i], p_rf[score_i])
+    return out
+
+
 def predict(w: tuple[float, float, float], margin: np.ndarray, p_rf: np.ndarray) -> np.ndarray:
     z = stack_inputs(margin, p_rf) @ np.array(w[:2]) + w[2]
     return 1.0 / (1.0 + np.exp(-z))

@@ -126,7 +126,7 @@ def _onnx_scores(path: Path, tab: np.ndarray) -> np.ndarray:
 
 
 def fit_gbdt(tr: Dataset, va: Dataset, const: np.ndarray, out: Path, *, seed: int,
-             log, sequence: bool = True, stack: bool = False, stack_trees: int = 100,
+             log, sequence: bool = True, stack: bool | str = False, stack_trees: int = 100,
              threads: int = 2, **params) -> dict:
     """Boosted trees on the tabular features, and with ``sequence`` also on the summary of
     the card's last transactions (:mod:`tocsin.models.fraud_inputs`); with ``stack`` the
@@ -155,19 +155,43 @@ def fit_gbdt(tr: Dataset, va: Dataset, const: np.ndarray, out: Path, *, seed: in
         err = g.check_export(out / f"{name}.onnx", model, n, (a, b), x_va[:2000], cols)
         info["calibration"][name] = {"platt_a": a, "platt_b": b, "export_max_abs_err": err}
     if stack:
-        from tocsin.models import fraud_stack as fs
-
-        rf = fs.fit_forest(x_tr[:, cols], tr.y, trees=stack_trees, seed=seed, threads=threads)
-        w = fs.fit_stacker(g.margin(model, x_va[:, cols], best),
-                           rf.predict_proba(x_va[:, cols])[:, 1], va.y)
-        fs.export_stack(model, best, rf, w, x_tr.shape[1], out / "full.onnx", cols)
-        err = fs.check_stack(out / "full.onnx", model, best, rf, w, x_va[:2000], cols)
-        log(f"full branch: the trees stacked with a {stack_trees}-tree forest on the same "
-            f"inputs and period, weights {w[0]:.3f} (trees) / {w[1]:.3f} (forest) fitted on "
-            "validation")
-        info["stack"] = {"forest_trees": stack_trees, "w_trees": w[0], "w_forest": w[1],
-                         "intercept": w[2], "export_max_abs_err": err}
+        _fit_stack(model, best, x_tr, tr.y, x_va, va.y, cols, out, info,
+                   auto=stack == "auto", trees=stack_trees, seed=seed, threads=threads,
+                   log=log)
     return info
+
+
+def _fit_stack(model, best: int, x_tr, y_tr, x_va, y_va, cols, out: Path, info: dict, *,
+               auto: bool, trees: int, seed: int, threads: int, log) -> None:
+    """The full branch as the trees stacked with a forest (:mod:`tocsin.models.fraud_stack`);
+    with ``auto`` only when the stack's cross-fitted validation AP beats the trees'."""
+    from tocsin.models import fraud_gbdt as g
+    from tocsin.models import fraud_stack as fs
+
+    rf = fs.fit_forest(x_tr[:, cols], y_tr, trees=trees, seed=seed, threads=threads)
+    m_va, p_rf = g.margin(model, x_va[:, cols], best), rf.predict_proba(x_va[:, cols])[:, 1]
+    ap_trees = fm.roc_ap(y_va, m_va)[1]
+    try:
+        ap_stack = fm.roc_ap(y_va, fs.cross_fitted(m_va, p_rf, y_va, seed=seed))[1]
+    except ModelError:
+        if not auto:
+            raise
+        ap_stack = float("nan")  # too few labels to judge the stack: the trees alone
+    info["selection"] = {"rule": "stack if its cross-fitted validation AP is higher" if auto
+                         else "stack (asked for)", "valid_ap_trees": ap_trees,
+                         "valid_ap_stack_cross_fitted": ap_stack}
+    if auto and not ap_stack > ap_trees:
+        log(f"full branch: the trees alone (validation AP {ap_trees:.3f}; stacked with a "
+            f"forest, cross-fitted: {ap_stack:.3f})")
+        return
+    w = fs.fit_stacker(m_va, p_rf, y_va)
+    fs.export_stack(model, best, rf, w, x_tr.shape[1], out / "full.onnx", cols)
+    err = fs.check_stack(out / "full.onnx", model, best, rf, w, x_va[:2000], cols)
+    log(f"full branch: the trees stacked with a {trees}-tree forest on the same inputs and "
+        f"period, weights {w[0]:.3f} (trees) / {w[1]:.3f} (forest) fitted on validation "
+        f"(validation AP {ap_stack:.3f} cross-fitted, trees alone {ap_trees:.3f})")
+    info["stack"] = {"forest_trees": trees, "w_trees": w[0], "w_forest": w[1],
+                     "intercept": w[2], "export_max_abs_err": err}
 
 
 def _score_graph(out: Path, info: dict, ds: Dataset, graph: str) -> np.ndarray:
@@ -196,7 +220,7 @@ def train_fraud(txns: list[Transaction], labels: list[FraudLabel], y, out: str |
                 kind: str = "gbdt", periods: Periods | None = None, epochs: int = 4,
                 seed: int = 7, threads: int = 2, rf_trees: int = 100,
                 alerts_per_day: float = 100.0, decline_precision: float = 0.9,
-                data_note: str = "", log=print, sequence: bool = True, stack: bool = False,
+                data_note: str = "", log=print, sequence: bool = True, stack: bool | str = "auto",
                 dataset: Dataset | None = None, **gbdt_params) -> dict:
     """Train, calibrate, choose thresholds, deploy to ``out``. ``dataset``: the features of
     ``txns`` already replayed by :func:`build_dataset` from ``periods.history_from`` (a caller
