@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from itertools import chain
 
 import msgspec
 import orjson
@@ -74,15 +75,18 @@ _enc = msgspec.msgpack.Encoder().encode
 _dec = msgspec.msgpack.Decoder(_Txn | _Label | _Mark).decode
 
 
-def f32(values: list) -> bytes:
+def f32(values) -> bytes:
     """Python floats as float32 bytes (the C cast numpy's float32 arrays make)."""
     return array("f", values).tobytes()
 
 
+_flat = chain.from_iterable
+
+
 def encode_txn(source: str, t: Transaction, card_row: list, toks: list, count: bool) -> bytes:
     return _enc(_Txn(source, t.txn_id, t.ts, t.card_id, t.terminal_id, t.amount, t.currency,
-                     t.pos_entry_mode, t.ingest_ts, f32(card_row),
-                     f32([x for tok in toks for x in tok]), count))
+                     t.pos_entry_mode, t.ingest_ts, f32(card_row), f32(_flat(toks)),
+                     count))
 
 
 def encode_label(source: str, lab: FraudLabel) -> bytes:
@@ -121,7 +125,7 @@ def _decode_json(raw: bytes) -> Through:
             i, ts, card, term, amount, cur, pem, ing = o["x"]
             t = Transaction(i, ts, card, term, amount, currency=cur, pos_entry_mode=pem,
                             ingest_ts=ing)
-            return Through(TXN, src, ts, t, f32(o["c"]), f32([x for q in o["q"] for x in q]),
+            return Through(TXN, src, ts, t, f32(o["c"]), f32(_flat(o["q"])),
                            bool(o["n"]), raw=encode_txn(src, t, o["c"], o["q"], bool(o["n"])))
         if k == LABEL:
             i, card, term, tts, rep, fraud = o["l"]

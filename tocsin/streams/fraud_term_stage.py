@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -216,7 +217,8 @@ def batch_arrays(cards: list[bytes], rests: list[list], toks: list[bytes]):
     n = len(cards)
     tab = np.empty((n, N_FEATURES), np.float32)
     tab[:, :N_CARD] = np.frombuffer(b"".join(cards), np.float32).reshape(n, N_CARD)
-    tab[:, N_CARD:] = rests
+    tab[:, N_CARD:] = np.fromiter(chain.from_iterable(rests), np.float64,
+                                  n * (N_FEATURES - N_CARD)).reshape(n, -1)
     seq = np.zeros((n, SEQ_LEN, TOKEN_DIM), np.float32)
     pad = np.ones((n, SEQ_LEN), np.float32)
     full = SEQ_LEN * _TOK_BYTES
