@@ -18,7 +18,7 @@ TOKS = [[0.1 * j + 1e-7 * k for k in range(8)] for j in range(5)]
 
 
 def test_txn_round_trip_keeps_the_float32_cast_of_the_offline_matrix():
-    raw = thr.encode_txn("t3", T, ROW, TOKS, False)
+    raw = thr.encode_txn("t3", T, ROW, thr.tokens_f32(TOKS), False)
     rec = thr.decode(raw)
     assert (rec.kind, rec.source, rec.ts, rec.count, rec.raw) == (thr.TXN, "t3", T.ts, False,
                                                                   raw)
@@ -32,8 +32,8 @@ def test_txn_round_trip_keeps_the_float32_cast_of_the_offline_matrix():
 
 def test_integer_amounts_stay_integers():
     t = Transaction("tx-2", T.ts, "c", "term", 7)
-    assert thr.decode(thr.encode_txn("t0", t, ROW, [], True)).txn.amount == 7
-    assert isinstance(thr.decode(thr.encode_txn("t0", t, ROW, [], True)).txn.amount, int)
+    assert thr.decode(thr.encode_txn("t0", t, ROW, b"", True)).txn.amount == 7
+    assert isinstance(thr.decode(thr.encode_txn("t0", t, ROW, b"", True)).txn.amount, int)
 
 
 def test_labels_and_marks():
@@ -50,7 +50,7 @@ def test_the_json_records_of_older_versions_are_read():
                                                     T.ingest_ts], "c": ROW, "q": TOKS,
                         "n": True})
     rec = thr.decode(old)
-    new = thr.decode(thr.encode_txn("t1", T, ROW, TOKS, True))
+    new = thr.decode(thr.encode_txn("t1", T, ROW, thr.tokens_f32(TOKS), True))
     assert (rec.card_row, rec.toks, rec.txn, rec.count) == (new.card_row, new.toks, new.txn,
                                                             True)
     assert thr.decode(rec.raw).txn == T  # persisted again in the new format
@@ -62,3 +62,49 @@ def test_the_json_records_of_older_versions_are_read():
 def test_bad_records_raise_schema_error(raw):
     with pytest.raises(SchemaError):
         thr.decode(raw)
+
+
+def test_the_card_stage_tokens_equal_the_offline_sequence():
+    """The card stage appends one token per transaction to the card's float32 bytes; the
+    result must be the offline sequence, redeliveries and restarts included."""
+    from tocsin.config.worker import Settings
+    from tocsin.connectors.simulator.payswitch import PaymentSwitch
+    from tocsin.detectors.fraud_features import FraudFeatures
+    from tocsin.streams.fraud_card_stage import CardStage
+    from tocsin.streams.runtime.operator import Record
+
+    class Out:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, topic, key, value):
+            self.sent.append(value)
+
+        def dead_letter(self, record, why, stage):
+            raise AssertionError(why)
+
+    sim = PaymentSwitch(customers=150, terminals=10, seed=5).generate(4)
+    txns = sim.transactions[:1500]
+    s = Settings(partitions=1, topic_prefix="u.")
+    state: dict = {}
+    stage = CardStage(s, b"k" * 32)
+    stage.open(0, state)
+    out = Out()
+    recs = [Record("x", 0, i, t.card_id.encode(), t.encode()) for i, t in enumerate(txns)]
+    recs.insert(700, recs[650])  # a redelivery
+    for i in range(0, len(recs), 97):
+        if i == 970:  # a restart: memory gone, card states from the state
+            stage = CardStage(s, b"k" * 32)
+            stage.open(0, state)
+        stage.process(recs[i:i + 97], out)
+    got = [r for r in map(thr.decode, out.sent) if r.kind == thr.TXN]
+    ff = FraudFeatures()
+    want = {}
+    for t in txns:
+        want.setdefault(t.txn_id, thr.tokens_f32(ff.one(t)[1]))
+    assert len(got) == len(txns) + 1
+    for r in got:
+        if r.count:
+            assert r.toks == want[r.txn.txn_id], r.txn.txn_id
+    redelivered = [r for r in got if not r.count]
+    assert len(redelivered) == 1

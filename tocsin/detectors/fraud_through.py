@@ -15,7 +15,7 @@ possibly still held as ``B:`` keys in a terminal stage's changelog) are still re
 
 from __future__ import annotations
 
-from array import array
+import struct
 from dataclasses import dataclass
 from itertools import chain
 
@@ -75,18 +75,21 @@ _enc = msgspec.msgpack.Encoder().encode
 _dec = msgspec.msgpack.Decoder(_Txn | _Label | _Mark).decode
 
 
-def f32(values) -> bytes:
+def f32(values: list) -> bytes:
     """Python floats as float32 bytes (the C cast numpy's float32 arrays make)."""
-    return array("f", values).tobytes()
+    return struct.pack(f"<{len(values)}f", *values)
 
 
-_flat = chain.from_iterable
+def tokens_f32(toks: list) -> bytes:
+    """Sequence tokens (lists of TOKEN_DIM floats, oldest first) as float32 bytes."""
+    return f32(list(chain.from_iterable(toks)))
 
 
-def encode_txn(source: str, t: Transaction, card_row: list, toks: list, count: bool) -> bytes:
+def encode_txn(source: str, t: Transaction, card_row: list, toks: bytes, count: bool) -> bytes:
+    """``toks``: the tokens as :func:`tokens_f32` bytes (the card stage keeps them per card
+    and appends one token per transaction instead of converting 16 each time)."""
     return _enc(_Txn(source, t.txn_id, t.ts, t.card_id, t.terminal_id, t.amount, t.currency,
-                     t.pos_entry_mode, t.ingest_ts, f32(card_row), f32(_flat(toks)),
-                     count))
+                     t.pos_entry_mode, t.ingest_ts, f32(card_row), toks, count))
 
 
 def encode_label(source: str, lab: FraudLabel) -> bytes:
@@ -125,8 +128,9 @@ def _decode_json(raw: bytes) -> Through:
             i, ts, card, term, amount, cur, pem, ing = o["x"]
             t = Transaction(i, ts, card, term, amount, currency=cur, pos_entry_mode=pem,
                             ingest_ts=ing)
-            return Through(TXN, src, ts, t, f32(o["c"]), f32(_flat(o["q"])),
-                           bool(o["n"]), raw=encode_txn(src, t, o["c"], o["q"], bool(o["n"])))
+            q = tokens_f32(o["q"])
+            return Through(TXN, src, ts, t, f32(o["c"]), q, bool(o["n"]),
+                           raw=encode_txn(src, t, o["c"], q, bool(o["n"])))
         if k == LABEL:
             i, card, term, tts, rep, fraud = o["l"]
             return Through(LABEL, src, rep, label=FraudLabel(i, card, term, tts, rep, fraud))
