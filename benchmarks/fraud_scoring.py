@@ -21,10 +21,14 @@ Phases per contender:
               its first and last score.
 
 The worker's event-time alignment waits ``--align-idle-s`` (default 1 s) after start for sources
-that never send (here: the empty labels partitions). Result JSON: benchmarks/results/
-fraud_scoring.json (load averages, parameters, per-round figures).
+that never send (here: the empty labels partitions). Reporting: benchmarks/report.py (medians,
+ratios to the peer measured in the same run, a VERDICT line per target, the JSON result
+benchmarks/results/fraud_scoring.json with load averages and per-round figures).
+``--baseline-tree DIR`` (e.g. ``git archive main | tar -x -C DIR``) adds ``batched@baseline``:
+the same worker from that tree, in the same run.
 
 Usage: python -m benchmarks.fraud_scoring [--broker HOST:PORT] [--model-dir DIR]
+       [--baseline-tree DIR] [--rounds N]
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, Producer
 
+from benchmarks.report import Report, add_arguments
 from tocsin.connectors import kafka_admin
 from tocsin.connectors.simulator.payswitch import PaymentSwitch
 from tocsin.contracts import topics
@@ -56,7 +61,7 @@ def transactions(n: int) -> list[Transaction]:
 ALIGN_IDLE_S = "1"
 
 
-def start_worker(broker, prefix, model_dir, data_dir, extra, log: Path):
+def start_worker(broker, prefix, model_dir, data_dir, extra, log: Path, tree=None):
     env = dict(os.environ, TOCSIN_BROKER=broker, TOCSIN_TOPIC_PREFIX=prefix,
                TOCSIN_PARTITIONS="4", TOCSIN_DATA_DIR=str(data_dir),
                TOCSIN_FRAUD_MODEL_DIR=str(model_dir), PYTHONUNBUFFERED="1",
@@ -64,24 +69,32 @@ def start_worker(broker, prefix, model_dir, data_dir, extra, log: Path):
                TOCSIN_FRAUD_ALIGN_IDLE_S=ALIGN_IDLE_S,
                TOCSIN_DEV="1")  # simulated data: the development PAN key is fine
     fh = open(log, "wb")
+    # a baseline tree runs its own code: `python -m` puts its cwd first on sys.path
     p = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "payments", "worker", *extra],
-                         env=env, stdout=fh, stderr=subprocess.STDOUT)
+                         env=env, stdout=fh, stderr=subprocess.STDOUT,
+                         cwd=str(tree) if tree else None)
     deadline = time.monotonic() + 180
     while b"payments worker: ready" not in log.read_bytes():
         if p.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not start; see {log}")
         time.sleep(0.05)
     p.ready_ns = time.time_ns()  # type: ignore[attr-defined]
+    p.cpu_ready = cpu_seconds(p.pid)  # type: ignore[attr-defined]
     return p
 
 
-def stop(p) -> None:
-    try:  # the worker's CPU seconds (user + system), before it exits
-        with open(f"/proc/{p.pid}/stat") as fh:
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU seconds so far (user + system, all threads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
             f = fh.read().rsplit(")", 1)[1].split()
-        p.cpu_s = (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
-        p.cpu_s = None
+        return None
+
+
+def stop(p) -> None:
+    p.cpu_s = cpu_seconds(p.pid)  # before it exits
     p.terminate()
     try:
         p.wait(30)
@@ -143,11 +156,11 @@ def produce_at(broker, topic, txns, rate) -> None:
     p.flush(30)
 
 
-def latency(broker, model_dir, extra, rate, seconds, tmp, name, txns):
+def latency(broker, model_dir, extra, rate, seconds, tmp, name, txns, tree=None):
     prefix = f"bf{uuid.uuid4().hex[:6]}."
     kafka_admin.ensure_topics(broker, [prefix + t for t in topics.PAYMENTS], 4)
     w = start_worker(broker, prefix, model_dir, tmp / f"{name}-{rate}", extra,
-                     tmp / f"{name}-{rate}.log")
+                     tmp / f"{name}-{rate}.log", tree)
     sc = Scores(broker, prefix + topics.PAY_SCORES)
     try:
         warm = txns[:200]
@@ -175,7 +188,7 @@ def latency(broker, model_dir, extra, rate, seconds, tmp, name, txns):
             "scored_to_consumed_p50": pct(back, 50), "scored_to_consumed_p99": pct(back, 99)}
 
 
-def throughput(broker, model_dir, extra, burst, tmp, name, txns):
+def throughput(broker, model_dir, extra, burst, tmp, name, txns, tree=None):
     prefix = f"bf{uuid.uuid4().hex[:6]}."
     kafka_admin.ensure_topics(broker, [prefix + t for t in topics.PAYMENTS], 4)
     p = Producer({"bootstrap.servers": broker, "linger.ms": 20})
@@ -186,7 +199,8 @@ def throughput(broker, model_dir, extra, burst, tmp, name, txns):
         p.poll(0)
     p.flush(60)
     sc = Scores(broker, prefix + topics.PAY_SCORES)
-    w = start_worker(broker, prefix, model_dir, tmp / f"{name}-tp", extra, tmp / f"{name}-tp.log")
+    w = start_worker(broker, prefix, model_dir, tmp / f"{name}-tp", extra, tmp / f"{name}-tp.log",
+                     tree)
     try:
         ok = sc.wait(burst, 600)
     finally:
@@ -196,54 +210,51 @@ def throughput(broker, model_dir, extra, burst, tmp, name, txns):
     first_last = (len(em) - 1) / ((em[-1] - em[0]) / 1e9) if len(em) > 1 else 0.0
     rate = len(em) / ((em[-1] - w.ready_ns) / 1e9) if em else 0.0
     light = sum(s.branch == "light" for _, s in sc.items) / max(len(sc.items), 1)
+    busy = (w.cpu_s - w.cpu_ready) if w.cpu_s is not None and w.cpu_ready is not None \
+        else None  # CPU from ready to the last score: the stages' cost, not the start-up
     return {"n": len(em), "complete": ok, "rate": rate, "rate_first_to_last": first_last,
-            "light": light, "cpu_s": w.cpu_s}
+            "light": light, "cpu_s": w.cpu_s, "cpu_after_ready_s": busy}
 
 
-def _med(vals):
-    vals = [v for v in vals if v is not None]
-    return float(np.median(vals)) if vals else None
+def figures(one: dict, rates: list[float]) -> dict:
+    """One round of one contender as flat figures for the report."""
+    tp = one["throughput"]
+    d = {"sustained_tx_s": tp["rate"], "first_to_last_tx_s": tp["rate_first_to_last"],
+         "light_share_burst": tp["light"]}
+    # CPU-normalised: on 2 shared cores the wall-clock rate is the machine's
+    if tp["cpu_s"]:
+        d["tx_per_cpu_s"] = tp["n"] / tp["cpu_s"]  # start-up included (the old figure)
+    if tp.get("cpu_after_ready_s"):
+        d["tx_per_busy_cpu_s"] = tp["n"] / tp["cpu_after_ready_s"]
+    for rate in rates:
+        r = one[str(rate)]
+        for k in ("p50", "p99", "to_scored_p99", "light"):
+            if r[k] is not None:
+                d[f"{k}{'_ms' if k != 'light' else ''}_at_{rate:g}"] = r[k]
+    return d
 
 
-def summary(res: dict, rates: list[float]) -> dict:
-    """Medians over the rounds, per contender."""
-    out: dict = {}
-    for name, rounds in res.items():
-        d: dict = {"sustained_tx_s": _med([r["throughput"]["rate"] for r in rounds]),
-                   "first_to_last_tx_s": _med([r["throughput"]["rate_first_to_last"]
-                                               for r in rounds]),
-                   "light_share_burst": _med([r["throughput"]["light"] for r in rounds]),
-                   # CPU-normalised: on 2 shared cores the wall-clock rate is the machine's
-                   "tx_per_cpu_s": _med([r["throughput"]["n"] / r["throughput"]["cpu_s"]
-                                         for r in rounds if r["throughput"]["cpu_s"]])}
-        for rate in rates:
-            for k in ("p50", "p99", "to_scored_p99", "light"):
-                d[f"{k}_at_{rate:g}"] = _med([r[str(rate)][k] for r in rounds])
-        out[name] = d
-    return out
-
-
-def verdicts(med: dict) -> list[str]:
-    lines = []
-    b = med.get("batched") or med.get("batched-full")
-    if b:
-        v = b["sustained_tx_s"]
-        lines.append(f"VERDICT {'PASS' if v >= 5000 else 'FAIL'} fraud sustained per worker: "
-                     f"{v:,.0f} tx/s (target >= 5,000)")
-        p99 = b.get("p99_at_1000")
-        if p99 is not None:
-            lines.append(f"VERDICT {'PASS' if p99 <= 20 else 'FAIL'} fraud p99 at 1,000 tx/s: "
-                         f"{p99:.1f} ms (target <= 20 ms)")
-        cpu = b.get("tx_per_cpu_s")
-        if cpu:
-            lines.append(f"VERDICT INFO fraud per worker CPU-second (whole process, start-up "
-                         f"included): {cpu:,.0f} tx")
-    n = med.get("naive")
-    if b and n and n["sustained_tx_s"]:
-        r = b["sustained_tx_s"] / n["sustained_tx_s"]
-        lines.append(f"VERDICT {'PASS' if r >= 5 else 'FAIL'} fraud batched / per-transaction "
-                     f"scorer: {r:.2f}x (target >= 5x)")
-    return lines
+def declare_checks(rep: Report, rates: list[float], names: list[str]) -> None:
+    b = "batched" if "batched" in names else "batched-full"
+    rep.check("fraud sustained per worker (tx/s, from ready)", "sustained_tx_s", b,
+              op=">=", target=5000)
+    if 1000.0 in rates:
+        rep.check("fraud p99 at 1,000 tx/s (ms)", "p99_ms_at_1000", b, op="<=", target=20)
+    if "naive" in names:
+        rep.check("fraud batched vs the per-transaction scorer, sustained", "sustained_tx_s",
+                  b, peer="naive", op=">=", target=5)
+        rep.check("fraud batched vs the per-transaction scorer, tx per CPU-second after ready",
+                  "tx_per_busy_cpu_s", b, peer="naive")
+    rep.check("fraud tx per worker CPU-second (start-up included)", "tx_per_cpu_s", b)
+    rep.check("fraud tx per worker CPU-second after ready", "tx_per_busy_cpu_s", b)
+    if f"{b}@baseline" in names:
+        rep.check("this tree vs the baseline tree, sustained", "sustained_tx_s", b,
+                  peer=f"{b}@baseline")
+        rep.check("this tree vs the baseline tree, tx per CPU-second after ready",
+                  "tx_per_busy_cpu_s", b, peer=f"{b}@baseline")
+        if 1000.0 in rates:
+            rep.check("this tree vs the baseline tree, p99 at 1,000 tx/s", "p99_ms_at_1000",
+                      b, peer=f"{b}@baseline")
 
 
 def main() -> None:
@@ -257,10 +268,9 @@ def main() -> None:
     ap.add_argument("--batch-wait-ms", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--align-idle-s", default="1")
-    ap.add_argument("--only", default="batched,batched-full,naive")
-    ap.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results"
-                    / "fraud_scoring.json")
-    args = ap.parse_args()
+    ap.add_argument("--only", default="batched,batched-full,naive",
+                    help="contenders; with --baseline-tree, batched@baseline is added")
+    args = add_arguments(ap).parse_args()
     global ALIGN_IDLE_S
     ALIGN_IDLE_S = args.align_idle_s
     tmp = Path(tempfile.mkdtemp(prefix="fraud-bench-"))
@@ -275,55 +285,29 @@ def main() -> None:
     batching = ["--batch-max", str(args.batch_max), "--batch-wait-ms", str(args.batch_wait_ms)]
     contenders = {"batched": batching, "batched-full": batching + ["--force-branch", "full"],
                   "naive": batching + ["--naive"]}
-    res: dict = {name: [] for name in args.only.split(",")}
-    load = {"start": os.getloadavg()}
+    names = args.only.split(",")
+    if args.baseline_tree:
+        names.append(f"{names[0]}@baseline")
+    rep = Report("fraud_scoring", vars(args))
+    declare_checks(rep, rates, names)
     for rnd in range(args.rounds):
-        for name in res:  # contenders interleaved, round by round: the same load for each
-            extra = contenders[name]
+        for name in names:  # contenders interleaved, round by round: the same load for each
+            base, _, at = name.partition("@")
+            extra, tree = contenders[base], (args.baseline_tree if at else None)
             one: dict = {"throughput": throughput(
-                args.broker, model_dir, extra, args.burst, tmp, f"{name}-{rnd}",
+                args.broker, model_dir, extra, args.burst, tmp, f"{base}-{at}{rnd}",
                 [Transaction(**{k: getattr(t, k) for k in Transaction.__slots__})
-                 for t in txns])}
+                 for t in txns], tree)}
             print(name, rnd, "throughput", one["throughput"], flush=True)
             for r in rates:
                 one[str(r)] = latency(args.broker, model_dir, extra, r, args.seconds, tmp,
-                                      f"{name}-{rnd}", list(txns))
+                                      f"{base}-{at}{rnd}", list(txns), tree)
                 print(name, rnd, r, one[str(r)], flush=True)
-            res[name].append(one)
-    load["end"] = os.getloadavg()
-    med = summary(res, rates)
-    print()
-    print(f"medians of {args.rounds} round(s); load averages (1, 5, 15 min) at start "
-          f"{load['start']}, at end {load['end']}")
-    print("| contender | sustained tx/s (from ready) | first->last score tx/s | tx per worker "
-          "CPU-second | " + " | ".join(
-              f"p50 / p99 at {r:g} tx/s (light share)" for r in rates) + " |")
-    print("|---|---|---|---|" + "---|" * len(rates))
-    for name, d in med.items():
-        cells = []
-        for r in rates:
-            p50, p99 = d[f"p50_at_{r:g}"], d[f"p99_at_{r:g}"]
-            cells.append("none" if p50 is None else
-                         f"{p50:.1f} / {p99:.1f} ms ({d[f'light_at_{r:g}']:.0%})")
-        cpu = d["tx_per_cpu_s"]
-        print(f"| {name} | {d['sustained_tx_s']:,.0f} | {d['first_to_last_tx_s']:,.0f} | "
-              f"{'n/a' if cpu is None else f'{cpu:,.0f}'} | " + " | ".join(cells) + " |")
-    lines = verdicts(med)
-    for line in lines:
-        print(line)
-    if args.json:
-        import orjson
-
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent).stdout.strip()
-        args.json.write_bytes(orjson.dumps({
-            "benchmark": "fraud_scoring", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                time.gmtime()),
-            "commit": commit, "load": load, "cpus": os.cpu_count(),
-            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "rounds": res, "medians": med, "verdicts": lines}))
-        print(f"wrote {args.json}")
+            rep.add(name, **figures(one, rates))
+    rep.note("exactly-once on: card and terminal stages each commit state, outputs and offsets "
+             "in one Kafka transaction; scores read by a read_committed consumer; 4 partitions, "
+             "one worker process per contender")
+    rep.finish(args)
 
 
 if __name__ == "__main__":

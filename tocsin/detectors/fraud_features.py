@@ -41,8 +41,9 @@ N_FEATURES = len(FEATURES)
 
 
 def join_row(card_row: list, term_row: list, t_ts: int, pos_entry_mode: str) -> list:
-    """The full feature row from its card and terminal parts (the stream's terminal stage
-    and this class build it the same way)."""
+    """The full feature row from its card and terminal parts, in FEATURES order (the
+    stream's terminal stage builds the same columns for a whole batch:
+    ``fraud_term_stage.batch_arrays``)."""
     return [*card_row, *term_row, *pem(pos_entry_mode), *hour_parts(t_ts)]
 
 

@@ -104,22 +104,27 @@ class TermState:
             if t // HOUR == hi:
                 nh += 1
                 sh += u
+        # integer sums, so the order buckets are visited in does not matter: the non-empty
+        # ones where there are fewer than the window has hours / days (most terminals)
         n24, s24 = -nh, -sh
         hb = self.hb
-        for idx in range(hi - 23, hi + 1):
-            b = hb.get(idx)
-            if b is not None:
+        hours = hb.items() if len(hb) <= 24 else (
+            (i, hb[i]) for i in range(hi - 23, hi + 1) if i in hb)
+        for idx, b in hours:
+            if hi - 24 < idx <= hi:
                 n24 += b[0]
                 s24 += b[1]
         n7 = n30 = -nd
         s7 = s30 = -sd
         db = self.db
-        for idx in range(di - 29, di + 1):
-            b = db.get(idx)
-            if b is not None:
+        days = db.items() if len(db) <= 30 else (
+            (i, db[i]) for i in range(di - 29, di + 1) if i in db)
+        d7 = di - 7
+        for idx, b in days:
+            if di - 30 < idx <= di:
                 n30 += b[0]
                 s30 += b[1]
-                if idx > di - 7:
+                if idx > d7:
                     n7 += b[0]
                     s7 += b[1]
         row: list = []

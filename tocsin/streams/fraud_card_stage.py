@@ -23,12 +23,20 @@ from tocsin.contracts import pan, topics
 from tocsin.contracts.eventtime import TimeGuard
 from tocsin.contracts.payments import FraudLabel, Transaction
 from tocsin.detectors import fraud_through as thr
-from tocsin.detectors.fraud_card import card_step, from_bytes, new_card, to_bytes
+from tocsin.detectors.fraud_card import (
+    SEQ_LEN,
+    TOKEN_DIM,
+    card_step,
+    from_bytes,
+    new_card,
+    to_bytes,
+)
 from tocsin.detectors.partitioner import keys_for_partitions
 from tocsin.streams.deadletters import reason
 
 log = logging.getLogger("tocsin.payments.card")
 _CACHE_MAX = 200_000  # decoded card states kept per partition
+_TOK = 4 * TOKEN_DIM  # bytes of one float32 token
 
 
 def masked(record, why: str):
@@ -115,6 +123,7 @@ class CardStage(_Forward):
         self.pan_seen = Throttled("payments worker: card numbers in card_id tokenised (they "
                                   "are in clear on the input topic: fix the producer)")
         self.cache: dict[int, dict[bytes, dict]] = {}
+        self.qcache: dict[int, dict[bytes, bytes]] = {}  # card -> its tokens, float32 bytes
 
     def inputs(self) -> list[str]:
         return [self.txn_topic]
@@ -122,10 +131,12 @@ class CardStage(_Forward):
     def open(self, partition: int, state) -> None:
         super().open(partition, state)
         self.cache[partition] = {}
+        self.qcache[partition] = {}
 
     def close(self, partition: int) -> None:
         super().close(partition)
         self.cache.pop(partition, None)
+        self.qcache.pop(partition, None)
 
     def _card(self, p: int, key: bytes) -> dict:
         cache = self.cache[p]
@@ -135,8 +146,24 @@ class CardStage(_Forward):
             st = new_card() if raw is None else from_bytes(raw)
             if len(cache) > _CACHE_MAX:
                 cache.clear()
+                self.qcache[p].clear()
             cache[key] = st
         return st
+
+    def _tokens(self, p: int, key: bytes, toks: list, new: bool) -> bytes:
+        """``toks`` as float32 bytes: the card's previous tokens (kept in memory) plus the
+        new last one, the oldest dropped past SEQ_LEN -- the same bytes as converting all of
+        them (an element-wise cast). A redelivery (``new`` False) does not move the card's
+        sequence on, so it is not kept."""
+        qc = self.qcache[p]
+        prev = qc.get(key)
+        if prev is None or len(prev) // _TOK != len(toks) - (len(toks) < SEQ_LEN):
+            q = thr.tokens_f32(toks)
+        else:
+            q = (prev + thr.f32(toks[-1]))[-SEQ_LEN * _TOK:]
+        if new:
+            qc[key] = q
+        return q
 
     def process(self, records: Sequence, out) -> None:
         now = time.time_ns()
@@ -159,7 +186,8 @@ class CardStage(_Forward):
                 changed.setdefault(r.partition, set()).add(key)
                 src = f"t{r.partition}"
                 out.send(through, t.terminal_id.encode(),
-                         thr.encode_txn(src, t, card_row, toks, new))
+                         thr.encode_txn(src, t, card_row, self._tokens(r.partition, key, toks,
+                                                                       new), new))
                 ts = t.ts
             except Exception as exc:
                 rec, why = masked(r, reason(exc))
