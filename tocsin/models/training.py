@@ -2,9 +2,10 @@
 and PCA T²/Q -> thresholds on held-back normal data -> a versioned artifact folder.
 
 The frames go through the stream's own :class:`WindowEngine` and :class:`TickAssembler`, so
-a model sees in training exactly what the worker will feed it. Each asset's ticks are split
-in time: the first part trains, the last ``calib_fraction`` (never seen in training) sets the
-thresholds: a peaks-over-threshold tail fit of its scores (:func:`fit_tail`), cut where a
+a model sees in training exactly what the worker will feed it. Each run of an asset's ticks
+(several runs: :func:`collect_run_ticks`, e.g. the simulator's runs at spread clock phases) is
+split in time: the first part trains, the last ``calib_fraction`` (never seen in training)
+sets the thresholds: a peaks-over-threshold tail fit of its scores (:func:`fit_tail`), cut where a
 normal tick is that extreme once in ``10 ** threshold_surprise`` ticks (a quantile of a few
 hundred held-back ticks is close to their maximum, and new normal data crosses it: the
 demo's false alerts). ``quantile`` set instead keeps the old empirical quantile. The
