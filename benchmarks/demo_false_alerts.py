@@ -140,18 +140,32 @@ def read_alerts(broker: str, prefix: str) -> list:
         c.close()
 
 
+# The simulator stamps a sample with its place on the 10 Hz sample clock (t0 + k / 10) and
+# computes it when its loop gets there, a little later; a fault injected in between is in a
+# sample stamped up to one sample period before the injection's log line (seen: 8-11 ms,
+# bearing_temp rising at 11 degC/s). Such alerts of the faulty asset are the fault's own,
+# counted apart (``at_injection``); a normal pump never rises faster than ~0.1 degC/s.
+GRACE_NS = NS // 10
+
+
 def count_alerts(alerts: list, inj: int | None, asset: str) -> dict:
     """False alerts, judged in event time (the sample that raised them), not by when the demo
-    printed them: raised before the fault was injected (any asset), or raised after it on
-    another asset than the faulty one (the fault is on ``asset`` only)."""
+    printed them: raised before the fault was injected (any asset; on the faulty asset more
+    than one sample period before), or raised after it on another asset than ``asset``."""
     raised = [a for a in alerts if a.event.value == "raised"]
-    before = [a for a in raised if inj is None or a.source_ts < inj]
-    after = [a for a in raised if inj is not None and a.source_ts >= inj]
+
+    def before_fault(a) -> bool:
+        return inj is None or a.source_ts < inj - (GRACE_NS if a.asset == asset else 0)
+
+    before = [a for a in raised if before_fault(a)]
+    after = [a for a in raised if not before_fault(a)]
     other = [a for a in after if a.asset != asset]
     fmt = (lambda a: f"{a.asset} {a.kind}/{a.rule} {a.tag} at "
-           f"{'?' if inj is None else round((a.source_ts - inj) / NS, 1)} s")
+           f"{'?' if inj is None else round((a.source_ts - inj) / NS, 3)} s")
     return {"false_before_fault": len(before), "false_other_asset": len(other),
             "raised_on_fault_asset": len(after) - len(other),
+            "at_injection": [fmt(a) for a in after
+                             if a.asset == asset and a.source_ts < (inj or 0)],
             "false_alerts": [fmt(a) for a in before + other]}
 
 
@@ -263,6 +277,8 @@ def main() -> None:
             worst_recovery_s=worst)
     for m, vs in sorted(per_model.items()):
         rep.add(f"recovery {m}", worst_s=max(vs), median_s=float(np.median(vs)))
+    fused = [v for m in ("iforest", "lstm_ae") for v in per_model.get(m, [])]
+    rep.add("recovery fusion inputs", worst_s=max(fused, default=float("nan")))
     print(f"{len(valid)} valid fresh runs of {len(rows)} ({len(trained)} trainings; invalid: "
           f"{[r['run'] for r in bad]}, the demo did not inject, end or see the fault): "
           f"{total} false alerts ({sum(r['false_before_fault'] for r in valid)} raised before "
@@ -273,6 +289,8 @@ def main() -> None:
     rep.check("valid fresh runs", "runs", "all runs", op=">=", target=10)
     rep.check("worst seconds from the fault's end to the last tick above threshold (every "
               "model)", "worst_recovery_s", "all runs", op="<=", target=60)
+    rep.check("the same, the fusion's inputs (Isolation Forest, LSTM-AE)", "worst_s",
+              "recovery fusion inputs", op="<=", target=60)
     rep.finish(a)
 
 
