@@ -19,8 +19,11 @@ from tocsin.cli.common import (
 @click.command("plant")
 @plant_config_opt
 @model_dir_opt
-@click.option("--sim-seconds", default=1200.0, show_default=True,
+@click.option("--sim-seconds", default=1800.0, show_default=True,
               help="with no other source: seconds of simulated normal operation to train on")
+@click.option("--sim-runs", default=10, show_default=True, type=click.IntRange(1, 100),
+              help="split them into this many runs, each started at its own clock phase "
+                   "(a live plant's cycles meet the feature windows at any phase)")
 @click.option("--sim-seed", default=1, show_default=True,
               help="simulator seed for the training data (the demo runs seed 7)")
 @click.option("--recording", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -37,7 +40,7 @@ from tocsin.cli.common import (
 @click.option("--asset-type", "only_types", multiple=True,
               help="train only these asset types (default: all in the plant config)")
 @train_opts
-def train_plant(plant_config, model_dir, sim_seconds, sim_seed, recording, csv_path,
+def train_plant(plant_config, model_dir, sim_seconds, sim_runs, sim_seed, recording, csv_path,
                 influx_start, asset, timestamp_col, period, sep, only_types, **tkw) -> None:
     """Train the anomaly models (Isolation Forest + LSTM-AE) per asset type.
 
@@ -47,7 +50,7 @@ def train_plant(plant_config, model_dir, sim_seconds, sim_seed, recording, csv_p
     from tocsin.config.plant import load_plant
     from tocsin.connectors import model_sources as ms
     from tocsin.models import artifacts
-    from tocsin.models.training import collect_ticks, train_asset_type
+    from tocsin.models.training import collect_run_ticks, collect_ticks, train_asset_type
 
     con = console()
     say = progress_say(con)
@@ -75,10 +78,13 @@ def train_plant(plant_config, model_dir, sim_seconds, sim_seed, recording, csv_p
         frames = (f for a in tags for f in ms.influx_frames(hist, a, influx_start))
         source = f"influxdb {hist.url} bucket {hist.bucket} from {influx_start}"
     else:
-        frames = ms.simulated_frames(sim_seconds, seed=sim_seed)
-        source = f"simulated plant, {sim_seconds:.0f}s normal operation, seed {sim_seed}"
+        frames = None
+        runs = ms.simulated_runs(sim_seconds, runs=sim_runs, seed=sim_seed)
+        source = (f"simulated plant, {sim_seconds:.0f}s normal operation in {sim_runs} runs "
+                  f"at spread clock phases, seed {sim_seed}")
     say(f"training data: {source}")
-    ticks = collect_ticks(frames, plant.features, tags, say)
+    ticks = (collect_ticks(frames, plant.features, tags, say) if frames is not None
+             else collect_run_ticks(runs, plant.features, tags, say))
     types = plant.asset_types()
     wanted = set(only_types) or set(types.values())
     unknown = wanted - set(types.values())

@@ -132,9 +132,10 @@ def load_table(path: str | Path, spec: CsvSpec, label_col: str | None = None,
 # ------------------------------------------------------------------ the simulated plant
 def simulated_frames(seconds: float, *, rate: float = 10.0, seed: int = 7,
                      assets: list[str] | None = None, faults: list[dict] | None = None,
-                     start_s: int | None = None) -> Iterator[ReadingsFrame]:
+                     start_s: float | None = None) -> Iterator[ReadingsFrame]:
     """The simulator's readings, generated offline in event time (one frame per asset per
-    second). ``faults``: [{asset, fault, start, end}] in seconds from the start."""
+    second). ``faults``: [{asset, fault, start, end}] in seconds from the start; ``start_s``
+    (default 2026-01-01, a whole minute) may have a fraction: the clock phase of the run."""
     from tocsin.connectors.simulator.plant import DEFAULT_ASSETS, Plant
     from tocsin.connectors.simulator.scenario import (
         EPOCH_2026,
@@ -148,7 +149,7 @@ def simulated_frames(seconds: float, *, rate: float = 10.0, seed: int = 7,
                   faults=[FaultEvent(**f) for f in (faults or [])])
     plant = Plant({a: DEFAULT_ASSETS[a] for a in sc.assets}, seed=seed)
     dt = 1.0 / rate
-    base = (EPOCH_2026 if start_s is None else start_s) * NS
+    base = round((EPOCH_2026 if start_s is None else start_s) * NS)
     per_frame = max(1, int(round(rate)))
     buf: dict[str, list] = {a: [] for a in sc.assets}
     n = int(round(seconds * rate))
@@ -164,6 +165,38 @@ def simulated_frames(seconds: float, *, rate: float = 10.0, seed: int = 7,
                     yield ReadingsFrame.from_samples(asset, samples, source="sim://offline",
                                                      seq=i)
             buf = {a: [] for a in sc.assets}
+
+
+def run_offsets(runs: int, seed: int, span_s: float = 60.0) -> list[float]:
+    """Clock phases (seconds past a whole minute) for ``runs`` separate runs, spread over
+    ``span_s``, with their tenths of a second a permutation (10 Hz samples: each run's
+    samples fall on a different tenth of the 1 s window grid).
+
+    Why: a live server starts its sample clock at whatever time it is started, so the
+    epoch-aligned feature windows see its periodic signals (the press's noise-free 20 s valve
+    cycle) at any phase. One offline run started on a whole minute shows them at a few phases
+    only, and features of a noise-free signal at an unseen phase are far outside the training
+    spread: the demo's press-1 false alerts (#21)."""
+    rng = np.random.default_rng([seed, 21])
+    tenths = rng.permutation(10)
+    return [float(np.floor(j * span_s / runs)) + (tenths[j % 10] + rng.uniform()) / 10
+            for j in range(runs)]
+
+
+def simulated_runs(seconds: float, *, runs: int = 10, seed: int = 1, rate: float = 10.0,
+                   assets: list[str] | None = None) -> Iterator[Iterator[ReadingsFrame]]:
+    """``seconds`` of normal operation as ``runs`` separate runs (the frames of each), one
+    after the other in event time with over two minutes between them, each at its own clock
+    phase (:func:`run_offsets`) and simulator seed (``seed`` for the first). Each run is meant
+    for a window engine of its own (:func:`tocsin.models.training.collect_run_ticks`), as a
+    live start is: its windows fill from nothing, and it ends without forced closes."""
+    from tocsin.connectors.simulator.scenario import EPOCH_2026
+
+    each = seconds / runs
+    stride = 60 * int(np.ceil((each + 120.0) / 60.0))  # whole minutes per run and silence
+    for j, off in enumerate(run_offsets(runs, seed)):
+        yield simulated_frames(each, rate=rate, seed=seed + 1000 * j, assets=assets,
+                               start_s=EPOCH_2026 + j * stride + off)
 
 
 # ------------------------------------------------------------------ InfluxDB

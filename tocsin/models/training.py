@@ -2,9 +2,10 @@
 and PCA T²/Q -> thresholds on held-back normal data -> a versioned artifact folder.
 
 The frames go through the stream's own :class:`WindowEngine` and :class:`TickAssembler`, so
-a model sees in training exactly what the worker will feed it. Each asset's ticks are split
-in time: the first part trains, the last ``calib_fraction`` (never seen in training) sets the
-thresholds: a peaks-over-threshold tail fit of its scores (:func:`fit_tail`), cut where a
+a model sees in training exactly what the worker will feed it. Each run of an asset's ticks
+(several runs: :func:`collect_run_ticks`, e.g. the simulator's runs at spread clock phases) is
+split in time: the first part trains, the last ``calib_fraction`` (never seen in training)
+sets the thresholds: a peaks-over-threshold tail fit of its scores (:func:`fit_tail`), cut where a
 normal tick is that extreme once in ``10 ** threshold_surprise`` ticks (a quantile of a few
 hundred held-back ticks is close to their maximum, and new normal data crosses it: the
 demo's false alerts). ``quantile`` set instead keeps the old empirical quantile. The
@@ -113,6 +114,21 @@ def collect_ticks(frames: Iterable[ReadingsFrame], spec: FeatureSpec,
             for a, ts in acc.items() if ts}
 
 
+def collect_run_ticks(runs: Iterable[Iterable[ReadingsFrame]], spec: FeatureSpec,
+                      asset_tags: dict[str, list[str]], progress: Progress | None = None,
+                      ) -> dict[str, AssetTicks]:
+    """:func:`collect_ticks` of each run with a window engine of its own (a fresh start, no
+    windows forced closed at a run's end), joined per asset in time order; training keeps
+    the runs apart (:func:`_runs`)."""
+    per: dict[str, list[AssetTicks]] = {}
+    for frames in runs:
+        for a, tk in collect_ticks(frames, spec, asset_tags, progress).items():
+            per.setdefault(a, []).append(tk)
+    return {a: AssetTicks(np.concatenate([t.ends for t in ts]),
+                          np.concatenate([t.vectors for t in ts]),
+                          np.concatenate([t.steps for t in ts])) for a, ts in per.items()}
+
+
 def _scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(all="ignore"):
         mean = np.nanmean(x, axis=0)
@@ -134,23 +150,18 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
     if not ticks:
         raise ModelError(f"{asset_type}: no feature ticks to train on (no data for its assets?)")
     d_step = len(tags) * len(spec.names)
-    tr_vec, ca_vec, tr_seq, ca_seq = [], [], [], []
-    for asset, tk in sorted(ticks.items()):
-        n = len(tk.ends)
-        cut = int(round(n * (1 - cfg.calib_fraction)))
-        if cut < cfg.seq_len + 1 or n - cut < 1:
-            raise ModelError(f"{asset_type}: asset {asset} has {n} ticks; need more than "
-                             f"{int((cfg.seq_len + 1) / (1 - cfg.calib_fraction)) + 1} "
-                             f"(seq_len {cfg.seq_len}, calib_fraction {cfg.calib_fraction})")
-        tr_vec.append(tk.vectors[:cut])
-        ca_vec.append(tk.vectors[cut:])
+    gap_ns = max(sc.size_ns for sc in spec.scales)
+    parts = {a: _split(a, tk, cfg, gap_ns, asset_type) for a, tk in sorted(ticks.items())}
+    tr_vec = [tk.vectors[a:c] for asset, tk in sorted(ticks.items()) for a, c, _ in parts[asset]]
+    ca_vec = [tk.vectors[c:b] for asset, tk in sorted(ticks.items()) for _, c, b in parts[asset]]
     mean, std = _scaler(np.concatenate(tr_vec))
-    for _asset, tk in sorted(ticks.items()):
-        cut = int(round(len(tk.ends) * (1 - cfg.calib_fraction)))
+    tr_seq, ca_seq = [], []
+    for asset, tk in sorted(ticks.items()):
         zs = _z(tk.steps, mean[:d_step], std[:d_step])
-        tr_seq.append(sequences(zs[:cut], cfg.seq_len)[::cfg.seq_stride])
-        # calibration windows end in the held-back part (their context may reach back)
-        ca_seq.append(sequences(zs, cfg.seq_len)[max(0, cut - cfg.seq_len + 1):])
+        for a, c, b in parts[asset]:  # never a sequence across two runs
+            tr_seq.append(sequences(zs[a:c], cfg.seq_len)[::cfg.seq_stride])
+            # calibration windows end in the held-back part (their context may reach back)
+            ca_seq.append(sequences(zs[a:b], cfg.seq_len)[max(0, c - a - cfg.seq_len + 1):])
     x_tr = _z(np.concatenate(tr_vec), mean, std)
     x_ca = _z(np.concatenate(ca_vec), mean, std)
     s_tr = np.concatenate(tr_seq)
@@ -245,6 +256,33 @@ def train_asset_type(asset_type: str, ticks: dict[str, AssetTicks], spec: Featur
     say(f"{asset_type}: thresholds iforest {thr['iforest']:.4f}, lstm_ae {thr['lstm_ae']:.4f} "
         f"({rule} of {len(x_ca):,} held-back ticks) -> {art.path}")
     return art
+
+
+def _runs(ends: np.ndarray, gap_ns: int) -> list[tuple[int, int]]:
+    """[start, stop) of each run of ticks: a silence longer than the longest window starts a
+    new stream in the window engine (several recordings, or :func:`simulated_runs`)."""
+    cuts = np.flatnonzero(np.diff(ends) > gap_ns) + 1
+    edges = [0, *cuts.tolist(), len(ends)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _split(asset: str, tk: AssetTicks, cfg: TrainConfig, gap_ns: int, asset_type: str
+           ) -> list[tuple[int, int, int]]:
+    """(start, cut, stop) per run: each run's first part trains, its last ``calib_fraction``
+    is held back, so training and thresholds both see every run (every clock phase of
+    :func:`~tocsin.connectors.model_sources.simulated_runs`). Runs too short for one
+    sequence are left out; an asset with no run long enough is an error."""
+    need = int((cfg.seq_len + 1) / (1 - cfg.calib_fraction)) + 1
+    out = []
+    for a, b in _runs(tk.ends, gap_ns):
+        cut = a + int(round((b - a) * (1 - cfg.calib_fraction)))
+        if cut - a >= cfg.seq_len + 1 and b - cut >= 1:
+            out.append((a, cut, b))
+    if not out:
+        raise ModelError(f"{asset_type}: asset {asset} has {len(tk.ends)} ticks; need a run "
+                         f"of more than {need} (seq_len {cfg.seq_len}, calib_fraction "
+                         f"{cfg.calib_fraction})")
+    return out
 
 
 def fit_ae(asset_type: str, s_tr: np.ndarray, cfg: TrainConfig, say: Progress

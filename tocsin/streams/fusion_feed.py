@@ -15,13 +15,14 @@ from tocsin.config.kafka_security import client_conf
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import Settings
 from tocsin.connectors import kafka_admin
+from tocsin.connectors.model_sources import run_offsets
 from tocsin.connectors.simulator.fusion_stream import (
     ScoreSource,
     fault_scenarios,
     simulate,
 )
 from tocsin.connectors.simulator.plant import DEFAULT_ASSETS
-from tocsin.connectors.simulator.scenario import FaultEvent, Scenario
+from tocsin.connectors.simulator.scenario import EPOCH_2026, FaultEvent, Scenario
 from tocsin.contracts import topics
 from tocsin.contracts.alerts import Alert
 from tocsin.contracts.scores import Scores
@@ -43,10 +44,13 @@ def train_simulated(scores: ScoreSource, config_path=None, seeds: Iterable[int] 
     for seed in seeds:
         normal = Scenario(seed=seed, seconds=normal_s,
                           assets=sorted(keep) if keep is not None else list(DEFAULT_ASSETS))
-        for sc in [*fault_scenarios(seed), *([normal] if normal_s > 0 else [])]:
+        scenarios = [*fault_scenarios(seed), *([normal] if normal_s > 0 else [])]
+        # each scenario at its own clock phase, as live starts are (see run_offsets)
+        offsets = run_offsets(len(scenarios), seed)
+        for sc, off in zip(scenarios, offsets):
             if keep is not None and not keep & set(sc.assets):
                 continue
-            s = simulate(sc, scores, plant)
+            s = simulate(sc, scores, plant, start_s=EPOCH_2026 + off)
             streams.append((s.items, s.label))
             if progress:
                 what = (f"{sc.faults[0].fault} on {sc.assets[0]}" if sc.faults else

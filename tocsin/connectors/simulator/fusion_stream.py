@@ -176,10 +176,10 @@ class SimStream:
         return None if settling else "normal"
 
 
-def _readings(scenario: Scenario, start_s: int):
+def _readings(scenario: Scenario, start_s: float):
     plant = Plant({a: DEFAULT_ASSETS[a] for a in scenario.assets}, seed=scenario.seed)
     dt = 1.0 / scenario.rate
-    base = start_s * NS
+    base = round(start_s * NS)  # start_s may have a fraction (a clock phase)
     for i in range(1, int(round(scenario.seconds * scenario.rate)) + 1):
         t = i * dt
         run_events(plant, scenario, t, dt)
@@ -205,7 +205,7 @@ def fit_scorers(plant_cfg: PlantConfig | None = None, seconds: float = 300.0,
 
 
 def simulate(scenario: Scenario, scores: ScoreSource, plant_cfg: PlantConfig | None = None,
-             start_s: int = EPOCH_2026, keep_frames: bool = False) -> SimStream:
+             start_s: float = EPOCH_2026, keep_frames: bool = False) -> SimStream:
     """Run the scenario; threshold alerts come from the real ThresholdAlerter on the frames,
     score ticks from ``scores`` (:class:`ModelScores` or the stand-in) on the same frames."""
     plant_cfg = plant_cfg or load_plant()
@@ -231,7 +231,7 @@ def simulate(scenario: Scenario, scores: ScoreSource, plant_cfg: PlantConfig | N
     merged = [((a.source_ts, 0, i), ("alert", a)) for i, a in enumerate(alerts)]
     merged += [((s.ts, 1, i), ("scores", s)) for i, s in enumerate(ticks)]
     out.items = [x for _, x in sorted(merged, key=lambda m: m[0])]
-    base = start_s * NS
+    base = round(start_s * NS)  # start_s may have a fraction (a clock phase)
     out.truth = [dict(e, start_ns=base + round(e["start"] * 1e9),
                       end_ns=None if e["end"] is None else base + round(e["end"] * 1e9))
                  for e in plant.episodes()]
