@@ -37,6 +37,23 @@ def rowdot(a: np.ndarray, m: np.ndarray) -> np.ndarray:
     return np.einsum("nd,dk->nk", a, m)
 
 
+def principal_subspace(z: np.ndarray, variance: float, max_k: int | None = None
+                       ) -> tuple[int, np.ndarray, np.ndarray]:
+    """The principal subspace of standardised rows ``z``: the fewest components that hold
+    ``variance`` of the training variance (at least 1, at most ``max_k`` and d - 1, so a
+    residual is left), the right singular vectors (rows) and the eigenvalues (all of them)."""
+    n, d = z.shape
+    _, s, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    eig = s ** 2 / max(n - 1, 1)
+    total = eig.sum()
+    if total <= 0:
+        k = 1
+    else:
+        k = int(np.searchsorted(np.cumsum(eig) / total, variance - 1e-12) + 1)
+    k = max(1, min(k, max_k or d, len(eig) - 1 if len(eig) > 1 else 1))
+    return k, vt, eig
+
+
 def t2_limit(k: int, n: int, alpha: float) -> float:
     from scipy import stats
 
@@ -79,15 +96,8 @@ class PCADetector(Standardized):
 
     def fit(self, x: np.ndarray) -> "PCADetector":
         z = self._fit_z(x)
-        n, d = z.shape
-        _, s, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
-        eig = s ** 2 / (n - 1)
-        total = eig.sum()
-        if total <= 0:
-            k = 1
-        else:
-            k = int(np.searchsorted(np.cumsum(eig) / total, self.variance - 1e-12) + 1)
-        k = max(1, min(k, self.max_components or d, len(eig) - 1 if len(eig) > 1 else 1))
+        n = len(z)
+        k, vt, eig = principal_subspace(z, self.variance, self.max_components)
         self.k, self.n_train = k, n
         self.components = vt[:k].T  # d x k
         self.eig = np.maximum(eig[:k], 1e-12)

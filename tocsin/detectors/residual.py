@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tocsin.detectors.pca import rowdot
+from tocsin.detectors.pca import principal_subspace, rowdot
 from tocsin.detectors.protocol import ModelError, Standardized, register
 
 RESIDUAL_STATS = ("mean", "var")
@@ -64,12 +64,7 @@ class ResidualEWMA(Standardized):
 
     def fit(self, x: np.ndarray) -> "ResidualEWMA":
         z = self._fit_z(x)
-        n, d = z.shape
-        _, s, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
-        eig = s ** 2
-        frac = np.cumsum(eig) / eig.sum() if eig.sum() > 0 else np.ones_like(eig)
-        k = int(np.searchsorted(frac, self.variance - 1e-12) + 1)
-        self.k = max(1, min(k, len(eig) - 1 if len(eig) > 1 else 1))
+        self.k, vt, _ = principal_subspace(z, self.variance)
         self.components = vt[:self.k].T
         sd = self._oof_resid(z).std(axis=0)
         self.resid_sd = np.where(sd > 1e-9, sd, 1.0)
