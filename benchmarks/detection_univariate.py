@@ -162,8 +162,15 @@ def main() -> None:
     names = NAMES + (add_variants() if a.sweep else [])
     seeds = [int(s) for s in a.seeds.split(",")]
     t0 = time.time()
-    out = {"rule": RULE, "train_fraction": 0.15, "streams_per_seed": a.streams,
-           "load_average": os.getloadavg(), "seeds": {}}
+    import subprocess
+    from datetime import datetime, timezone
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": commit,
+           "data": "GENERATED (tocsin.connectors.simulator.univariate)", "rule": RULE,
+           "train_fraction": 0.15, "streams_per_seed": a.streams, "detectors": names,
+           "dev_seeds": [1, 2], "check_seed": 3, "load_average": os.getloadavg(), "seeds": {}}
     pooled: dict[str, list[dict]] = {n: [] for n in names}
     per_seed: dict[int, dict[str, list[dict]]] = {}
     for seed in seeds:
