@@ -72,6 +72,21 @@ def test_calibration_holds_on_fresh_normal_rows(seed):
     assert float(RULE.apply(s["online"])[600:].mean()) < 0.02  # the alarm rate
 
 
+def test_daily_cycle_is_normal_and_a_spike_on_it_is_not():
+    """5-minute rows with a daily cycle of 6 + 2 sds: the period is found on 900 training rows,
+    the cycle itself does not alarm, a spike of 8 sds on it does."""
+    n = 4000
+    t = np.arange(n)
+    v = 50 + 6 * np.sin(2 * np.pi * t / 288) + 2 * np.sin(4 * np.pi * t / 288 + 1) + _ar(n, 1)
+    v[3000] += 8.0
+    x = v[:, None]
+    fitted = suite.fit_suite(x[:900], ["online"], x[:900])
+    assert abs(fitted["online_z"].detector.periods[0] - 288) <= 6
+    pred = RULE.apply(suite.surprises(fitted, x, ["online"], x, skip=900)["online"])
+    assert pred[900:2990].mean() < 0.01
+    assert pred[3000:3003].any()
+
+
 def test_stream_history_is_a_warm_start_and_scoring_is_pure():
     x = (5.0 + _ar(900, seed=4))[:, None]
     det = OnlineZ().fit(x[:600])
