@@ -183,7 +183,7 @@ def test_eval_csv_default_pure_detectors_grid_and_rows(tmp_path):
     assert "detector q_quality, rule s2_2of3" in res.output
     assert "total (2 files, pooled)" in res.output and "knn | ewma" in res.output
     lines = (out / "0.csv.scores.csv").read_text().splitlines()
-    assert lines[0] == "row,ts,evaluated,label,surprise,pred"
+    assert lines[0] == "row,ts,evaluated,label,surprise,pred,score"  # score: uncapped
     rows = [ln.split(",") for ln in lines[1:]]
     assert {r[2] for r in rows[:150]} == {"0"} and {r[2] for r in rows[150:]} == {"1"}
     fault = [int(r[5]) for r in rows[200:260]]

@@ -36,7 +36,17 @@ def eval_group() -> None:
 
 
 SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "missing",
-         "stuck", "pca_t2q", "q_quality", "q_resid", "ensemble", "all"]
+         "stuck", "pca_t2q", "q_quality", "q_resid", "ensemble", "all", "online_z", "online_lik",
+         "online"]
+UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "q_quality"
+
+
+def default_detector(tables) -> str:
+    """``eval csv`` without --detector: ``online`` when every file has one sensor column (a
+    univariate stream: a model frozen on its head drifts into alarm, and there are no
+    correlations for Q to use), ``q_quality`` otherwise."""
+    return UNIVARIATE_DEFAULT if all(len(t.columns) == 1 for _, t in tables) \
+        else MULTIVARIATE_DEFAULT
 STREAM = ["any", "iforest", "lstm_ae", "pca"]
 
 
@@ -69,14 +79,19 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
               "of the data's sampling period (mean, sd); for the stream models 1, 10, 60 rows")
 @click.option("--features", default=None, help="comma-separated feature names")
 @click.option("--acf-lags", default=None, help="comma-separated autocorrelation lags")
-@click.option("--detector", type=click.Choice(SUITE + STREAM), default="q_quality",
-              show_default=True, help="pure detectors, each calibrated out-of-fold on the "
+@click.option("--detector", type=click.Choice(SUITE + STREAM), default=None,
+              help="default: online when every file has ONE sensor column, else q_quality. "
+              "Pure detectors, each calibrated out-of-fold on the "
               "training rows: pca_t2, pca_q, mahalanobis, knn, and the raw-row checks missing "
               "and stuck; ensembles of their calibrated scores: pca_t2q, q_quality (Q, "
               "missing, stuck: the best on the hard library, which has mode changes), "
               "q_resid (Q, the residual EWMA charts residual_mean and residual_var, missing, stuck), "
-              "ensemble (T², Q, k-NN, missing, stuck), all. Or the stream's trained models: "
-              "pca, iforest, lstm_ae, any")
+              "ensemble (T², Q, k-NN, missing, stuck), all. Online detectors for univariate, "
+              "non-stationary streams (each row against a trailing window, warm-started from "
+              "the training rows, calibrated on their own online scores): online_z (robust z "
+              "of the value, deseasonalised when the training rows show a period, and of its "
+              "difference), online_lik (its anomaly likelihood), online (both, missing, "
+              "stuck). Or the stream's trained models: pca, iforest, lstm_ae, any")
 @click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
               show_default=True, help="decision rule of the pure detectors (surprise "
               "threshold, smoothing, k of n; see docs/detection.md)")
@@ -88,7 +103,9 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
               help="also write the table as Markdown")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="write per-row scores and predictions here, one file per input named "
-              "by its path (a/0.csv -> a__0.csv.scores.csv)")
+              "by its path (a/0.csv -> a__0.csv.scores.csv); pure detectors: columns row, ts, "
+              "evaluated, label, surprise (capped at 12), pred, score (the surprise uncapped: "
+              "continuous, to threshold yourself)")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None,
               help="stream models: keep the trained artifact here (default: a temporary "
               "folder)")
@@ -133,6 +150,11 @@ def eval_csv(inputs, pattern, train_file, train_rows, train_fraction, timestamp_
         out.mkdir(parents=True, exist_ok=True)
     run = dict(tables=tables, ks=ks, train=train, out=out, names=te.output_names(paths),
                say=say, markdown=markdown)
+    if detector is None:
+        detector = default_detector(tables)
+        say(f"detector {detector} (the default for "
+            + ("one sensor column" if detector == UNIVARIATE_DEFAULT else "2+ sensor columns")
+            + "; --detector overrides)")
     if detector in SUITE:
         _eval_suite(detector, rule, grid, windows, features, acf_lags, period, **run)
     else:

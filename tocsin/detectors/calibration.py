@@ -61,6 +61,19 @@ class TailCalibration:
     def surprise(self, s: np.ndarray) -> np.ndarray:
         return -np.log10(self.sf(s))
 
+    def surprise_uncapped(self, s: np.ndarray) -> np.ndarray:
+        """The surprise without the cap at 12 (tail computed in log space): equal to
+        :meth:`surprise` below the cap and still increasing above it, so extreme rows keep
+        their order (for a scorer that picks its own threshold from a ranking)."""
+        s = np.asarray(s, dtype=np.float64)
+        exc = np.maximum(s - self.u, 0.0) / self.sigma
+        if self.xi > 1e-9:
+            log_tail = -np.log10(1.0 + self.xi * exc) / self.xi
+        else:
+            log_tail = -exc * np.log10(np.e)
+        above = -(np.log10(1.0 - self.tail_q) + log_tail)
+        return np.where(s > self.u, np.maximum(above, self.surprise(s)), self.surprise(s))
+
     def probability(self, s: np.ndarray) -> np.ndarray:
         return 1.0 - self.sf(s)
 

@@ -13,9 +13,20 @@ identical consecutive values of any sensor; each is "surprising" (the cap, 12) o
 anything the training rows had (the stuck check: beyond twice the longest training run, at
 least 5 rows, so quantised sensors that repeat values are fine).
 
+Online members (:mod:`online`, for univariate and non-stationary streams): ``online_z`` and
+``online_lik`` judge each RAW row against a trailing window of the rows before it, warm-started
+from the end of the training rows, and are calibrated on their own online (one-step-ahead)
+scores over the training rows instead of out-of-fold refits.
+
 Ensembles (Bonferroni over members, :func:`~tocsin.detectors.calibration.combine`):
 ``pca_t2q`` = T² and Q; ``q_resid`` = Q, the two residual charts and the quality checks;
-``ensemble`` = T², Q, k-NN and missing; ``all`` = every member but the residual charts.
+``ensemble`` = T², Q, k-NN and missing; ``all`` = every member but the residual charts;
+``online`` = the two online members and the quality checks (the default of ``tocsin eval
+csv`` for files with one sensor column).
+
+:func:`surprises` gives the capped surprise (the decision scale); ``uncapped=True`` the same
+numbers without the cap at 12, so the rows beyond it keep their order (what a scorer that
+picks its own threshold from a ranking needs).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from tocsin.detectors.calibrated import Calibrated, fit_calibrated
 from tocsin.detectors.calibration import SF_FLOOR, combine
 from tocsin.detectors.covariance import MahalanobisDetector
 from tocsin.detectors.knn import KNNDetector
+from tocsin.detectors.online import OnlineLikelihood, OnlineZ
 from tocsin.detectors.pca import PCADetector
 from tocsin.detectors.protocol import Detector, ModelError
 from tocsin.detectors.residual import ResidualEWMA
@@ -41,15 +53,21 @@ MEMBERS: dict[str, Callable[[], Detector]] = {
     "residual_mean": partial(ResidualEWMA, "mean"),
     "residual_var": partial(ResidualEWMA, "var"),
 }
+ONLINE: dict[str, Callable[[], Detector]] = {
+    "online_z": OnlineZ,
+    "online_lik": OnlineLikelihood,
+}
 ENSEMBLES: dict[str, list[str]] = {
     "pca_t2q": ["pca_t2", "pca_q"],
     "q_quality": ["pca_q", "missing", "stuck"],
     "q_resid": ["pca_q", "residual_mean", "residual_var", "missing", "stuck"],
     "ensemble": ["pca_t2", "pca_q", "knn", "missing", "stuck"],
     "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck"],
+    "online": ["online_z", "online_lik", "missing", "stuck"],
 }
 QUALITY = ("missing", "stuck")
-NAMES = [*MEMBERS, *QUALITY, *ENSEMBLES]
+RAW_ROW = (*ONLINE, *QUALITY)  # members that score the raw sensor rows, every row
+NAMES = [*MEMBERS, *ONLINE, *QUALITY, *ENSEMBLES]
 MAX_SURPRISE = -np.log10(SF_FLOOR)
 
 
@@ -101,30 +119,69 @@ def needed(names: list[str]) -> list[str]:
     return out
 
 
-Fitted = dict[str, Calibrated | QualityCheck]
+class OnlineMember:
+    """An online detector and the calibration of its own online scores over the training
+    rows (one-step-ahead, so honest without out-of-fold refits). Scores RAW rows."""
+
+    def __init__(self, name: str, raw: np.ndarray):
+        from tocsin.detectors.calibration import fit_tail
+
+        self.name = name
+        self.detector = ONLINE[name]().fit(raw)
+        self.calibration = fit_tail(self.detector.train_scores)
+
+    def surprise(self, raw: np.ndarray, skip: int = 0) -> np.ndarray:
+        """Uncapped surprise of every row of ``raw``: the first ``skip`` rows are the training
+        rows (their online training scores), the rest continue from the end of training."""
+        s = np.r_[self.detector.train_pass[:skip], self.detector.score(raw[skip:])]
+        return self.calibration.surprise_uncapped(s)
+
+
+Fitted = dict[str, Calibrated | QualityCheck | OnlineMember]
 
 
 def fit_suite(x: np.ndarray, names: list[str], raw: np.ndarray | None = None) -> Fitted:
     """Fit and calibrate (out-of-fold) every member the names need, on normal rows ``x``
-    (features); the quality checks on ``raw`` (the sensor rows; default ``x``)."""
+    (features); the quality checks and the online members on ``raw`` (the sensor rows, in
+    order; default ``x``)."""
     x = np.asarray(x, dtype=np.float64)
+    r = x if raw is None else np.asarray(raw, dtype=np.float64)
     out: Fitted = {}
     for m in needed(names):
-        out[m] = (QualityCheck(m).fit(x if raw is None else raw) if m in QUALITY
-                  else fit_calibrated(MEMBERS[m], x))
+        if m in QUALITY:
+            out[m] = QualityCheck(m).fit(r)
+        elif m in ONLINE:
+            out[m] = OnlineMember(m, r)
+        else:
+            out[m] = fit_calibrated(MEMBERS[m], x)
     return out
 
 
+def _member(f, x: np.ndarray, raw: np.ndarray | None, skip: int) -> np.ndarray:
+    if isinstance(f, QualityCheck):
+        return f.surprise(x if raw is None else raw)
+    if isinstance(f, OnlineMember):
+        return f.surprise(x if raw is None else raw, skip)
+    return f.calibration.surprise_uncapped(f.detector.score(x))
+
+
 def surprises(fitted: Fitted, x: np.ndarray, names: list[str],
-              raw: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              raw: np.ndarray | None = None, skip: int = 0, uncapped: bool = False,
+              each: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Per name, the calibrated score (surprise) of every row of ``x`` (``raw``: the same
-    rows' sensor values, for the quality checks)."""
+    rows' sensor values, for the quality checks and the online members; ``skip``: how many
+    leading rows are the training rows the online members were fitted on). ``each``: a dict
+    that receives (or, when filled, supplies) the members' uncapped surprises, so a second
+    call for the other scale scores nothing again."""
     x = np.asarray(x, dtype=np.float64)
-    each = {m: f.surprise(x if raw is None or m not in QUALITY else raw)
-            for m, f in fitted.items()}
+    if each is None:
+        each = {}
+    if not each:
+        each.update({m: _member(f, x, raw, skip) for m, f in fitted.items()})
+    use = each if uncapped else {m: np.minimum(v, MAX_SURPRISE) for m, v in each.items()}
     out = {}
     for n in names:
         members = ENSEMBLES.get(n, [n])
-        out[n] = each[members[0]] if len(members) == 1 else combine(
-            {m: each[m] for m in members})
+        out[n] = use[members[0]] if len(members) == 1 else combine(
+            {m: use[m] for m in members})
     return out

@@ -272,46 +272,64 @@ def eval_table_suite(test: Table, name: str, spec: FeatureSpec, names: list[str]
     are fitted once."""
     from tocsin.detectors import suite
 
-    x, has = row_ticks(test, spec)
-    x = lagged(x, lags)
+    no_features = all(m in suite.RAW_ROW for m in suite.needed(names))
+
+    def features(t: Table) -> tuple[np.ndarray, np.ndarray]:
+        if no_features:  # raw-row members only: skip the window engine
+            return np.zeros((t.ts.size, 1)), np.ones(t.ts.size, dtype=bool)
+        f, h = row_ticks(t, spec)
+        return lagged(f, lags), h
+
+    x, has = features(test)
     if cache and train is not None:
         keep, fitted = cache["keep"], cache["fitted"]
     else:
         if train is None:
             train_x, train_raw = x[:skip_rows][has[:skip_rows]], test.values[:skip_rows]
         else:
-            tx, th = row_ticks(train, spec)
-            train_x, train_raw = lagged(tx, lags)[th], train.values
+            tx, th = features(train)
+            train_x, train_raw = tx[th], train.values
         keep = ~np.all(np.isnan(train_x), axis=0)  # columns never seen in training
         fitted = suite.fit_suite(training_rows(train_x[:, keep]), names, train_raw)
         if cache is not None and train is not None:
             cache.update(keep=keep, fitted=fitted)
-    sur = suite.surprises(fitted, np.where(has[:, None], x, 0.0)[:, keep], names, test.values)
+    xs = np.where(has[:, None], x, 0.0)[:, keep]
+    skip = skip_rows if train is None else 0  # online members: rows before this are training
+    each: dict = {}
+    sur = suite.surprises(fitted, xs, names, test.values, skip=skip, each=each)
+    unc = suite.surprises(fitted, xs, names, test.values, skip=skip, uncapped=True, each=each)
     ev = slice(skip_rows, None)
     out = {}
     for det, s in sur.items():
-        s = np.where(has, s, np.nan)
+        # members on window features have no score where no window covers the row; the
+        # raw-row members (online, quality checks) score every row
+        raw_only = all(m in suite.RAW_ROW for m in suite.needed([det]))
+        s = s if raw_only else np.where(has, s, np.nan)
+        u = unc[det] if raw_only else np.where(has, unc[det], np.nan)
         for rname, rule in rules.items():
             pred = rule.apply(s)
             if test.labels is None:
                 m = {"rows": int(test.ts.size - skip_rows), "labelled": False,
                      "alarm_rate": float(pred[ev].mean()) if pred[ev].size else 0.0}
             else:
-                m = full_metrics(test.labels[ev], pred[ev], s[ev], test.ts[ev] / NS)
+                m = full_metrics(test.labels[ev], pred[ev], u[ev], test.ts[ev] / NS)
                 m["labelled"] = True
             m["training_rows"] = skip_rows
             out[(det, rname)] = EvalResult(name, m, {"ts": test.ts, "score": s,
-                                                     "pred": pred.astype(int)})
+                                                     "uncapped": u, "pred": pred.astype(int)})
     return out
 
 
 def write_suite_rows(path: Path, res: EvalResult, skip_rows: int, labels) -> None:
-    """Per row: time, evaluated (0 = training part), label, surprise, alarm."""
+    """Per row: time, evaluated (0 = training part), label, surprise (capped at 12: the
+    decision's scale), alarm, and ``score``: the same surprise without the cap, a continuous
+    score whose order is kept beyond 12 (for a scorer that picks its own threshold)."""
     n = len(res.rows["ts"])
+    unc = res.rows.get("uncapped", res.rows["score"])
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["row", "ts", "evaluated", "label", "surprise", "pred"])
+        w.writerow(["row", "ts", "evaluated", "label", "surprise", "pred", "score"])
         for i in range(n):
             w.writerow([i + 1, res.rows["ts"][i], int(i >= skip_rows),
                         "" if labels is None else labels[i], _fmt(res.rows["score"][i]),
-                        res.rows["pred"][i]])
+                        res.rows["pred"][i], _fmt(unc[i])])
