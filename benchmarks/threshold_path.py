@@ -17,11 +17,15 @@ Phases per contender and round:
   throughput  --burst frames produced as fast as possible; samples/s = samples between the
               first and the last alert consumed / that span.
 
+A private broker is first warmed up (``--warmup-s``, 60 s of the latency traffic through the
+tocsin contender, discarded): a fresh broker's JVM is still compiling, and the first minutes
+measured its start-up, not the contenders.
+
 Besides wall-clock samples/s, each contender's CPU-seconds over the burst span are read
 from /proc: samples per CPU-second is the per-message cost, which a shared machine's load
 moves much less than the wall clock. Report and JSON: benchmarks/report.py. Usage:
     python -m benchmarks.threshold_path [--broker HOST:PORT] [--rounds 3]
-        [--baseline-tree DIR] [--set TOCSIN_X=V ...]
+        [--baseline-tree DIR] [--set TOCSIN_X=V ...] [--warmup-s S]
 """
 
 from __future__ import annotations
@@ -221,6 +225,29 @@ def run_round(name, broker, cfg, workdir, args) -> dict:
     }
 
 
+def warm_up(broker: str, cfg: Path, workdir: Path, seconds: float, rate: float,
+            samples: int) -> None:
+    """The same traffic through the tocsin contender for `seconds`, results discarded. A
+    fresh broker's JVM is still compiling its hot paths: on this machine the worker's alert
+    latency p50 on a new broker went 88 -> 32 -> 21 ms over its first three 10 s runs, against
+    11-13 ms on one warmed up (docs/benchmarks.md); without this the first round measures the
+    broker's start-up."""
+    prefix = f"warm{uuid.uuid4().hex[:6]}."
+    kafka_admin.ensure_topics(broker, [prefix + t for t in topics.ALL], 4)
+    c = alert_consumer(broker, prefix + topics.ALERTS)
+    proc = start_contender("tocsin", broker, prefix, cfg, workdir)
+    try:
+        n = int(rate * seconds)
+        feed = mp.Process(target=load, args=(broker, prefix + topics.READINGS, rate, n, samples))
+        feed.start()
+        drain(c, n, seconds + 60)
+        feed.join()
+    finally:
+        c.close()
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--broker", help="use this broker (default: start a private one)")
@@ -234,6 +261,9 @@ def main() -> None:
     ap.add_argument("--bare-batched", action="store_true",
                     help="also run the bare loop with linger.ms 5 (alerts batched per request, "
                     "as the runtime's transaction batches them)")
+    ap.add_argument("--warmup-s", type=float, default=None,
+                    help="s of the latency traffic through the tocsin contender before the "
+                    "rounds, discarded (default 60 on the private broker, 0 with --broker)")
     ap.add_argument("--set", action="append", default=[], metavar="TOCSIN_X=V",
                     help="environment for the tocsin contender (e.g. TOCSIN_BATCH_MAX=2048)")
     args = add_arguments(ap).parse_args()
@@ -253,7 +283,11 @@ def main() -> None:
     if args.bare_batched and not args.only:
         names.append("bare-batched")
     print(f"work dir (logs, per-alert latencies): {workdir}", flush=True)
+    warm = args.warmup_s if args.warmup_s is not None else (0.0 if args.broker else 60.0)
     try:
+        if warm > 0:
+            print(f"warming the broker up: {warm:.0f} s at {args.rate:.0f} frames/s", flush=True)
+            warm_up(broker, cfg, workdir, warm, args.rate, args.samples)
         for r in range(args.rounds):
             for name in names:
                 res = run_round(name, broker, cfg, workdir, args)
@@ -270,7 +304,8 @@ def main() -> None:
         if broker_obj:
             broker_obj.stop()
     rep.note(f"{args.rate:.0f} frames/s x {args.samples} samples for {args.duration:.0f} s "
-             f"(latency); burst of {args.burst} frames (samples/s); tocsin env {args.set}")
+             f"(latency); burst of {args.burst} frames (samples/s); tocsin env {args.set}; "
+             f"broker warmed up {warm:.0f} s")
     if not args.only:
         rep.check("threshold path vs bare loop (samples/s)", "samples_per_s", "tocsin",
                   peer="bare", op=">=", target=0.8)
