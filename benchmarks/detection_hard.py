@@ -10,7 +10,10 @@ No threshold is fitted on test rows: every member is calibrated on its own out-o
 scores of the training rows and the rules are fixed numbers on the surprise scale.
 
 Usage: python -m benchmarks.detection_hard [--kinds pump,motor,press,plant] [--seeds 1,2]
-       [--train-rows 400] [--json benchmarks/results/detection_hard.json] [--markdown FILE]
+       [--train-rows 400] [--names q_quality,mode_resid,...] [--json FILE] [--markdown FILE]
+
+Also prints (and writes under "fa_causes") the false alarms by cause: after a fault ends,
+by the time since the latest mode-change start.
 """
 
 from __future__ import annotations
