@@ -12,6 +12,7 @@ import pytest
 
 import tocsin.detectors.covariance  # noqa: F401  (registers)
 import tocsin.detectors.knn  # noqa: F401  (registers)
+import tocsin.detectors.modechange  # noqa: F401  (registers)
 import tocsin.detectors.online  # noqa: F401  (registers)
 import tocsin.detectors.pca  # noqa: F401  (registers)
 import tocsin.detectors.residual  # noqa: F401  (registers)

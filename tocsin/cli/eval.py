@@ -35,9 +35,9 @@ def eval_group() -> None:
     alarm rates, detection delay)."""
 
 
-SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "missing",
-         "stuck", "pca_t2q", "q_quality", "q_resid", "ensemble", "all", "online_z", "online_lik",
-         "online"]
+SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "mode_q",
+         "mode_mean", "mode_var", "missing", "stuck", "pca_t2q", "q_quality", "q_resid",
+         "mode_resid", "ensemble", "all", "online_z", "online_lik", "online"]
 UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "q_quality"
 
 
@@ -86,6 +86,8 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
               "and stuck; ensembles of their calibrated scores: pca_t2q, q_quality (Q, "
               "missing, stuck: the best on the hard library, which has mode changes), "
               "q_resid (Q, the residual EWMA charts residual_mean and residual_var, missing, stuck), "
+              "mode_resid (mode_q, mode_mean, mode_var: Q and the charts with a leverage limit "
+              "for operating-point changes; missing, stuck), "
               "ensemble (T², Q, k-NN, missing, stuck), all. Online detectors for univariate, "
               "non-stationary streams (each row against a trailing window, warm-started from "
               "the training rows, calibrated on their own online scores): online_z (robust z "

@@ -5,7 +5,10 @@ run on short training data (a few hundred normal rows).
 Members (all fitted on the same normal rows, all on the surprise scale after calibration):
 ``pca_t2`` and ``pca_q`` (:mod:`pca`), ``mahalanobis`` (MCD / Ledoit-Wolf, :mod:`covariance`),
 ``knn`` (:mod:`knn`), ``residual_mean`` / ``residual_var`` (EWMA charts on the PCA
-residuals, :mod:`residual`: slow drift, small shifts, noise changes), and two data-quality
+residuals, :mod:`residual`: slow drift, small shifts, noise changes), ``mode_q`` /
+``mode_mean`` / ``mode_var`` (the same Q and charts with a leverage limit that widens as a
+row moves along the operating-point direction beyond the training range,
+:mod:`modechange`: mode changes), and two data-quality
 checks on the raw rows (every other member imputes
 a missing value away and sees a frozen sensor only through its correlations):
 ``missing``, the share of sensors without a value in a row, and ``stuck``, the longest run of
@@ -20,6 +23,7 @@ scores over the training rows instead of out-of-fold refits.
 
 Ensembles (Bonferroni over members, :func:`~tocsin.detectors.calibration.combine`):
 ``pca_t2q`` = T² and Q; ``q_resid`` = Q, the two residual charts and the quality checks;
+``mode_resid`` = the three ``mode_*`` members and the quality checks;
 ``ensemble`` = T², Q, k-NN and missing; ``all`` = every member but the residual charts;
 ``online`` = the two online members and the quality checks (the default of ``tocsin eval
 csv`` for files with one sensor column).
@@ -40,6 +44,7 @@ from tocsin.detectors.calibrated import Calibrated, fit_calibrated
 from tocsin.detectors.calibration import SF_FLOOR, combine
 from tocsin.detectors.covariance import MahalanobisDetector
 from tocsin.detectors.knn import KNNDetector
+from tocsin.detectors.modechange import ModeAwareResidual
 from tocsin.detectors.online import OnlineLikelihood, OnlineZ
 from tocsin.detectors.pca import PCADetector
 from tocsin.detectors.protocol import Detector, ModelError
@@ -52,6 +57,9 @@ MEMBERS: dict[str, Callable[[], Detector]] = {
     "knn": KNNDetector,
     "residual_mean": partial(ResidualEWMA, "mean"),
     "residual_var": partial(ResidualEWMA, "var"),
+    "mode_q": partial(ModeAwareResidual, "q"),
+    "mode_mean": partial(ModeAwareResidual, "mean"),
+    "mode_var": partial(ModeAwareResidual, "var"),
 }
 ONLINE: dict[str, Callable[[], Detector]] = {
     "online_z": OnlineZ,
@@ -61,6 +69,7 @@ ENSEMBLES: dict[str, list[str]] = {
     "pca_t2q": ["pca_t2", "pca_q"],
     "q_quality": ["pca_q", "missing", "stuck"],
     "q_resid": ["pca_q", "residual_mean", "residual_var", "missing", "stuck"],
+    "mode_resid": ["mode_q", "mode_mean", "mode_var", "missing", "stuck"],
     "ensemble": ["pca_t2", "pca_q", "knn", "missing", "stuck"],
     "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck"],
     "online": ["online_z", "online_lik", "missing", "stuck"],
