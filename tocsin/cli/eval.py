@@ -38,13 +38,13 @@ def eval_group() -> None:
 SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "mode_q",
          "mode_mean", "mode_var", "missing", "stuck", "pca_t2q", "q_quality", "q_resid",
          "mode_resid", "ensemble", "all", "online_z", "online_lik", "online"]
-UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "q_quality"
+UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "mode_resid"
 
 
 def default_detector(tables) -> str:
     """``eval csv`` without --detector: ``online`` when every file has one sensor column (a
     univariate stream: a model frozen on its head drifts into alarm, and there are no
-    correlations for Q to use), ``q_quality`` otherwise."""
+    correlations for Q to use), ``mode_resid`` otherwise (docs/short-training.md: why)."""
     return UNIVARIATE_DEFAULT if all(len(t.columns) == 1 for _, t in tables) \
         else MULTIVARIATE_DEFAULT
 STREAM = ["any", "iforest", "lstm_ae", "pca"]
@@ -80,14 +80,15 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
 @click.option("--features", default=None, help="comma-separated feature names")
 @click.option("--acf-lags", default=None, help="comma-separated autocorrelation lags")
 @click.option("--detector", type=click.Choice(SUITE + STREAM), default=None,
-              help="default: online when every file has ONE sensor column, else q_quality. "
+              help="default: online when every file has ONE sensor column, else mode_resid. "
               "Pure detectors, each calibrated out-of-fold on the "
               "training rows: pca_t2, pca_q, mahalanobis, knn, and the raw-row checks missing "
               "and stuck; ensembles of their calibrated scores: pca_t2q, q_quality (Q, "
-              "missing, stuck: the best on the hard library, which has mode changes), "
+              "missing, stuck), "
               "q_resid (Q, the residual EWMA charts residual_mean and residual_var, missing, stuck), "
               "mode_resid (mode_q, mode_mean, mode_var: Q and the charts with a leverage limit "
-              "for operating-point changes; missing, stuck), "
+              "for operating-point changes; missing, stuck: the default for 2+ sensors, fewest false "
+              "alarms on the hard library, which has mode changes), "
               "ensemble (T², Q, k-NN, missing, stuck), all. Online detectors for univariate, "
               "non-stationary streams (each row against a trailing window, warm-started from "
               "the training rows, calibrated on their own online scores): online_z (robust z "
@@ -333,7 +334,7 @@ def eval_tep(data_dir, out_dir, model_dir, seq_len, score_steps, epochs, quantil
               help="write the labelled CSVs here (KIND/CASE-sSEED.csv, scenarios.json), "
               "for `tocsin eval csv DIR --timestamp-col timestamp --label-col label "
               "--train-rows 400`")
-@click.option("--detector", type=click.Choice(SUITE), default="q_quality", show_default=True)
+@click.option("--detector", type=click.Choice(SUITE), default=MULTIVARIATE_DEFAULT, show_default=True)
 @click.option("--rule", type=click.Choice(sorted(RULE_NAMES)), default="s2_2of3",
               show_default=True)
 @click.option("--grid", is_flag=True, help="also every detector x rule, pooled")
