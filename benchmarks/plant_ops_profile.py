@@ -23,6 +23,7 @@ import cProfile
 import os
 import pickle
 import pstats
+import resource
 import time
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def plant_yaml(n: int, path: Path) -> Path:
 def run_stage(op, recs: list[Record], batch: int, prof: cProfile.Profile | None):
     out = BatchEmitter(PREFIX + topics.DEADLETTER, "prof")
     sent = []
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     c0 = time.process_time()
     if prof:
         prof.enable()
@@ -82,7 +84,9 @@ def run_stage(op, recs: list[Record], batch: int, prof: cProfile.Profile | None)
         sent += out.take()
     if prof:
         prof.disable()
-    return sent, time.process_time() - c0
+    cpu = time.process_time() - c0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return sent, cpu, (r1.ru_minflt - r0.ru_minflt, r1.ru_stime - r0.ru_stime)
 
 
 def main() -> None:
@@ -114,11 +118,11 @@ def main() -> None:
         fop.open(p, KeyedState(p, logged=False))
         aop.open(p, KeyedState(p, logged=False))
     pf = cProfile.Profile() if args.profile == "features" else None
-    feats, cpu_f = run_stage(fop, recs, args.batch, pf)
+    feats, cpu_f, pg_f = run_stage(fop, recs, args.batch, pf)
     frecs = [Record(PREFIX + topics.FEATURES, part[k.decode()], i, k, v)
              for i, (_t, k, v) in enumerate(feats)]
     pa = cProfile.Profile() if args.profile == "anomaly" else None
-    scores, cpu_a = run_stage(aop, frecs, args.batch, pa)
+    scores, cpu_a, pg_a = run_stage(aop, frecs, args.batch, pa)
     nf = len(frames)
     print(f"tree {Path(tocsin.__file__).parents[1]}: {nf:,} frames ({n_samples / nf:.0f} "
           f"samples), {len(feats):,} feature rows, {len(scores):,} scores")
@@ -126,6 +130,9 @@ def main() -> None:
           f"us per frame ({cpu_a / max(1, len(feats)) * 1e6:.0f} us per feature row); "
           f"both: {n_samples / (cpu_f + cpu_a):,.0f} samples per CPU-second "
           f"(load {os.getloadavg()[0]:.1f})")
+    print(f"  page faults per frame: features {pg_f[0] / nf:.1f}, anomaly {pg_a[0] / nf:.1f}; "
+          f"system CPU per frame: features {pg_f[1] / nf * 1e6:.0f} us, anomaly "
+          f"{pg_a[1] / nf * 1e6:.0f} us")
     if args.dump:
         def norm(v: bytes) -> bytes:
             d = orjson.loads(v)

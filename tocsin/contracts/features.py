@@ -40,18 +40,20 @@ _SCHEMA = f"{NAME}/{VERSION}"
 
 def encode(row: FeatureRow, names: tuple[str, ...], sizes_ns: dict[str, int], feature_hash: str,
            late: int | None = None) -> bytes:
-    """``late``: defaults to ``row.late`` (samples dropped as late since the previous row)."""
+    """``late``: defaults to ``row.late`` (samples dropped as late since the previous row).
+
+    orjson writes the matrices itself (NaN as null, the same bytes as through Python lists),
+    about twice as fast as a ``tolist`` and a NaN scan per scale."""
     scales = {}
     for name, mat in row.scales.items():
-        vals = mat.tolist()
-        if np.isnan(mat).any():
-            vals = [[None if v != v else v for v in r] for r in vals]
-        scales[name] = {"start": row.end - sizes_ns[name], "n": row.counts[name].tolist(),
-                        "values": vals}
+        scales[name] = {"start": row.end - sizes_ns[name],
+                        "n": np.ascontiguousarray(row.counts[name], dtype=np.int64),
+                        "values": np.ascontiguousarray(mat, dtype=np.float64)}
     return orjson.dumps({"schema": _SCHEMA, "asset": row.asset, "end": row.end,
                          "source_ts": row.source_ts, "tags": row.tags, "features": list(names),
                          "feature_hash": feature_hash,
-                         "late": row.late if late is None else late, "scales": scales})
+                         "late": row.late if late is None else late, "scales": scales},
+                        option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -97,10 +99,15 @@ def decode(data: bytes) -> tuple[FeatureRow, list[str], str]:
     shape = (len(tags), len(names))
     scales, counts = {}, {}
     for sname, sc in w.scales.items():
-        if not sc.values or len(sc.values) != shape[0] or len(sc.n) != shape[0] or \
-                any(len(r) != shape[1] for r in sc.values):
+        if not sc.values or len(sc.n) != shape[0]:
             return decode_checked(data)  # the message says which scale
-        scales[sname] = np.array(sc.values, dtype=np.float64).reshape(shape)  # None -> nan
+        try:  # ragged rows raise here; a wrong row or column count fails the shape check
+            vals = np.array(sc.values, dtype=np.float64)  # None -> nan
+        except ValueError:
+            return decode_checked(data)
+        if vals.shape != shape:
+            return decode_checked(data)
+        scales[sname] = vals
         counts[sname] = np.array(sc.n, dtype=np.int64)
     row = FeatureRow(asset, w.end, tags, scales, counts, source_ts=w.source_ts, late=w.late)
     return row, names, w.feature_hash if isinstance(w.feature_hash, str) else ""
