@@ -17,7 +17,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
-from tocsin.contracts.strict import check_id, check_ids, check_int
+from tocsin.contracts.strict import check_id, check_ids, check_ids_seen, check_int
 from tocsin.errors import SchemaError
 
 
@@ -94,8 +94,8 @@ def decode(data: bytes) -> tuple[FeatureRow, list[str], str]:
         return decode_checked(data)
     check_schema({"schema": w.schema}, NAME, VERSION)
     asset = check_id(w.asset, "asset", NAME)
-    tags = check_ids(w.tags, "tags", NAME)
-    names = check_ids(w.features, "features", NAME)
+    tags = check_ids_seen(w.tags, "tags", NAME)
+    names = check_ids_seen(w.features, "features", NAME)
     shape = (len(tags), len(names))
     scales, counts = {}, {}
     for sname, sc in w.scales.items():
