@@ -355,8 +355,8 @@ class WindowEngine:
                 b = bounds[bounds % sc.hop_ns == 0]
                 if b.size == 0:
                     continue
-                lo_t = np.clip(b - sc.size_ns - base, 0, span)
-                hi_t = np.clip(b - base, 0, span)
+                lo_t = np.minimum(np.maximum(b - sc.size_ns - base, 0), span)  # np.clip's
+                hi_t = np.minimum(np.maximum(b - base, 0), span)  # values, a third of its cost
                 lo_parts.append(np.searchsorted(key, (tag_off + lo_t[None, :]).ravel()) + offsets)
                 hi_parts.append(np.searchsorted(key, (tag_off + hi_t[None, :]).ravel()) + offsets)
                 blocks.append((pi, sj, b, n_win, ntags))
@@ -391,15 +391,15 @@ class WindowEngine:
             starts = np.asarray(st.starts, dtype=np.int64)
             i = np.searchsorted(starts, b, side="left")
             begun = np.where(i > 0, starts[np.maximum(i - 1, 0)], b) if starts.size else b
-            partial = (b - sc.size_ns) < begun
-            by_b = by_plan[pi]
+            partial = ((b - sc.size_ns) < begun).tolist()
+            by_b, b_l, name = by_plan[pi], b.tolist(), sc.name
             for j in np.flatnonzero(cnt.any(axis=1)).tolist():
-                bj = int(b[j])
+                bj = b_l[j]
                 row = by_b.get(bj)
                 if row is None:
                     row = by_b[bj] = FeatureRow(asset, bj, list(st.tags), {}, {})
-                row.scales[sc.name] = np.full_like(mats[j], np.nan) if partial[j] else mats[j]
-                row.counts[sc.name] = cnt[j]
+                row.scales[name] = np.full((ntags, nf), np.nan) if partial[j] else mats[j]
+                row.counts[name] = cnt[j]
         out: list[FeatureRow] = []
         for pi, (_asset, st, bounds, last) in enumerate(plans):
             by_b = by_plan[pi]
