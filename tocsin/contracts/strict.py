@@ -60,7 +60,8 @@ def check_ids_seen(values: list[str], key: str, name: str, *, where: str = "") -
     before passes again after one tuple lookup. Only for msgspec-typed ``list[str]`` fields
     (every item a str, so the tuple hashes). Ids from the wire must not grow it without
     bound: lists longer than ``_SEEN_LIST_MAX`` are not kept, and the cache is cleared once
-    it holds ``_SEEN_ITEMS_MAX`` ids."""
+    it holds ``_SEEN_ITEMS_MAX`` ids. Runner threads share it: each dict operation is atomic
+    under the GIL, and a race can only miscount the bound by one list."""
     global _seen_items
     if len(values) > _SEEN_LIST_MAX:
         return check_ids(values, key, name, where=where)
