@@ -122,14 +122,23 @@ def part_a(frames: list[ReadingsFrame], spec: FeatureSpec, rounds: int, rep: Rep
     return {k: float(np.median(v)) for k, v in res.items()}
 
 
-def fill(broker: str, topic: str, frames: list[ReadingsFrame]) -> list[int]:
+def fill(broker: str, topic: str, frames: list[ReadingsFrame], event_ts: bool = True
+         ) -> list[int]:
+    """``event_ts``: Kafka timestamps from the frames' event time (the Faust peer of part B
+    windows by them); else now (CreateTime). The simulator's event times (2026-01) are older
+    than the broker's retention: a retention check between the fill and the read deletes the
+    records, which left part C waiting out its 900 s deadline, so part C fills with now."""
     from tocsin.connectors.kafka_admin import ensure_topics
 
     ensure_topics(broker, [topic], PARTS)
     p = Producer({"bootstrap.servers": broker, "linger.ms": 20, "compression.type": "lz4",
                   "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000})
     for f in frames:
-        p.produce(topic, f.encode(), key=f.asset.encode(), timestamp=int(f.ts[-1] // 1_000_000))
+        if event_ts:
+            p.produce(topic, f.encode(), key=f.asset.encode(),
+                      timestamp=int(f.ts[-1] // 1_000_000))
+        else:
+            p.produce(topic, f.encode(), key=f.asset.encode())
         p.poll(0)
     assert p.flush(120) == 0
     c = Consumer({"bootstrap.servers": broker, "group.id": "probe-" + uuid.uuid4().hex})
@@ -335,7 +344,7 @@ def _part_c_run(args, frames, spm, work: Path, env0: dict, root: Path, tree: Pat
     from tocsin.connectors.kafka_admin import ensure_topics
 
     ensure_topics(args.broker, [prefix + t for t in topics.ALL], PARTS)
-    ends = fill(args.broker, topic, frames)
+    ends = fill(args.broker, topic, frames, event_ts=False)
     last_tick = (int(max(f.ts[-1] for f in frames)) - 2 * NS) // NS * NS
     c = Consumer({"bootstrap.servers": args.broker, "group.id": "sc-" + uuid.uuid4().hex,
                   "auto.offset.reset": "earliest"})

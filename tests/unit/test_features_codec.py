@@ -77,3 +77,23 @@ def test_out_of_range_integer_is_refused_like_the_checked_path():
     data = _doc().replace(b'"end":1000000000000000000', b'"end":18446744073709551616')
     assert _outcome(fc.decode, data) == _outcome(fc.decode_checked, data)
     assert isinstance(_outcome(fc.decode, data), str)
+
+
+def test_encode_writes_the_bytes_of_the_list_path():
+    """orjson's own numpy writer gives the bytes the Python-list path gave (NaN and inf as
+    null), for any dtype and memory layout a matrix or count vector may come in."""
+    rng = np.random.default_rng(4)
+    m = rng.normal(size=(13, 3)) * 10.0 ** rng.integers(-300, 300, (13, 3))
+    m[0, 0], m[1, 1], m[2, 2] = np.nan, np.inf, -0.0
+    scales = {"1s": m.T, "10s": rng.normal(size=(3, 3)).astype(np.float32), "60s": np.full((3, 3), np.nan)}
+    counts = {"1s": np.array([1, 2, 3]), "10s": np.array([4, 5, 6], dtype=np.int32),
+              "60s": np.zeros(3, dtype=np.int64)}
+    row = fc.FeatureRow("pump-1", 10**18, ["a", "b", "c"], scales, counts, source_ts=5, late=1)
+    sizes = {"1s": 10**9, "10s": 10**10, "60s": 6 * 10**10}
+    want = orjson.dumps({
+        "schema": "tocsin.features/1", "asset": "pump-1", "end": 10**18, "source_ts": 5,
+        "tags": ["a", "b", "c"], "features": list(NAMES), "feature_hash": "hh", "late": 1,
+        "scales": {k: {"start": 10**18 - sizes[k], "n": counts[k].tolist(),
+                       "values": [[None if v != v else v for v in r] for r in mat.tolist()]}
+                   for k, mat in scales.items()}})
+    assert fc.encode(row, NAMES, sizes, "hh") == want

@@ -20,7 +20,7 @@ import orjson
 
 from tocsin.contracts._codec import check_schema, loads
 from tocsin.contracts._codec import field as get_field
-from tocsin.contracts.strict import check_id, check_ids, check_int, check_text
+from tocsin.contracts.strict import check_id, check_ids, check_ids_seen, check_int, check_text
 from tocsin.errors import SchemaError
 
 NAME = "tocsin.readings"
@@ -90,7 +90,7 @@ class ReadingsFrame:
                                                      and len(w.quality) != n):
             return cls.decode_checked(data)  # the message says which array
         where = f" (asset {asset!r})"
-        check_ids(tags, "tag", NAME, where=where)
+        check_ids_seen(tags, "tag", NAME, where=where)
         quality = (np.zeros(n, dtype=np.uint8) if w.quality is None
                    else np.array(w.quality, dtype=np.uint8))
         values = np.array(w.value, dtype=np.float64)  # None -> nan; JSON has no NaN/inf

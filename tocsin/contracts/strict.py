@@ -48,6 +48,35 @@ def check_ids(values: list, key: str, name: str, *, max_len: int = ID_MAX_LEN,
     return values
 
 
+_SEEN_IDS: dict[tuple[str, ...], None] = {}  # id lists that passed check_ids (bounded)
+_SEEN_LIST_MAX = 512  # longer lists are checked every time
+_SEEN_ITEMS_MAX = 65536  # ids held in all (at most 16 MiB of strings at ID_MAX_LEN)
+_seen_items = 0
+
+
+def check_ids_seen(values: list[str], key: str, name: str, *, where: str = "") -> list[str]:
+    """:func:`check_ids` (default ``max_len``) for a list of str that repeats from message
+    to message (a frame's tag list, a feature row's tags and names): a list that passed
+    before passes again after one tuple lookup. Only for msgspec-typed ``list[str]`` fields
+    (every item a str, so the tuple hashes). Ids from the wire must not grow it without
+    bound: lists longer than ``_SEEN_LIST_MAX`` are not kept, and the cache is cleared once
+    it holds ``_SEEN_ITEMS_MAX`` ids. Runner threads share it: each dict operation is atomic
+    under the GIL, and a race can only miscount the bound by one list."""
+    global _seen_items
+    if len(values) > _SEEN_LIST_MAX:
+        return check_ids(values, key, name, where=where)
+    t = tuple(values)
+    if t in _SEEN_IDS:
+        return values
+    check_ids(values, key, name, where=where)
+    if _seen_items + len(t) > _SEEN_ITEMS_MAX:
+        _SEEN_IDS.clear()
+        _seen_items = 0
+    _SEEN_IDS[t] = None
+    _seen_items += len(t)
+    return values
+
+
 def check_text(value: object, key: str, name: str, *, max_len: int = 1024,
                where: str = "") -> str:
     """An optional free-text string (may be empty): no control characters, bounded."""

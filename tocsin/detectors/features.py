@@ -49,24 +49,33 @@ def compute(x: np.ndarray, t: np.ndarray, names: tuple[str, ...], fft_bins: int 
     need_fft = "fft_mean" in names or "dom_freq" in names
     spec = np.abs(np.fft.rfft(d, axis=1)) * (2.0 / n) if need_fft and n >= 2 else None
     cols: dict[str, np.ndarray] = {}
+
+    def lo_hi() -> tuple[np.ndarray, np.ndarray]:  # min and max, once for all that use them
+        if "lo" not in cols:
+            cols["lo"], cols["hi"] = x.min(axis=1), x.max(axis=1)
+        return cols["lo"], cols["hi"]
+
     for j, name in enumerate(names):
         if name == "mean":
             v = m
         elif name == "std":
             v = np.sqrt(m2)
         elif name == "min":
-            v = x.min(axis=1)
+            v = lo_hi()[0]
         elif name == "max":
-            v = x.max(axis=1)
+            v = lo_hi()[1]
         elif name in ("rms", "crest"):
             if "rms" not in cols:
                 cols["rms"] = np.sqrt((x * x).mean(axis=1))
             v = cols["rms"]
             if name == "crest":
                 r = v
-                v = np.where(r > 0, np.abs(x).max(axis=1) / np.where(r > 0, r, 1.0), 0.0)
+                lo, hi = lo_hi()  # max |x| is |min| or |max|: exactly np.abs(x).max()
+                v = np.where(r > 0, np.maximum(np.abs(lo), np.abs(hi)) / np.where(r > 0, r, 1.0),
+                             0.0)
         elif name == "p2p":
-            v = x.max(axis=1) - x.min(axis=1)
+            lo, hi = lo_hi()
+            v = hi - lo
         elif name == "skew":
             v = np.where(flat, 0.0, (d2 * d).mean(axis=1) / safe_m2 ** 1.5)
         elif name == "kurt":

@@ -137,7 +137,10 @@ class _AssetState:
     late: int = 0
     bad: int = 0
     unknown_tags: int = 0
+    tag_cache: dict = field(default_factory=dict)  # tuple(tags) -> WindowEngine._map_tags
 
+
+_TAG_CACHE = 16  # tag lists cached per asset
 
 class WindowEngine:
     """Buffers frames per asset; :meth:`close_ready` returns every window the watermark closed."""
@@ -163,6 +166,12 @@ class WindowEngine:
     # ------------------------------------------------------------------ input
     def add(self, asset: str, tags: list[str], ts: np.ndarray, values: np.ndarray,
             quality: np.ndarray | None = None) -> None:
+        """Buffer one frame (``tags[i]`` names sample ``i``).
+
+        Per frame this is a few whole-array numpy calls: the tag list's indices are cached
+        per asset and tag sequence (the frames of one asset repeat the same list), the late
+        check and the stream-start (silence) check take one min/max each in the common case
+        (nothing late, no silence), and only an unusual frame takes the per-sample paths."""
         st = self._assets.get(asset)
         if st is None:
             known = self._asset_tags.get(asset)
@@ -176,6 +185,40 @@ class WindowEngine:
             self._assets[asset] = st
         if not len(ts):
             return
+        key = tuple(tags)
+        got = st.tag_cache.get(key)
+        if got is None:
+            got = self._map_tags(asset, st, tags)
+            if len(st.tag_cache) >= _TAG_CACHE:
+                st.tag_cache.clear()  # tag lists from the wire must not grow it unbounded
+            st.tag_cache[key] = got
+        idx, n_neg, n_over = got
+        if n_over:
+            self.refused += n_over
+        ok = ~np.isnan(values)
+        if n_neg:
+            ok &= idx >= 0
+        if quality is not None:
+            ok &= quality != 2
+        st.unknown_tags += n_neg
+        n_ok = int(np.count_nonzero(ok))
+        st.bad += len(idx) - n_neg - n_ok  # ok samples are a subset of the known-tag ones
+        if st.closed_until is not None and n_ok and \
+                ts.min() < max(st.closed_until or _NEVER, st.due):
+            late = self._late(st, ts, ok)
+            ok &= ~late
+            n_ok -= int(np.count_nonzero(late))
+        if n_ok != len(ts):
+            ts, values, idx = ts[ok], values[ok], idx[ok]
+        if len(ts):
+            self._keep(asset, st, np.asarray(ts, dtype=np.int64), values, idx)
+
+    def _map_tags(self, asset: str, st: _AssetState, tags: list[str]
+                  ) -> tuple[np.ndarray, int, int]:
+        """-> (tag index per sample, -1 for unknown or refused; samples with a negative
+        index; samples refused by ``max_tags``). Learns new tags of unconfigured assets.
+        The result is stable for a given tag list (learned tags stay, and once ``max_tags``
+        is reached no tag is learned), so :meth:`add` caches it (read-only)."""
         fixed = asset in self._asset_tags
         idx = np.empty(len(tags), dtype=np.int32)
         for i, t in enumerate(tags):
@@ -190,20 +233,11 @@ class WindowEngine:
                     st.tags.append(t)
             idx[i] = j
         over = idx == -2
-        if over.any():
-            self.refused += int(over.sum())
+        n_over = int(over.sum())
+        if n_over:
             idx[over] = -1
-        ok = (idx >= 0) & ~np.isnan(values)
-        if quality is not None:
-            ok &= quality != 2
-        st.unknown_tags += int((idx < 0).sum())
-        st.bad += int(((idx >= 0) & ~ok).sum())
-        if st.closed_until is not None:
-            ok &= ~self._late(st, ts, ok)
-        if not ok.all():
-            ts, values, idx = ts[ok], values[ok], idx[ok]
-        if len(ts):
-            self._keep(asset, st, np.asarray(ts, dtype=np.int64), values, idx)
+        idx.flags.writeable = False
+        return idx, int((idx < 0).sum()), n_over
 
     @staticmethod
     def _late(st: _AssetState, ts: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -221,17 +255,25 @@ class WindowEngine:
 
     def _keep(self, asset: str, st: _AssetState, ts: np.ndarray, values: np.ndarray,
               idx: np.ndarray) -> None:
-        srt = np.sort(ts)
-        gaps = np.diff(srt, prepend=st.max_ts) > self._max_size if st.max_ts != _NEVER else \
-            np.r_[True, np.diff(srt) > self._max_size]
-        st.starts.extend(int(x) for x in srt[gaps])
+        mn, mx = int(ts.min()), int(ts.max())
+        prev = st.max_ts
+        if mx - (mn if prev == _NEVER else min(mn, prev)) <= self._max_size:
+            # no two neighbours in sorted order (the previous newest included) are further
+            # apart than the whole span: no silence, no sort needed
+            if prev == _NEVER:
+                st.starts.append(mn)
+        else:
+            srt = np.sort(ts)
+            gaps = np.diff(srt, prepend=prev) > self._max_size if prev != _NEVER else \
+                np.r_[True, np.diff(srt) > self._max_size]
+            st.starts.extend(int(x) for x in srt[gaps])
         st.ts.append(ts)
         st.val.append(np.asarray(values, dtype=np.float64))
         st.tag.append(idx)
-        st.max_ts = max(st.max_ts, int(srt[-1]))
+        st.max_ts = max(prev, mx)
         self._dirty.add(asset)
         if st.closed_until is None:
-            st.closed_until = (int(srt[0]) // self._h0) * self._h0
+            st.closed_until = (mn // self._h0) * self._h0
         due = ((st.max_ts - self._lateness) // self._h0) * self._h0
         if due > st.due:
             st.due = due
@@ -281,41 +323,50 @@ class WindowEngine:
         return b[(b > start) & (b <= last)]
 
     def _compute(self, plans) -> list[FeatureRow]:
+        """The features of every due window of every planned asset, in a few numpy calls.
+
+        Per asset the buffer is sorted once by (tag, time) (a stable sort of one int64 key,
+        which is nearly sorted already: the buffer is kept in that order between calls) and
+        each scale's windows are one (tags x boundaries) block of sample ranges; windows of
+        equal sample count are computed together. Rows are then cut out of each block by
+        boundary (no per-boundary search), so the Python left per row is the row itself."""
         names, nf = self.names, len(self.names)
         scales = self.spec.scales
         # one global array of every asset's buffered samples, sorted by (asset, tag, ts)
-        g_ts, g_val, offsets, windows = [], [], 0, []  # windows: (plan i, scale j, b, tag, lo, hi)
-        plan_meta = []
-        for pi, (asset, st, bounds, _last) in enumerate(plans):
-            ts = np.concatenate(st.ts)
-            val = np.concatenate(st.val)
-            tg = np.concatenate(st.tag)
-            order = np.lexsort((ts, tg))
-            ts, val, tg = ts[order], val[order], tg[order]
+        g_ts, g_val, offsets = [], [], 0
+        lo_parts, hi_parts = [], []
+        blocks = []  # (plan i, scale j, boundaries, first window, tags)
+        n_win = 0
+        sorted_bufs = []
+        for pi, (_asset, st, bounds, _last) in enumerate(plans):
+            ts = st.ts[0] if len(st.ts) == 1 else np.concatenate(st.ts)
+            val = st.val[0] if len(st.val) == 1 else np.concatenate(st.val)
+            tg = st.tag[0] if len(st.tag) == 1 else np.concatenate(st.tag)
             ntags = len(st.tags)
             base = int(ts.min()) - self._max_size
             span = int(ts.max()) - base + 1
             key = tg.astype(np.int64) * span + (ts - base)
+            # equal keys are equal (tag, ts): the same order as lexsort((ts, tg))
+            order = np.argsort(key, kind="stable")
+            key, ts, val, tg = key[order], ts[order], val[order], tg[order]
+            sorted_bufs.append((ts, val, tg))
+            tag_off = np.arange(ntags, dtype=np.int64)[:, None] * span
             for sj, sc in enumerate(scales):
                 b = bounds[bounds % sc.hop_ns == 0]
                 if b.size == 0:
                     continue
-                lo_t = np.clip(b - sc.size_ns - base, 0, span)
-                hi_t = np.clip(b - base, 0, span)
-                tag_ids = np.arange(ntags, dtype=np.int64)
-                lo = np.searchsorted(key, (tag_ids[:, None] * span + lo_t[None, :]).ravel())
-                hi = np.searchsorted(key, (tag_ids[:, None] * span + hi_t[None, :]).ravel())
-                bb = np.tile(b, ntags)
-                tt = np.repeat(tag_ids, b.size)
-                windows.append((np.full(lo.size, pi), np.full(lo.size, sj), bb, tt,
-                                lo + offsets, hi + offsets))
+                lo_t = np.minimum(np.maximum(b - sc.size_ns - base, 0), span)  # np.clip's
+                hi_t = np.minimum(np.maximum(b - base, 0), span)  # values, a third of its cost
+                lo_parts.append(np.searchsorted(key, (tag_off + lo_t[None, :]).ravel()) + offsets)
+                hi_parts.append(np.searchsorted(key, (tag_off + hi_t[None, :]).ravel()) + offsets)
+                blocks.append((pi, sj, b, n_win, ntags))
+                n_win += ntags * b.size
             g_ts.append(ts)
             g_val.append(val)
             offsets += ts.size
-            plan_meta.append((asset, st, bounds, _last))
         all_ts = np.concatenate(g_ts)
         all_val = np.concatenate(g_val)
-        w_plan, w_scale, w_b, w_tag, w_lo, w_hi = (np.concatenate(c) for c in zip(*windows))
+        w_lo, w_hi = np.concatenate(lo_parts), np.concatenate(hi_parts)
         counts = w_hi - w_lo
         feats = np.full((counts.size, nf), np.nan)
         for n in np.unique(counts):
@@ -327,30 +378,31 @@ class WindowEngine:
             t = (all_ts[gather] - all_ts[gather[:, :1]]) / NS
             feats[rows] = F.compute(x, t, names, self.spec.fft_bins)
         # assemble one FeatureRow per (asset, boundary) that has any data
+        by_plan: list[dict[int, FeatureRow]] = [{} for _ in plans]
+        for pi, sj, b, w0, ntags in blocks:
+            asset, st = plans[pi][0], plans[pi][1]
+            sc = scales[sj]
+            nb = b.size
+            # (tags x boundaries) -> one contiguous (boundaries x tags) block per scale
+            cnt = counts[w0:w0 + ntags * nb].reshape(ntags, nb).T.copy()
+            mats = feats[w0:w0 + ntags * nb].reshape(ntags, nb, nf).transpose(1, 0, 2).copy()
+            # a window that began before the asset's stream (its first sample, or the end
+            # of a silence): its features would describe a shorter window
+            starts = np.asarray(st.starts, dtype=np.int64)
+            i = np.searchsorted(starts, b, side="left")
+            begun = np.where(i > 0, starts[np.maximum(i - 1, 0)], b) if starts.size else b
+            partial = ((b - sc.size_ns) < begun).tolist()
+            by_b, b_l, name = by_plan[pi], b.tolist(), sc.name
+            for j in np.flatnonzero(cnt.any(axis=1)).tolist():
+                bj = b_l[j]
+                row = by_b.get(bj)
+                if row is None:
+                    row = by_b[bj] = FeatureRow(asset, bj, list(st.tags), {}, {})
+                row.scales[name] = np.full((ntags, nf), np.nan) if partial[j] else mats[j]
+                row.counts[name] = cnt[j]
         out: list[FeatureRow] = []
-        for pi, (asset, st, bounds, last) in enumerate(plan_meta):
-            sel = np.flatnonzero(w_plan == pi)
-            by_b: dict[int, FeatureRow] = {}
-            for sj, sc in enumerate(scales):
-                s_sel = sel[w_scale[sel] == sj]
-                if s_sel.size == 0:
-                    continue
-                for b in np.unique(w_b[s_sel]):
-                    r = s_sel[w_b[s_sel] == b]
-                    r = r[np.argsort(w_tag[r], kind="stable")]
-                    c = counts[r]
-                    if not c.any():
-                        continue
-                    row = by_b.get(int(b))
-                    if row is None:
-                        row = by_b[int(b)] = FeatureRow(asset, int(b), list(st.tags), {}, {})
-                    mat = feats[r]
-                    if int(b) - sc.size_ns < _start_of(st.starts, int(b)):
-                        # the window began before the asset's stream (its first sample, or
-                        # the end of a silence): its features would describe a shorter window
-                        mat = np.full_like(mat, np.nan)
-                    row.scales[sc.name] = mat
-                    row.counts[sc.name] = c
+        for pi, (_asset, st, bounds, last) in enumerate(plans):
+            by_b = by_plan[pi]
             asset_rows = [by_b[b] for b in sorted(by_b)]
             _stamp(st, asset_rows)
             out.extend(asset_rows)
@@ -359,22 +411,15 @@ class WindowEngine:
             st.marks = [m for m in st.marks if m[0] > st.closed_until]
             i = bisect.bisect_right(st.starts, keep_from - self._max_size)
             del st.starts[:max(0, i - 1)]
-            ts = np.concatenate(st.ts)
+            # kept sorted by (tag, ts): the next sort starts from nearly sorted input
+            ts, val, tg = sorted_bufs[pi]
             keep = ts >= keep_from
             if keep.all():
-                st.ts, st.val, st.tag = [ts], [np.concatenate(st.val)], [np.concatenate(st.tag)]
+                st.ts, st.val, st.tag = [ts], [val], [tg]
             else:
-                st.ts = [ts[keep]]
-                st.val = [np.concatenate(st.val)[keep]]
-                st.tag = [np.concatenate(st.tag)[keep]]
+                st.ts, st.val, st.tag = [ts[keep]], [val[keep]], [tg[keep]]
         out.sort(key=lambda r: (r.end, r.asset))
         return out
-
-
-def _start_of(starts: list[int], b: int) -> int:
-    """The start of the stream that a window ending at ``b`` belongs to."""
-    i = bisect.bisect_left(starts, b)
-    return starts[i - 1] if i else b
 
 
 def _stamp(st: _AssetState, rows: list[FeatureRow]) -> None:

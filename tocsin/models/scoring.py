@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,9 @@ class AnomalyScorer:
                                                 f"model's {sorted(model.tags)}")
                     continue
                 row = fixed
-            asm = self._asm.setdefault(at, TickAssembler(model.spec))
+            asm = self._asm.get(at)
+            if asm is None:  # (setdefault would build a throw-away assembler per row)
+                asm = self._asm[at] = TickAssembler(model.spec)
             tick = asm.push(row)
             if tick is None:
                 continue
@@ -240,20 +243,21 @@ class AnomalyScorer:
             s, shares = model.score_sequences(seqs[:len(with_seq)])
             ae = dict(zip(with_seq, zip(s.tolist(), shares.tolist())))
         tags, thr = model.tags, model.thr
+        t_if, t_ae, t_pca = thr["iforest"], thr["lstm_ae"], thr.get("pca")
+        types, version, fhash = self.asset_types, model.version, model.feature_hash
+        four = repeat(4)
         out = []
         for i, t in enumerate(ticks):
-            models: dict[str, ModelScore | None] = {
-                "iforest": ModelScore(if_scores[i], thr["iforest"])}
-            if i in ae:
-                sc, sh = ae[i]
-                models["lstm_ae"] = ModelScore(sc, thr["lstm_ae"], {
-                    tg: round(v, 4) for tg, v in zip(tags, sh)})
+            models: dict[str, ModelScore | None] = {"iforest": ModelScore(if_scores[i], t_if)}
+            got = ae.get(i)
+            if got is not None:  # contributions rounded to 4 places (Python's round)
+                models["lstm_ae"] = ModelScore(got[0], t_ae, dict(zip(tags, map(round, got[1],
+                                                                             four))))
             else:
                 models["lstm_ae"] = None
             if pca is not None:
-                models["pca"] = ModelScore(pca[0][i], thr["pca"], {
-                    tg: round(v, 4) for tg, v in zip(tags, pca[1][i])})
-            out.append(Scores(t.asset, self.asset_types[t.asset], t.end, models,
-                              model.version, model.feature_hash, emitted_ts=now_ns,
-                              source_ts=t.source_ts))
+                models["pca"] = ModelScore(pca[0][i], t_pca, dict(zip(tags, map(round, pca[1][i],
+                                                                             four))))
+            out.append(Scores(t.asset, types[t.asset], t.end, models, version, fhash,
+                              emitted_ts=now_ns, source_ts=t.source_ts))
         return out
