@@ -182,7 +182,7 @@ class ModeAwareResidual(Standardized):
         self._fit_model(z)
         r, _ = self._corrected(z)
         self.q_scale = float(max((r * r).sum(axis=1).mean(), 1e-12))
-        self.resid_sd = np.ones(self.d)
+        self.resid_sd = np.ones(z.shape[1])
         if self.stat != "q":
             sd = self._oof_resid(z).std(axis=0)
             self.resid_sd = np.where(sd > 1e-9, sd, 1.0)

@@ -246,7 +246,8 @@ class OnlineZ:
             self.periods = [p if p and p <= self.max_period else None
                             for p in (detect_period(v[:, j]) for j in range(self.d))]
         else:
-            self.periods = [self.period_opt] * self.d
+            po = self.period_opt  # None or rows > 1 (checked in __init__)
+            self.periods = [po if isinstance(po, int) else None] * self.d
         with np.errstate(all="ignore"):
             sd = np.nanstd(v, axis=0)
             dsd = np.nanstd(np.diff(v, axis=0), axis=0) if n > 1 else sd
@@ -273,7 +274,7 @@ class OnlineZ:
         return {"kind": "online", "stat": self.stat, "window": self.window,
                 "short": self.short, "long": self.long, "periods": self.periods,
                 "floor_val": self.floor_val.tolist(), "floor_diff": self.floor_diff.tolist(),
-                "history": np.where(np.isfinite(self.history), self.history, None).tolist()}
+                "history": _finite_or_none(self.history)}
 
     @classmethod
     def from_dict(cls, doc: dict) -> "OnlineZ":
@@ -300,3 +301,10 @@ class OnlineLikelihood(OnlineZ):
 
 
 ONLINE = {"z": OnlineZ, "lik": OnlineLikelihood}
+
+
+def _finite_or_none(a: np.ndarray) -> list:
+    """Nested lists for JSON: NaN and infinities as None."""
+    out = a.astype(object)
+    out[~np.isfinite(a)] = None
+    return out.tolist()

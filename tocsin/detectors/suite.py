@@ -61,7 +61,7 @@ MEMBERS: dict[str, Callable[[], Detector]] = {
     "mode_mean": partial(ModeAwareResidual, "mean"),
     "mode_var": partial(ModeAwareResidual, "var"),
 }
-ONLINE: dict[str, Callable[[], Detector]] = {
+ONLINE: dict[str, Callable[[], OnlineZ]] = {
     "online_z": OnlineZ,
     "online_lik": OnlineLikelihood,
 }
