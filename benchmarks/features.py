@@ -127,9 +127,17 @@ def fill(broker: str, topic: str, frames: list[ReadingsFrame], event_ts: bool = 
     """``event_ts``: Kafka timestamps from the frames' event time (the Faust peer of part B
     windows by them); else now (CreateTime). The simulator's event times (2026-01) are older
     than the broker's retention: a retention check between the fill and the read deletes the
-    records, which left part C waiting out its 900 s deadline, so part C fills with now."""
+    records, which left part C waiting out its 900 s deadline, so part C fills with now, and
+    part B's topic is created with no time retention (``retention.ms`` -1)."""
+    from tocsin.config.kafka_security import client_conf
     from tocsin.connectors.kafka_admin import ensure_topics
 
+    if event_ts:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient(client_conf(broker))  # kept alive until the future resolves
+        admin.create_topics([NewTopic(topic, PARTS, 1, config={"retention.ms": "-1"})]
+                            )[topic].result(30)
     ensure_topics(broker, [topic], PARTS)
     p = Producer({"bootstrap.servers": broker, "linger.ms": 20, "compression.type": "lz4",
                   "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000})

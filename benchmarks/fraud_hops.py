@@ -28,13 +28,11 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
-from confluent_kafka import Consumer
 
 from benchmarks import fraud_scoring as fsb
 from tocsin.connectors import kafka_admin
@@ -43,33 +41,11 @@ from tocsin.contracts.payments import FraudScore
 from tocsin.detectors import fraud_through as thr
 
 
-class Tail:
+class Tail(fsb.CommittedTail):
     """read_committed consumer of one topic in a thread: (seen_ns, kafka_ts_ms, value)."""
 
-    def __init__(self, broker, topic):
-        self.c = Consumer({"bootstrap.servers": broker, "group.id": uuid.uuid4().hex,
-                           "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
-                           "isolation.level": "read_committed"})
-        self.c.subscribe([topic])
-        self.items: list = []
-        self.run = True
-        self.t = threading.Thread(target=self._loop, daemon=True)
-        self.t.start()
-
-    def _loop(self):
-        while self.run:
-            first = self.c.poll(0.05)
-            if first is None:
-                continue
-            now = time.time_ns()
-            for m in [first, *self.c.consume(999, 0)]:
-                if not m.error():
-                    self.items.append((now, m.timestamp()[1], m.value()))
-
-    def close(self):
-        self.run = False
-        self.t.join()
-        self.c.close()
+    def keep(self, now_ns: int, m) -> None:
+        self.items.append((now_ns, m.timestamp()[1], m.value()))
 
 
 def measure(broker, model_dir, rate, seconds, tmp: Path, tree=None, extra=()):

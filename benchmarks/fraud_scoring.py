@@ -102,18 +102,22 @@ def stop(p) -> None:
         p.kill()
 
 
-class Scores:
-    """Consumes payments.scores in a thread, recording (consumed_ns, score)."""
+class CommittedTail:
+    """A read_committed consumer of one topic in a thread; `keep` records each message with
+    the time it was consumed (subclasses choose what to keep)."""
 
     def __init__(self, broker, topic):
         self.c = Consumer({"bootstrap.servers": broker, "group.id": uuid.uuid4().hex,
                            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
                            "isolation.level": "read_committed"})
         self.c.subscribe([topic])
-        self.items: list[tuple[int, FraudScore]] = []
+        self.items: list = []
         self.run = True
         self.t = threading.Thread(target=self._loop, daemon=True)
         self.t.start()
+
+    def keep(self, now_ns: int, m) -> None:
+        self.items.append((now_ns, m.value()))
 
     def _loop(self):
         # block for the first message only, then take what is already fetched: consume(n, t)
@@ -126,18 +130,27 @@ class Scores:
             now = time.time_ns()
             for m in [first, *self.c.consume(999, 0)]:
                 if not m.error():
-                    self.items.append((now, FraudScore.decode(m.value())))
+                    self.keep(now, m)
+
+    def close(self):
+        self.run = False
+        self.t.join()
+        self.c.close()
+
+
+class Scores(CommittedTail):
+    """Consumes payments.scores, recording (consumed_ns, score)."""
+
+    items: list[tuple[int, FraudScore]]
+
+    def keep(self, now_ns: int, m) -> None:
+        self.items.append((now_ns, FraudScore.decode(m.value())))
 
     def wait(self, n, timeout):
         deadline = time.monotonic() + timeout
         while len(self.items) < n and time.monotonic() < deadline:
             time.sleep(0.05)
         return len(self.items) >= n
-
-    def close(self):
-        self.run = False
-        self.t.join()
-        self.c.close()
 
 
 def produce_at(broker, topic, txns, rate) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import orjson
 
+from benchmarks.features import plant_yaml
 from tocsin.config.plant import load_plant
 from tocsin.config.worker import load_settings
 from tocsin.connectors.model_sources import simulated_frames
@@ -62,16 +63,6 @@ def models(root: Path, rate: float) -> Path:
     train_asset_type("centrifugal-pump", ticks, plant.features, tags,
                      TrainConfig(epochs=4, threads=1), root, "plant_ops_profile")
     return root
-
-
-def plant_yaml(n: int, path: Path) -> Path:
-    import yaml
-
-    base = yaml.safe_load(Path(load_plant.__globals__["DEFAULT_PLANT"]).read_text())
-    pump = base["assets"]["pump-1"]
-    path.write_text(yaml.safe_dump({"plant": "bench", "assets": {
-        f"pump-{i + 1}": pump for i in range(n)}}, sort_keys=False))
-    return path
 
 
 def run_stage(op, recs: list[Record], batch: int, prof: cProfile.Profile | None):
