@@ -36,8 +36,9 @@ def eval_group() -> None:
 
 
 SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "mode_q",
-         "mode_mean", "mode_var", "missing", "stuck", "pca_t2q", "q_quality", "q_resid",
-         "mode_resid", "ensemble", "all", "online_z", "online_lik", "online"]
+         "mode_mean", "mode_var", "mode_slow", "diff_var", "missing", "stuck", "pca_t2q",
+         "q_quality", "q_resid", "mode_resid", "mode_noise", "mode_slow_resid",
+         "mode_noise_slow", "ensemble", "all", "online_z", "online_lik", "online"]
 UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "mode_resid"
 
 
