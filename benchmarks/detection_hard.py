@@ -35,7 +35,7 @@ RULE_NAMES = {k: r.name for k, r in RULES_BY_KEY.items()}
 RULES = {RULE_NAMES[k]: RULES_BY_KEY[k] for k in ("raw", "s4", "s2_2of3", "3of5", "ewma25")}
 NAMES = ["pca_t2", "pca_q", "knn", "residual_mean", "residual_var", "missing", "stuck",
          "pca_t2q", "q_quality", "q_resid", "ensemble", "mode_q", "mode_mean", "mode_var",
-         "mode_resid"]
+         "mode_resid", "diff_var", "mode_noise"]
 # false alarms by where they fall (seconds): after a fault ends, after a mode-change start
 CAUSES = ("after_fault_10", "after_fault_60", "mode_0_60", "mode_60_120", "mode_after_120",
           "other")

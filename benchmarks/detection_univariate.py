@@ -61,7 +61,7 @@ def add_variants() -> list[str]:
         suite.ENSEMBLES[ens] = [f"online_z_w{w}", f"online_lik_w{w}", "missing", "stuck"]
         suite.NAMES.append(ens)
         out.append(ens)
-    suite.RAW_ROW = (*suite.ONLINE, *suite.QUALITY)
+    suite.RAW_ROW = (*suite.ONLINE, *suite.RAW_MEMBERS, *suite.QUALITY)
     return out
 
 

@@ -180,7 +180,7 @@ def test_eval_csv_default_pure_detectors_grid_and_rows(tmp_path):
                                    "150", "--timestamp-col", "time", "--label-col", "label",
                                    "--grid", "--out-dir", str(out)])
     assert res.exit_code == 0, res.output
-    assert "detector mode_resid, rule s2_2of3" in res.output
+    assert "detector mode_noise, rule s2_2of3" in res.output
     assert "total (2 files, pooled)" in res.output and "knn | ewma" in res.output
     lines = (out / "0.csv.scores.csv").read_text().splitlines()
     assert lines[0] == "row,ts,evaluated,label,surprise,pred,score"  # score: uncapped

@@ -155,4 +155,4 @@ def test_eval_csv_picks_online_for_one_sensor_and_writes_a_continuous_score(tmp_
                                    "--timestamp-col", "time", "--label-col", "label",
                                    "--train-rows", "200"])
     assert res.exit_code == 0, res.output
-    assert "detector mode_resid" in res.output
+    assert "detector mode_noise" in res.output

@@ -70,3 +70,25 @@ def test_eval_fits_on_the_training_rows_only_and_lags_add_the_past():
     m = res[("q_quality", "3of5")].metrics
     assert m["rows"] == 400 and m["fault_rows"] == 100
     assert m["recall"] > 0.8 and m["false_alarm_rate"] < 0.05
+
+
+def test_raw_row_members_score_the_sensor_rows_not_the_features():
+    """``diff_var`` is fitted and scored on the raw rows: with features that hide the noise
+    (here: zeros), the ensemble still sees extra noise on one sensor."""
+    def slow(n, seed):  # a slowly moving plant: the row-to-row change is the noise
+        rng = np.random.default_rng(seed)
+        return np.sin(np.arange(n) / 40.0)[:, None] * [1, 2, 3, 4] + 0.2 * rng.normal(
+            size=(n, 4))
+
+    raw = slow(400, 0)
+    feats = np.zeros((400, 2))
+    fitted = suite.fit_suite(feats + np.random.default_rng(1).normal(size=(400, 2)),
+                             ["mode_noise"], raw)
+    assert {"diff_var", "mode_q", "missing", "stuck"} <= set(fitted)
+    y = slow(200, 5)
+    y[100:, 2] += np.random.default_rng(6).normal(0.0, 1.0, 100)  # noise x5 on one sensor
+    fx = np.random.default_rng(7).normal(size=(200, 2))
+    s = suite.surprises(fitted, fx, ["mode_noise", "diff_var"], y)
+    assert np.median(s["diff_var"][110:]) > 3 > np.quantile(s["diff_var"][:100], 0.9)
+    assert np.median(s["mode_noise"][110:]) > 2
+    assert "diff_var" in suite.RAW_ROW and "mode_noise" in suite.NAMES

@@ -36,15 +36,16 @@ def eval_group() -> None:
 
 
 SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "mode_q",
-         "mode_mean", "mode_var", "missing", "stuck", "pca_t2q", "q_quality", "q_resid",
-         "mode_resid", "ensemble", "all", "online_z", "online_lik", "online"]
-UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "mode_resid"
+         "mode_mean", "mode_var", "mode_slow", "diff_var", "missing", "stuck", "pca_t2q",
+         "q_quality", "q_resid", "mode_resid", "mode_noise", "mode_slow_resid",
+         "mode_noise_slow", "ensemble", "all", "online_z", "online_lik", "online"]
+UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "mode_noise"
 
 
 def default_detector(tables) -> str:
     """``eval csv`` without --detector: ``online`` when every file has one sensor column (a
     univariate stream: a model frozen on its head drifts into alarm, and there are no
-    correlations for Q to use), ``mode_resid`` otherwise (docs/short-training.md: why)."""
+    correlations for Q to use), ``mode_noise`` otherwise (docs/short-training.md: why)."""
     return UNIVARIATE_DEFAULT if all(len(t.columns) == 1 for _, t in tables) \
         else MULTIVARIATE_DEFAULT
 STREAM = ["any", "iforest", "lstm_ae", "pca"]
@@ -80,15 +81,17 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
 @click.option("--features", default=None, help="comma-separated feature names")
 @click.option("--acf-lags", default=None, help="comma-separated autocorrelation lags")
 @click.option("--detector", type=click.Choice(SUITE + STREAM), default=None,
-              help="default: online when every file has ONE sensor column, else mode_resid. "
+              help="default: online when every file has ONE sensor column, else mode_noise. "
               "Pure detectors, each calibrated out-of-fold on the "
               "training rows: pca_t2, pca_q, mahalanobis, knn, and the raw-row checks missing "
               "and stuck; ensembles of their calibrated scores: pca_t2q, q_quality (Q, "
               "missing, stuck), "
               "q_resid (Q, the residual EWMA charts residual_mean and residual_var, missing, stuck), "
               "mode_resid (mode_q, mode_mean, mode_var: Q and the charts with a leverage limit "
-              "for operating-point changes; missing, stuck: the default for 2+ sensors, fewest false "
-              "alarms on the hard library, which has mode changes), "
+              "for operating-point changes; missing, stuck), mode_noise (mode_resid and diff_var, "
+              "a chart of the raw rows' row-to-row differences: extra noise, oscillations; the "
+              "default for 2+ sensors), mode_slow_resid / mode_noise_slow (with mode_slow, a "
+              "longer-memory chart), "
               "ensemble (T², Q, k-NN, missing, stuck), all. Online detectors for univariate, "
               "non-stationary streams (each row against a trailing window, warm-started from "
               "the training rows, calibrated on their own online scores): online_z (robust z "

@@ -8,7 +8,9 @@ Members (all fitted on the same normal rows, all on the surprise scale after cal
 residuals, :mod:`residual`: slow drift, small shifts, noise changes), ``mode_q`` /
 ``mode_mean`` / ``mode_var`` (the same Q and charts with a leverage limit that widens as a
 row moves along the operating-point direction beyond the training range,
-:mod:`modechange`: mode changes), and two data-quality
+:mod:`modechange`: mode changes; ``mode_slow`` the mean chart with a longer memory, lam
+0.03), ``diff_var`` (an EWMA chart of squared row-to-row differences of the RAW rows,
+:mod:`noise`: extra noise, oscillations, jumps), and two data-quality
 checks on the raw rows (every other member imputes
 a missing value away and sees a frozen sensor only through its correlations):
 ``missing``, the share of sensors without a value in a row, and ``stuck``, the longest run of
@@ -23,7 +25,9 @@ scores over the training rows instead of out-of-fold refits.
 
 Ensembles (Bonferroni over members, :func:`~tocsin.detectors.calibration.combine`):
 ``pca_t2q`` = T² and Q; ``q_resid`` = Q, the two residual charts and the quality checks;
-``mode_resid`` = the three ``mode_*`` members and the quality checks;
+``mode_resid`` = the three ``mode_*`` members and the quality checks; ``mode_noise`` (the
+default of ``tocsin eval csv`` for 2+ sensor columns) = ``mode_resid`` and ``diff_var``;
+``mode_slow_resid`` / ``mode_noise_slow`` = ``mode_resid`` / ``mode_noise`` and ``mode_slow``;
 ``ensemble`` = T², Q, k-NN and missing; ``all`` = every member but the residual charts;
 ``online`` = the two online members and the quality checks (the default of ``tocsin eval
 csv`` for files with one sensor column).
@@ -45,6 +49,7 @@ from tocsin.detectors.calibration import SF_FLOOR, combine
 from tocsin.detectors.covariance import MahalanobisDetector
 from tocsin.detectors.knn import KNNDetector
 from tocsin.detectors.modechange import ModeAwareResidual
+from tocsin.detectors.noise import DiffNoise
 from tocsin.detectors.online import OnlineLikelihood, OnlineZ
 from tocsin.detectors.pca import PCADetector
 from tocsin.detectors.protocol import Detector, ModelError
@@ -60,6 +65,11 @@ MEMBERS: dict[str, Callable[[], Detector]] = {
     "mode_q": partial(ModeAwareResidual, "q"),
     "mode_mean": partial(ModeAwareResidual, "mean"),
     "mode_var": partial(ModeAwareResidual, "var"),
+    "mode_slow": partial(ModeAwareResidual, "mean", lam=0.03),
+}
+# calibrated members that score the RAW sensor rows (not the window features)
+RAW_MEMBERS: dict[str, Callable[[], Detector]] = {
+    "diff_var": DiffNoise,
 }
 ONLINE: dict[str, Callable[[], OnlineZ]] = {
     "online_z": OnlineZ,
@@ -70,13 +80,17 @@ ENSEMBLES: dict[str, list[str]] = {
     "q_quality": ["pca_q", "missing", "stuck"],
     "q_resid": ["pca_q", "residual_mean", "residual_var", "missing", "stuck"],
     "mode_resid": ["mode_q", "mode_mean", "mode_var", "missing", "stuck"],
+    "mode_noise": ["mode_q", "mode_mean", "mode_var", "diff_var", "missing", "stuck"],
+    "mode_slow_resid": ["mode_q", "mode_mean", "mode_var", "mode_slow", "missing", "stuck"],
+    "mode_noise_slow": ["mode_q", "mode_mean", "mode_var", "mode_slow", "diff_var", "missing",
+                        "stuck"],
     "ensemble": ["pca_t2", "pca_q", "knn", "missing", "stuck"],
     "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck"],
     "online": ["online_z", "online_lik", "missing", "stuck"],
 }
 QUALITY = ("missing", "stuck")
-RAW_ROW = (*ONLINE, *QUALITY)  # members that score the raw sensor rows, every row
-NAMES = [*MEMBERS, *ONLINE, *QUALITY, *ENSEMBLES]
+RAW_ROW = (*ONLINE, *RAW_MEMBERS, *QUALITY)  # members that score the raw sensor rows
+NAMES = [*MEMBERS, *RAW_MEMBERS, *ONLINE, *QUALITY, *ENSEMBLES]
 MAX_SURPRISE = -np.log10(SF_FLOOR)
 
 
@@ -161,12 +175,16 @@ def fit_suite(x: np.ndarray, names: list[str], raw: np.ndarray | None = None) ->
             out[m] = QualityCheck(m).fit(r)
         elif m in ONLINE:
             out[m] = OnlineMember(m, r)
+        elif m in RAW_MEMBERS:
+            out[m] = fit_calibrated(RAW_MEMBERS[m], r)
         else:
             out[m] = fit_calibrated(MEMBERS[m], x)
     return out
 
 
 def _member(f, x: np.ndarray, raw: np.ndarray | None, skip: int) -> np.ndarray:
+    if isinstance(f, Calibrated) and f.name in RAW_MEMBERS:
+        return f.calibration.surprise_uncapped(f.detector.score(x if raw is None else raw))
     if isinstance(f, QualityCheck):
         return f.surprise(x if raw is None else raw)
     if isinstance(f, OnlineMember):
