@@ -319,8 +319,10 @@ def main() -> None:
     ap.add_argument("--broker", default="127.0.0.1:9092")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--port", type=int, help="first of the 10 device ports (default: a free "
+                    "port and the 9 above it)")
     args = ap.parse_args()
-    port = free_port()
+    port = args.port or free_port()
     ready = mp.Event()
     srv = mp.Process(target=modbus_servers, args=(port, ready), daemon=True)
     srv.start()
