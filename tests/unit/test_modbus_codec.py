@@ -140,3 +140,8 @@ def test_block_decoder_bits_short_reads_and_frame_layout():
            lay.split(vals, q, 7)}
     assert got["p1"][0] == ["a", "c"] and got["p1"][1] == [7, 7]
     assert got["p1"][3] == [0, 2] and got["p2"][3] == [2]  # NaN and inf are bad, never good
+    v2, q2 = lay.new_poll()  # every poll gets fresh vectors: frames keep views of the last
+    assert np.isnan(v2).all() and not q2.any()
+    v2[:], q2[:] = 5.0, 1
+    assert vals[0] == 1.0 and np.isnan(vals[2]) and q.tolist() == [0, 2, 2]
+    assert np.isnan(lay.new_poll()[0]).all()  # the templates are never handed out

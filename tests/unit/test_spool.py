@@ -103,3 +103,25 @@ def test_unflushed_appends_are_in_the_file_before_they_are_handed_out(tmp_path):
     sp.close()
     again = DiskSpool(tmp_path)
     assert again.pending == 3 and again.take(10) == [b"r2", b"r3", b"r4"]
+
+
+def test_buffered_appends_across_segments_keep_order_and_positions(tmp_path):
+    """The writer's position is tracked without a tell() per append: records appended
+    unflushed across several segment rotations are handed out in order, acknowledged
+    segment by segment, and a restart resumes exactly after the last acknowledged one."""
+    sp = DiskSpool(tmp_path, segment_bytes=100, memory_bytes=10_000)
+    recs = [b"rec%03d" % i for i in range(40)]  # 8 + 6 bytes each: 7 per segment
+    for r in recs[:25]:
+        sp.append(r, flush=False)
+    assert sp.take(10) == recs[:10]
+    sp.ack(10)
+    for r in recs[25:]:
+        sp.append(r, flush=False)
+    assert sp.take(100) == recs[10:]
+    sp.ack(13)
+    assert len(list(tmp_path.glob("seg-*.log"))) < 40 * 14 // 100  # acknowledged ones went
+    sp.close()
+    again = DiskSpool(tmp_path, segment_bytes=100)
+    assert again.pending == 17 and again.take(100) == recs[23:]
+    for seg in tmp_path.glob("seg-*.log"):
+        assert seg.stat().st_size <= 100

@@ -280,8 +280,12 @@ class ModbusSource:
             st.polls += 1
             for asset, names, ts_a, v, q in layout.split(values, quality, ts):
                 self._seq += 1
-                await self._queue.put(ReadingsFrame(asset, list(names), ts_a, v, q,
-                                                    source=source, seq=self._seq))
+                frame = ReadingsFrame(asset, list(names), ts_a, v, q, source=source,
+                                      seq=self._seq)
+                if self._queue.full():  # back-pressure: wait for the reader
+                    await self._queue.put(frame)
+                else:  # no coroutine per frame
+                    self._queue.put_nowait(frame)
             nxt += period
             now = time.monotonic()
             if nxt < now:  # overran: skip the missed cycles (to the next tick) rather than burst
@@ -330,8 +334,10 @@ class ModbusSource:
         return modbus_pdu.payload(rr)  # the whole read's bytes, as they came
 
     async def frames(self) -> AsyncIterator[ReadingsFrame]:
+        queue = self._queue
         while True:
-            yield await self._queue.get()
+            # frames already queued are taken without a get() coroutine each
+            yield queue.get_nowait() if queue.qsize() else await queue.get()
 
     def records(self) -> AsyncIterator[ReadingsFrame]:
         """The Source protocol's name for :meth:`frames`."""

@@ -29,6 +29,10 @@ from tocsin.errors import ConnectorError, TocsinError
 
 log = logging.getLogger(__name__)
 _HDR = struct.Struct("<II")
+# the segment writer's buffer: records of a few kB (a 100-sample frame is ~3.5 kB) overflowed
+# the default 8 kB one every second append, one write call each; every take() (each sink
+# pump, every few ms) flushes it anyway, so a larger one only batches those write calls
+_WRITE_BUFFER = 1 << 16
 
 
 class SpoolFull(ConnectorError):
@@ -53,7 +57,8 @@ class DiskSpool:
             (self._path(1)).touch()
         if self._cur_seg < self._segments[0]:
             self._cur_seg, self._cur_off = self._segments[0], 0
-        self._writer = open(self._path(self._segments[-1]), "ab")
+        self._writer = open(self._path(self._segments[-1]), "ab", buffering=_WRITE_BUFFER)
+        self._wpos = self._writer.tell()  # the writer's end, kept here (no tell() per append)
         self._pending = self._count_pending()
         self._send_seg, self._send_off = self._cur_seg, self._cur_off
         self._bytes = self._disk_bytes()  # kept up to date from here on (no stat per append)
@@ -124,17 +129,19 @@ class DiskSpool:
                 raise SpoolFull(f"spool {self.dir} is full ({self.size_bytes:,} of "
                                 f"{self.max_bytes:,} bytes)")
             self._drop_oldest()
-        if self._writer.tell() + need > self.segment_bytes and self._writer.tell() > 0:
+        if self._wpos + need > self.segment_bytes and self._wpos > 0:
             self._writer.close()
             self._segments.append(self._segments[-1] + 1)
-            self._writer = open(self._path(self._segments[-1]), "ab")
+            self._writer = open(self._path(self._segments[-1]), "ab", buffering=_WRITE_BUFFER)
+            self._wpos = self._writer.tell()
         self._writer.write(_HDR.pack(len(data), zlib.crc32(data)) + data)
+        self._wpos += need
         if flush:
             self._writer.flush()
         self._pending += 1
         self._bytes += need
         if self._synced:
-            self._unsent.append((self._segments[-1], self._writer.tell(), data))
+            self._unsent.append((self._segments[-1], self._wpos, data))
             self._unsent_bytes += len(data)
             if self._unsent_bytes > self.memory_bytes:  # the reader fell behind: use the disk
                 self._synced = False
@@ -202,7 +209,7 @@ class DiskSpool:
             if len(out) >= n or self._send_seg >= self._segments[-1]:
                 break
             self._send_seg, self._send_off = self._send_seg + 1, 0
-        if self._send_seg == self._segments[-1] and self._send_off == self._writer.tell():
+        if self._send_seg == self._segments[-1] and self._send_off == self._wpos:
             self._synced = True  # caught up: later appends are handed out from memory
         return out
 
