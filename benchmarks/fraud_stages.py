@@ -38,8 +38,10 @@ class _Out:
         raise RuntimeError(f"dead letter in the benchmark ({stage}): {why}")
 
 
-def measure(n: int, batch: int, model_dir: str) -> dict:
-    """CPU microseconds per transaction of each stage over ``n`` simulated transactions."""
+def measure(n: int, batch: int, model_dir: str, gc_setup: tuple[str, int] | None = None) -> dict:
+    """CPU microseconds per transaction of each stage over ``n`` simulated transactions;
+    ``gc_setup`` (mode, gen0; benchmarks/gc_clock.py): Python's GC set up so once the stages
+    are built, and the CPU spent in collections counted."""
     from tocsin.config.payments import FraudSettings
     from tocsin.config.worker import Settings
     from tocsin.connectors.simulator.payswitch import PaymentSwitch
@@ -65,9 +67,16 @@ def measure(n: int, batch: int, model_dir: str) -> dict:
     for p in range(P):
         card.open(p, KeyedState(p))
         term.open(p, KeyedState(p))
+    clock = None
+    if gc_setup is not None:
+        from benchmarks import gc_clock
+
+        gc_clock.apply(*gc_setup)
+        clock = gc_clock.GcClock()
     cpu_card = cpu_term = 0.0
     scores = 0
     at = dict.fromkeys(range(P), 0)
+    batches = 0
     while any(at[p] < len(byp[p]) for p in range(P)):
         for p in range(P):
             chunk = byp[p][at[p]:at[p] + batch]
@@ -75,6 +84,7 @@ def measure(n: int, batch: int, model_dir: str) -> dict:
             if not chunk:
                 continue
             o = _Out()
+            batches += 1
             c0 = time.process_time()
             card.process(chunk, o)
             cpu_card += time.process_time() - c0
@@ -101,6 +111,15 @@ def measure(n: int, batch: int, model_dir: str) -> dict:
     res = {"n": len(txns), "scores": scores, "card_us": cpu_card / len(txns) * 1e6,
            "term_us": cpu_term / len(txns) * 1e6,
            "total_us": (cpu_card + cpu_term) / len(txns) * 1e6}
+    if clock is not None:
+        import gc
+
+        longest, freed = clock.longest_s, clock.collected
+        _, gc_cpu, counts = clock.take()
+        gc.callbacks.remove(clock._cb)
+        res.update(gc_us=gc_cpu / len(txns) * 1e6, gc_share=gc_cpu / (cpu_card + cpu_term),
+                   gc_collections=counts, gc_ms_per_batch=gc_cpu * 1e3 / batches,
+                   gc_longest_ms=longest * 1e3, gc_freed=freed)
     return res
 
 
@@ -125,6 +144,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model-dir", default=None, help="default: train a small one here")
+    ap.add_argument("--gc", default=None, help="instead of a baseline: Python's GC set-ups "
+                    "of this tree in turn, e.g. python,runtime (benchmarks/gc_clock.py)")
+    ap.add_argument("--gc-gen0", default="10000", help="--gc runtime: gen0 threshold(s)")
     args = add_arguments(ap).parse_args()
     model_dir = args.model_dir
     if model_dir is None:
@@ -137,6 +159,9 @@ def main() -> None:
             rep.check(f"fraud stages CPU per transaction ({m}), this tree vs the baseline", m,
                       "stages", peer="stages@baseline")
     rep.check("fraud stages' transactions per CPU-second", "tx_per_cpu_s", "stages")
+    if args.gc:
+        _gc_rounds(args, model_dir, rep)
+        return
     for rnd in range(args.rounds):  # alternating: the same load for both
         for name in ["stages"] + (["stages@baseline"] if args.baseline_tree else []):
             if name == "stages":
@@ -149,6 +174,27 @@ def main() -> None:
             rep.add(name, card_us=r["card_us"], term_us=r["term_us"], total_us=r["total_us"],
                     tx_per_cpu_s=1e6 / r["total_us"])
     rep.note("CPU time (process_time) of the stages' process/tick calls; no Kafka")
+    rep.finish(args)
+
+
+def _gc_rounds(args, model_dir: str, rep: Report) -> None:
+    from benchmarks import gc_clock
+
+    names = gc_clock.setups(args.gc, args.gc_gen0)
+    first = gc_clock.label(*names[0])
+    for mode, gen0 in names[1:]:
+        rep.check(f"fraud stages CPU per transaction, GC {gc_clock.label(mode, gen0)} vs "
+                  f"{first}", "total_us", gc_clock.label(mode, gen0), peer=first)
+    for rnd in range(args.rounds):  # in turn: the same load for each set-up
+        for mode, gen0 in names:
+            r = measure(args.n, args.batch, model_dir, (mode, gen0))
+            print(gc_clock.label(mode, gen0), rnd, r, flush=True)
+            rep.add(gc_clock.label(mode, gen0), total_us=r["total_us"], gc_us=r["gc_us"],
+                    gc_share=r["gc_share"], gc_ms_per_batch=r["gc_ms_per_batch"],
+                    gc_longest_ms=r["gc_longest_ms"], gc_freed=r["gc_freed"],
+                    tx_per_cpu_s=1e6 / r["total_us"])
+    rep.note("CPU time (process_time) of the stages' process/tick calls; no Kafka; GC CPU "
+             "from gc.callbacks (thread_time)")
     rep.finish(args)
 
 

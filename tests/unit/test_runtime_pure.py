@@ -103,3 +103,50 @@ def test_settings_validate_guarantee_and_heartbeat():
         load_settings(session_timeout_ms=3000, heartbeat_interval_ms=1500)
     assert load_settings(group_protocol="consumer", session_timeout_ms=3000,
                          heartbeat_interval_ms=1500).group_protocol == "consumer"
+
+
+@pytest.fixture
+def python_gc():
+    """Python's GC as it was before the test (prepare() changes process-wide state)."""
+    import gc
+
+    before = gc.get_threshold()
+    yield gc
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+def test_gc_setup_freezes_start_up_objects_and_sets_the_threshold(python_gc):
+    from tocsin.streams.runtime import gc_setup
+
+    gc = python_gc
+    gc.set_threshold(700, 10, 10)
+    s = load_settings()
+    assert s.runtime_gc_freeze is True and s.runtime_gc_gen0 == 10_000
+    start_up = [[i] for i in range(1000)]  # tracked objects alive at start-up
+    text = gc_setup.prepare(s)
+    assert gc.get_threshold() == (10_000, 10, 10)
+    assert gc.get_freeze_count() >= len(start_up)
+    assert "froze" in text and "10000" in text
+    # frozen objects are out of every generation: a full collection no longer visits them
+    in_generations = {id(o) for o in gc.get_objects()}
+    assert all(gc.is_tracked(o) and id(o) not in in_generations for o in start_up)
+    # cycles made after start-up are still collected
+    a: list = []
+    a.append(a)
+    del a
+    assert gc.collect() >= 1
+
+
+def test_gc_setup_can_keep_pythons_defaults(python_gc, monkeypatch):
+    from tocsin.streams.runtime import gc_setup
+
+    gc = python_gc
+    gc.set_threshold(700, 10, 10)
+    monkeypatch.setenv("TOCSIN_RUNTIME_GC_FREEZE", "false")
+    monkeypatch.setenv("TOCSIN_RUNTIME_GC_GEN0", "0")
+    frozen = gc.get_freeze_count()
+    gc_setup.prepare(load_settings())
+    assert gc.get_threshold() == (700, 10, 10) and gc.get_freeze_count() == frozen
+    with pytest.raises(ConfigError, match="TOCSIN_RUNTIME_GC_GEN0"):
+        load_settings(runtime_gc_gen0=-1)

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tocsin.errors import ConfigError
 
 AGENTS = ("thresholds", "features", "anomaly")
+GC_GEN0_DEFAULT = 10_000  # measured: docs/runtime.md, "Python's garbage collector"
 
 
 class Settings(BaseSettings):
@@ -81,6 +82,14 @@ class Settings(BaseSettings):
                                        "the alert latency)")
     changelog_replication: int = Field(0, ge=0, le=5, description="replication of changelog "
                                        "topics; 0 = min(3, brokers)")
+    # Python's cyclic GC (tocsin/streams/runtime/gc_setup.py; docs/runtime.md): set once
+    # after start-up, before the runners start
+    runtime_gc_freeze: bool = Field(True, description="runtime: gc.collect() + gc.freeze() "
+                                    "after start-up (models, config, operators leave the "
+                                    "collector's generations); false = Python's default")
+    runtime_gc_gen0: int = Field(GC_GEN0_DEFAULT, ge=0, le=1_000_000, description="runtime: "
+                                 "gen0 threshold of Python's cyclic GC (net allocations "
+                                 "between young collections); 0 = Python's (700)")
 
     @field_validator("replication", mode="before")
     @classmethod

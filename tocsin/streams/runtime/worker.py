@@ -16,7 +16,12 @@ log = logging.getLogger("tocsin.runtime")
 def serve(runners, install_signals: bool = True) -> None:
     """Start each runner in its thread; on a signal stop them all and wait. A runner that
     fails (fenced, broker gone for good) stops the others and raises here, so the process
-    exits non-zero and its supervisor restarts it."""
+    exits non-zero and its supervisor restarts it. Python's GC is set up first (after the
+    operators were built, before any runner starts): :mod:`tocsin.streams.runtime.gc_setup`."""
+    from tocsin.streams.runtime import gc_setup
+
+    if runners:  # the operators (models, config) are built; nothing runs yet
+        gc_setup.prepare(runners[0].s)
     stop = threading.Event()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
