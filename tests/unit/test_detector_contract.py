@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tocsin.detectors.covariance  # noqa: F401  (registers)
+import tocsin.detectors.fused  # noqa: F401  (registers)
 import tocsin.detectors.knn  # noqa: F401  (registers)
 import tocsin.detectors.modechange  # noqa: F401  (registers)
 import tocsin.detectors.noise  # noqa: F401  (registers)

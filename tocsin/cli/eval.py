@@ -38,7 +38,8 @@ def eval_group() -> None:
 SUITE = ["pca_t2", "pca_q", "mahalanobis", "knn", "residual_mean", "residual_var", "mode_q",
          "mode_mean", "mode_var", "mode_slow", "diff_var", "missing", "stuck", "pca_t2q",
          "q_quality", "q_resid", "mode_resid", "mode_noise", "mode_slow_resid",
-         "mode_noise_slow", "ensemble", "all", "online_z", "online_lik", "online"]
+         "mode_noise_slow", "mode_noise_fisher", "mode_noise_top2", "ensemble", "all",
+         "online_z", "online_lik", "online"]
 UNIVARIATE_DEFAULT, MULTIVARIATE_DEFAULT = "online", "mode_noise"
 
 
@@ -92,6 +93,8 @@ STREAM = ["any", "iforest", "lstm_ae", "pca"]
               "a chart of the raw rows' row-to-row differences: extra noise, oscillations; the "
               "default for 2+ sensors), mode_slow_resid / mode_noise_slow (with mode_slow, a "
               "longer-memory chart), "
+              "mode_noise_fisher / mode_noise_top2 (mode_noise's members fused: Fisher's sum "
+              "or the two largest surprises summed, recalibrated out-of-fold), "
               "ensemble (T², Q, k-NN, missing, stuck), all. Online detectors for univariate, "
               "non-stationary streams (each row against a trailing window, warm-started from "
               "the training rows, calibrated on their own online scores): online_z (robust z "

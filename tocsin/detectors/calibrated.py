@@ -25,6 +25,9 @@ from tocsin.detectors.protocol import Detector, ModelError, out_of_fold_scores
 class Calibrated:
     detector: Detector
     calibration: TailCalibration
+    # the scores the calibration was fitted on (out-of-fold or held back): what a second
+    # level (the fused ensembles, :mod:`tocsin.detectors.fused`) recalibrates on
+    cal_scores: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -49,7 +52,7 @@ def fit_calibrated(make: Callable[[], Detector], x: np.ndarray, how: str = "oof"
         cal_scores = det.score(x[cut:])
     else:
         raise ModelError(f"calibration: how must be 'oof' or 'holdout', got {how!r}")
-    return Calibrated(det, fit_tail(cal_scores, tail=tail))
+    return Calibrated(det, fit_tail(cal_scores, tail=tail), np.asarray(cal_scores))
 
 
 @dataclass

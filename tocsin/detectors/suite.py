@@ -32,6 +32,11 @@ default of ``tocsin eval csv`` for 2+ sensor columns) = ``mode_resid`` and ``dif
 ``online`` = the two online members and the quality checks (the default of ``tocsin eval
 csv`` for files with one sensor column).
 
+Fused ensembles (:data:`FUSED`, :mod:`fused`): ``mode_noise_fisher`` / ``mode_noise_top2`` =
+``mode_noise``'s members, their surprises summed (Fisher's -2 sum ln p) or the two largest
+summed, and that statistic recalibrated on the members' out-of-fold surprises of the
+training rows, so it is on the same surprise scale and every decision rule applies.
+
 :func:`surprises` gives the capped surprise (the decision scale); ``uncapped=True`` the same
 numbers without the cap at 12, so the rows beyond it keep their order (what a scorer that
 picks its own threshold from a ranking needs).
@@ -47,6 +52,7 @@ import numpy as np
 from tocsin.detectors.calibrated import Calibrated, fit_calibrated
 from tocsin.detectors.calibration import SF_FLOOR, combine
 from tocsin.detectors.covariance import MahalanobisDetector
+from tocsin.detectors.fused import FusedCalibration, align_tail
 from tocsin.detectors.knn import KNNDetector
 from tocsin.detectors.modechange import ModeAwareResidual
 from tocsin.detectors.noise import DiffNoise
@@ -88,9 +94,22 @@ ENSEMBLES: dict[str, list[str]] = {
     "all": ["pca_t2", "pca_q", "mahalanobis", "knn", "missing", "stuck"],
     "online": ["online_z", "online_lik", "missing", "stuck"],
 }
+# fused ensembles (:mod:`fused`): name -> (members, how); the members' surprises fused into
+# one statistic, recalibrated on the members' out-of-fold surprises of the training rows
+FUSED: dict[str, tuple[list[str], str]] = {
+    "mode_noise_fisher": (ENSEMBLES["mode_noise"], "fisher"),
+    "mode_noise_top2": (ENSEMBLES["mode_noise"], "top2"),
+}
 QUALITY = ("missing", "stuck")
 RAW_ROW = (*ONLINE, *RAW_MEMBERS, *QUALITY)  # members that score the raw sensor rows
-NAMES = [*MEMBERS, *RAW_MEMBERS, *ONLINE, *QUALITY, *ENSEMBLES]
+NAMES = [*MEMBERS, *RAW_MEMBERS, *ONLINE, *QUALITY, *ENSEMBLES, *FUSED]
+
+
+def members_of(name: str) -> list[str]:
+    """The members of a detector, ensemble or fused ensemble name."""
+    if name in FUSED:
+        return FUSED[name][0]
+    return ENSEMBLES.get(name, [name])
 MAX_SURPRISE = -np.log10(SF_FLOOR)
 
 
@@ -136,7 +155,7 @@ def needed(names: list[str]) -> list[str]:
     for n in names:
         if n not in NAMES:
             raise ModelError(f"unknown detector {n!r}; known: {NAMES}")
-        for m in ENSEMBLES.get(n, [n]):
+        for m in members_of(n):
             if m not in out:
                 out.append(m)
     return out
@@ -160,7 +179,20 @@ class OnlineMember:
         return self.calibration.surprise_uncapped(s)
 
 
-Fitted = dict[str, Calibrated | QualityCheck | OnlineMember]
+Fitted = dict[str, Calibrated | QualityCheck | OnlineMember | FusedCalibration]
+
+
+def train_surprise(f, r: np.ndarray) -> np.ndarray:
+    """A fitted member's uncapped surprises of its own training rows, from scores of rows
+    it did not train on (out-of-fold for the calibrated members, one-step-ahead for the
+    online ones; the quality checks' limits lie beyond every training row: 0)."""
+    if isinstance(f, QualityCheck):
+        return f.surprise(r)
+    if isinstance(f, OnlineMember):
+        return f.calibration.surprise_uncapped(f.detector.train_scores)
+    if f.cal_scores is None:
+        raise ModelError(f"fused: member {f.name!r} kept no calibration scores")
+    return f.calibration.surprise_uncapped(f.cal_scores)
 
 
 def fit_suite(x: np.ndarray, names: list[str], raw: np.ndarray | None = None) -> Fitted:
@@ -179,6 +211,11 @@ def fit_suite(x: np.ndarray, names: list[str], raw: np.ndarray | None = None) ->
             out[m] = fit_calibrated(RAW_MEMBERS[m], r)
         else:
             out[m] = fit_calibrated(MEMBERS[m], x)
+    for n in names:
+        if n in FUSED:
+            members, how = FUSED[n]
+            out[n] = FusedCalibration.fit(
+                align_tail([train_surprise(out[m], r) for m in members]), how)
     return out
 
 
@@ -204,11 +241,16 @@ def surprises(fitted: Fitted, x: np.ndarray, names: list[str],
     if each is None:
         each = {}
     if not each:
-        each.update({m: _member(f, x, raw, skip) for m, f in fitted.items()})
+        each.update({m: _member(f, x, raw, skip) for m, f in fitted.items()
+                     if not isinstance(f, FusedCalibration)})
     use = each if uncapped else {m: np.minimum(v, MAX_SURPRISE) for m, v in each.items()}
     out = {}
     for n in names:
-        members = ENSEMBLES.get(n, [n])
-        out[n] = use[members[0]] if len(members) == 1 else combine(
-            {m: use[m] for m in members})
+        members = members_of(n)
+        f = fitted.get(n)
+        if isinstance(f, FusedCalibration):
+            out[n] = f.surprise(np.vstack([each[m] for m in members]), uncapped=uncapped)
+        else:
+            out[n] = use[members[0]] if len(members) == 1 else combine(
+                {m: use[m] for m in members})
     return out
