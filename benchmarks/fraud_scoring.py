@@ -304,7 +304,10 @@ def main() -> None:
     rep = Report("fraud_scoring", vars(args))
     declare_checks(rep, rates, names)
     for rnd in range(args.rounds):
-        for name in names:  # contenders interleaved, round by round: the same load for each
+        # contenders interleaved, round by round (the same load for each), and the order
+        # rotated each round: the first contender of a round met a colder broker (commit
+        # latency falls for minutes after a broker starts), 3 of 4 first rounds in one session
+        for name in names[rnd % len(names):] + names[:rnd % len(names)]:
             base, _, at = name.partition("@")
             extra, tree = contenders[base], (args.baseline_tree if at else None)
             one: dict = {"throughput": throughput(
