@@ -24,26 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from tocsin.detectors.online import ffill
 from tocsin.detectors.protocol import ModelError, as_rows, register
 from tocsin.detectors.residual import CLIP, ewma_rows
 
-
-def carried(x: np.ndarray) -> np.ndarray:
-    """Carry the last finite value of each column forward (leading gaps: the column's first
-    finite value, or 0 for a column with none)."""
-    x = np.array(x, dtype=np.float64, copy=True)
-    for j in range(x.shape[1]):
-        col = x[:, j]
-        ok = np.isfinite(col)
-        if not ok.any():
-            col[:] = 0.0
-            continue
-        idx = np.where(ok, np.arange(len(col)), 0)
-        np.maximum.accumulate(idx, out=idx)
-        first = int(np.flatnonzero(ok)[0])
-        idx[:first] = first
-        x[:, j] = col[idx]
-    return x
+# carry the last finite value of each column forward (leading gaps: the column's first finite
+# value, or 0 for a column with none): the online detectors' forward fill
+carried = ffill
 
 
 def differences(x: np.ndarray) -> np.ndarray:
