@@ -96,9 +96,13 @@ def console(kafka, prefix, tmp_path, influx):
 
 
 def _wait(drv, cond, timeout=30.0, what=""):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(drv, timeout, poll_frequency=0.2).until(
+    # the console re-renders parts of the page while we poll: an element found a moment ago
+    # may be replaced before it is read; the next poll looks it up again
+    return WebDriverWait(drv, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: cond(d), message=f"not seen within {timeout}s: {what}")
 
 
